@@ -1,0 +1,29 @@
+# The two commands a new machine needs: `make run` and `make test` (both install first).
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test test-unit lint bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: install
+	$(VENV)/bin/capas up
+
+test: install
+	$(PY) -m pytest -q -rs tests
+
+test-unit: install
+	$(PY) -m pytest -q -rs tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/train_overhead.py

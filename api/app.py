@@ -1,0 +1,22 @@
+"""The FastAPI application factory."""
+
+from fastapi import FastAPI
+
+from api import errors
+from api.limits import BodySizeLimit
+from api.routes import datasets, health, jobs, me, models
+from core.services.registry import PredictorCache
+from core.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Capas", version="0.1.0",
+                  description="Train and serve neural networks from a declarative layer spec.")
+    app.state.settings = settings
+    app.state.predictors = PredictorCache(settings.model_cache_size)
+    errors.install(app)
+    for router in (health.router, jobs.router, models.router, datasets.router, me.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
+    return app

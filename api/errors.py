@@ -1,0 +1,50 @@
+"""Every error leaves the API as `{"error": {"code", "message", "details"}}`."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from core.errors import CapasError
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+              415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
+              503: "unavailable"}
+
+
+def error_response(status: int, code: str, message: str,
+                   details: list[dict[str, Any]] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+def _field(loc: tuple) -> str:
+    path = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    # A JSON decode error is located at ("body", offset): name the body itself.
+    return path if path and not path.startswith("[") else str(loc[0])
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(CapasError)
+    async def capas_error(_: Request, exc: CapasError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": _field(e["loc"]), "message": e["msg"], "value": e.get("input")}
+                   for e in exc.errors()]
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+        return error_response(422, "invalid", f"invalid request: {summary}", details)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"),
+                              str(exc.detail), headers=exc.headers)

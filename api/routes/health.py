@@ -1,0 +1,36 @@
+"""Liveness and readiness (SQL and broker reachable)."""
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import text
+
+from api.deps import SettingsDep
+from core.db import get_engine
+from core.errors import Unavailable
+from core.queue import broker_reachable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(settings: SettingsDep) -> dict:
+    def check() -> dict[str, bool]:
+        try:
+            with get_engine(settings).connect() as connection:
+                connection.execute(text("SELECT 1"))
+            database = True
+        except Exception:
+            database = False
+        return {"database": database, "broker": broker_reachable(settings)}
+
+    checks = await run_in_threadpool(check)
+    if not all(checks.values()):
+        down = ", ".join(name for name, ok in checks.items() if not ok)
+        raise Unavailable(f"not ready: {down} unreachable",
+                          [{"field": k, "value": v} for k, v in checks.items()])
+    return {"status": "ready", **checks}

@@ -1,0 +1,239 @@
+"""The `capas` command: run the service (`up`, `api`, `worker`, `migrate`) and use it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+
+from capas.client import CapasAPIError, Client
+
+app = typer.Typer(help="Train and serve neural networks from a declarative layer spec.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+            "-Q", queues, "--concurrency", str(concurrency), "--pool", "prefork",
+            "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM (a warm shutdown) if `capas up` itself is killed."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class WorkerSupervisor:
+    """Runs the embedded worker as a child process and restarts it if it dies."""
+
+    def __init__(self, command: list[str]):
+        self.command = command
+        self.process: subprocess.Popen | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self.process = self._spawn()
+        self.thread.start()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.command, preexec_fn=_die_with_parent)
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.process.poll() is not None and not self.stopping.is_set():
+                err.print(f"[yellow]worker exited ({self.process.returncode}); restarting[/]")
+                self.process = self._spawn()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.stopping.set()
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@app.command()
+def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
+       port: Annotated[int | None, typer.Option(help="API port")] = None) -> None:
+    """Start the embedded service: migrations, API and one worker, in one process tree."""
+    import uvicorn
+
+    from core.settings import get_settings
+
+    settings = get_settings()
+    if host:
+        settings.host = os.environ["CAPAS_HOST"] = host
+    if port:
+        settings.port = port
+        os.environ["CAPAS_PORT"] = str(port)
+    _migrate_and_bootstrap(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    worker = WorkerSupervisor(_worker_command("cpu", settings.worker_concurrency,
+                                              "capas-embedded@%h"))
+    worker.start()
+    console.print(f"Capas is up: API on {url}, data in {settings.resolved_data_dir}. "
+                  "Ctrl-C stops it.")
+    # uvicorn re-raises SIGTERM after its own graceful shutdown; turn it into an exit that
+    # runs the `finally` below instead of the default handler's immediate death.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    log_level="warning")
+    finally:
+        worker.stop()
+        console.print("Capas stopped.")
+
+
+@app.command()
+def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1) -> None:
+    """Run the API server alone (cluster mode)."""
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command()
+def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
+           concurrency: int = 1) -> None:
+    """Run a Celery worker (cluster mode): `-Q cpu` or `-Q cuda` (one per GPU)."""
+    os.execv(sys.executable, _worker_command(queues, concurrency, "capas@%h"))
+
+
+def _migrate_and_bootstrap(settings) -> str | None:
+    """Apply migrations; on the very first start, create the admin key and print it once."""
+    from core.db import session_scope
+    from core.migrate import upgrade
+    from core.services.auth import AuthService
+
+    settings.ensure_dirs()
+    upgrade(settings)
+    with session_scope(settings) as session:
+        key = AuthService(session).bootstrap_admin(settings)
+    if key:
+        console.print(f"[bold green]Admin API key (shown once):[/] {key}")
+        console.print(f"Saved to {settings.credentials_file}; the capas command finds it there.")
+    return key
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (cluster mode); the first run creates the admin key."""
+    from core.settings import get_settings
+
+    _migrate_and_bootstrap(get_settings())
+    console.print("database is at the latest revision")
+
+
+def _fail(error: CapasAPIError) -> None:
+    err.print(f"[red]error {error.status} ({error.code}):[/] {error.message}")
+    for detail in error.details:
+        err.print(f"  - {detail.get('field')}: {detail.get('message', '')} "
+                  f"(received {json.dumps(detail.get('value'))})")
+    raise typer.Exit(1)
+
+
+@app.command()
+def submit(spec_file: Path,
+           framework: Annotated[str | None, typer.Option(
+               help="tensorflow or pytorch; overrides the file's framework")] = None,
+           watch: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+           submission_id: Annotated[str | None, typer.Option(
+               help="idempotency key: resubmitting returns the same job")] = None) -> None:
+    """Queue a training job from a JSON file."""
+    body = json.loads(spec_file.read_text())
+    with Client() as client:
+        try:
+            job = client.submit(body, framework=framework, submission_id=submission_id)
+        except CapasAPIError as error:
+            _fail(error)
+        console.print(f"job [bold]{job['id']}[/] queued ({job['framework']}, "
+                      f"model {job['model_name']})")
+        if watch:
+            _watch(client, job)
+
+
+def _watch(client: Client, submitted: dict) -> None:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[stats]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("queued", total=submitted["epochs"], stats="")
+        job = submitted
+        for job, rows in client.follow(submitted["id"]):
+            for row in rows:
+                stats = "  ".join(f"{k} {row[k]:.4f}" for k in
+                                  ("loss", "accuracy", "mae", "val_loss", "val_accuracy",
+                                   "val_mae") if row.get(k) is not None)
+                progress.update(task, completed=row["epoch"], stats=stats)
+            progress.update(task, description=job["status"])
+    if job["status"] == "succeeded":
+        test = {k: round(v, 4) for k, v in job["final_metrics"].items() if k.startswith("test_")}
+        console.print(f"[green]succeeded[/]: model {job['model_name']} version "
+                      f"{job['model_version']}; {test}")
+    else:
+        err.print(f"[red]{job['status']}[/]: {job['failure_reason']}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def jobs(status: str | None = None, limit: int = 20) -> None:
+    """List recent jobs."""
+    with Client() as client:
+        try:
+            items = client.jobs(status=status, limit=limit)
+        except CapasAPIError as error:
+            _fail(error)
+    table = Table("status", "model", "framework", "epochs", "best", "created")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=36))
+    for job in items:
+        best = job["best_metrics"] or {}
+        table.add_row(job["id"], job["status"], job["model_name"], job["framework"],
+                      f"{job['epochs_done']}/{job['epochs']}",
+                      ", ".join(f"{k}={v:.4g}" for k, v in best.items()
+                                if not k.endswith("_epoch")),
+                      job["created_at"][:19])
+    console.print(table)
+
+
+@app.command()
+def job(job_id: str) -> None:
+    """Show one job as JSON."""
+    with Client() as client:
+        try:
+            console.print_json(data=client.job(job_id))
+        except CapasAPIError as error:
+            _fail(error)
+
+
+@app.command()
+def predict(model: str,
+            input: Annotated[Path, typer.Option(
+                "--input", "-i", help='JSON file: a list of instances or {"instances": [...]}')],
+            version: int | None = None) -> None:
+    """Predict with a published model."""
+    data = json.loads(input.read_text())
+    instances = data["instances"] if isinstance(data, dict) else data
+    with Client() as client:
+        try:
+            console.print_json(data=client.predict(model, instances, version=version))
+        except CapasAPIError as error:
+            _fail(error)
+
+
+if __name__ == "__main__":
+    app()

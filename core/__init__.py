@@ -1,0 +1,1 @@
+"""Shared domain of Capas: settings, database, repositories, services and the artifact store."""

@@ -1,0 +1,34 @@
+"""Queries on users and API keys."""
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.models import ApiKey, User
+
+
+class UserRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(User)) or 0
+
+    def add(self, name: str, role: str) -> User:
+        user = User(name=name, role=role)
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def get_by_name(self, name: str) -> User | None:
+        return self.session.scalar(select(User).where(User.name == name))
+
+    def add_key(self, user: User, prefix: str, key_hash: str) -> ApiKey:
+        key = ApiKey(user_id=user.id, prefix=prefix, key_hash=key_hash)
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def active_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self.session.scalar(
+            select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )

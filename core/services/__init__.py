@@ -1,0 +1,1 @@
+"""Services: the use cases shared by the API and the workers."""

@@ -1,0 +1,76 @@
+"""The one settings object (``CAPAS_`` environment variables) shared by API, workers and Alembic."""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_threads() -> int:
+    # A small model on two cores trains faster on one thread than on two that fight
+    # (and the API shares the host); give the framework half the cores.
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAPAS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("capas-data")
+    database_url: str | None = None
+    broker_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    torch_threads: int = Field(default_factory=_default_threads)
+    worker_max_memory_mb: int = 2048
+    worker_concurrency: int = 1
+    broker_poll_interval_s: float = 0.05
+
+    max_epochs: int = 1000
+    max_params: int = 10_000_000
+    max_runtime_s: int = 6 * 3600
+    max_predict_batch: int = 1024
+    max_body_mb: int = 32
+    model_cache_size: int = 16
+    parity_tolerance: float = 1e-4
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'capas.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.celery_broker_url.startswith("filesystem://")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.resolved_data_dir / "artifacts"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.resolved_data_dir / "broker"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.resolved_data_dir / "credentials.json"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.resolved_data_dir, self.artifacts_dir, self.broker_dir / "queue",
+                     self.broker_dir / "processed"):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Pure machine learning for Capas: spec, backends, datasets, training, export and serving."""

@@ -1,0 +1,72 @@
+"""A trained model on disk: spec JSON, canonical weights (safetensors), ONNX export, manifest.
+
+Nothing here runs code on load: weights are plain tensors loaded into a model rebuilt from
+the spec, and every file is checked against the sha256 in the manifest.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from safetensors.numpy import load_file, save_file
+
+from ml.datasets import Preprocessing
+from ml.onnx_export import export
+from ml.serving import Predictor
+from ml.spec import JobSpec
+
+FORMAT = "capas-model/1"
+SPEC_FILE, WEIGHTS_FILE, ONNX_FILE, MANIFEST_FILE = (
+    "spec.json", "weights.safetensors", "model.onnx", "manifest.json")
+
+
+class ArtifactIntegrityError(RuntimeError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(directory: Path, manifest: dict, filename: str) -> Path:
+    path = directory / filename
+    expected = manifest["files"][filename]
+    if not path.is_file() or sha256_of(path) != expected:
+        raise ArtifactIntegrityError(f"{filename} does not match its sha256 in the manifest")
+    return path
+
+
+def write_model(directory: Path, spec: JobSpec, weights: dict[str, np.ndarray],
+                preprocessing: Preprocessing, manifest: dict) -> dict:
+    """Write the four files; return the manifest completed with the files' sha256."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()},
+              str(directory / WEIGHTS_FILE))
+    onnx.save(export(spec.model, weights, preprocessing), str(directory / ONNX_FILE))
+    files = {name: sha256_of(directory / name) for name in (SPEC_FILE, WEIGHTS_FILE, ONNX_FILE)}
+    manifest = {"format": FORMAT, **manifest, "preprocessing": preprocessing.to_json(),
+                "files": files}
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def read_manifest(directory: Path) -> dict:
+    return json.loads((directory / MANIFEST_FILE).read_text())
+
+
+def read_weights(directory: Path, manifest: dict) -> dict[str, np.ndarray]:
+    return load_file(str(verify(directory, manifest, WEIGHTS_FILE)))
+
+
+def export_max_abs_diff(directory: Path, manifest: dict, raw_inputs: np.ndarray,
+                        native_outputs: np.ndarray) -> float:
+    """Largest absolute difference between the ONNX export and the native model."""
+    predictor = Predictor.load(verify(directory, manifest, ONNX_FILE))
+    return float(np.max(np.abs(predictor.predict(raw_inputs) - native_outputs)))

@@ -1,0 +1,219 @@
+"""Built-in datasets from installed packages, their schemas, seeded splits and preprocessing."""
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from ml.errors import DataError
+
+TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: str
+    x: np.ndarray  # float32 [n, *feature_shape]
+    y: np.ndarray  # int64 [n] class indices, or float32 [n, *target_shape]
+    task: str
+    kind: str  # "tabular", "image" or "sequence"
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    description: str = ""
+    schema: dict = field(init=False)
+
+    def __post_init__(self):
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.x).tobytes())
+        digest.update(np.ascontiguousarray(self.y).tobytes())
+        schema = {
+            "id": self.id,
+            "description": self.description,
+            "task": self.task,
+            "kind": self.kind,
+            "feature_shape": list(self.x.shape[1:]),
+            "feature_names": self.feature_names,
+            "dtype": "float32",
+            "num_samples": int(len(self.x)),
+            "num_classes": len(self.class_names) if self.class_names else None,
+            "class_names": self.class_names,
+            "class_counts": (np.bincount(self.y, minlength=len(self.class_names)).tolist()
+                             if self.class_names else None),
+            "target_shape": list(self.y.shape[1:]) if self.task == "regression" else None,
+            "sha256": digest.hexdigest(),
+        }
+        object.__setattr__(self, "schema", schema)
+
+
+def _sklearn_bunch(loader_name: str, dataset_id: str, description: str) -> Dataset:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, loader_name)()
+    return Dataset(
+        id=dataset_id,
+        x=np.asarray(bunch.data, dtype=np.float32),
+        y=np.asarray(bunch.target, dtype=np.int64),
+        task="classification",
+        kind="tabular",
+        class_names=[str(name) for name in bunch.target_names],
+        feature_names=[str(name) for name in bunch.feature_names],
+        description=description,
+    )
+
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return Dataset(
+        id="builtin:digits",
+        x=np.asarray(bunch.images, dtype=np.float32)[..., None],  # [1797, 8, 8, 1], 0..16
+        y=np.asarray(bunch.target, dtype=np.int64),
+        task="classification",
+        kind="image",
+        class_names=[str(name) for name in bunch.target_names],
+        description="8×8 grey images of handwritten digits, pixel values 0–16",
+    )
+
+
+def _moons() -> Dataset:
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=1000, noise=0.2, random_state=0)
+    return Dataset(
+        id="builtin:moons",
+        x=x.astype(np.float32),
+        y=y.astype(np.int64),
+        task="classification",
+        kind="tabular",
+        class_names=["0", "1"],
+        feature_names=["x1", "x2"],
+        description="Two interleaving half circles (playground), 1000 points",
+    )
+
+
+def _sine() -> Dataset:
+    # Windows of 20 steps of a noisy sine; the target is the step that follows each window.
+    rng = np.random.default_rng(0)
+    steps, window = 1020, 20
+    series = np.sin(np.linspace(0, 60, steps)) + rng.normal(0, 0.05, steps)
+    x = np.stack([series[i:i + window] for i in range(steps - window)])[..., None]
+    y = series[window:].reshape(-1, 1)
+    return Dataset(
+        id="builtin:sine", x=x.astype(np.float32), y=y.astype(np.float32), task="regression",
+        kind="sequence", description="Noisy sine: 20-step windows → the next value",
+    )
+
+
+BUILTINS: dict[str, Callable[[], Dataset]] = {
+    "builtin:iris": lambda: _sklearn_bunch("load_iris", "builtin:iris",
+                                           "Iris flowers: 4 measurements, 3 species"),
+    "builtin:wine": lambda: _sklearn_bunch("load_wine", "builtin:wine",
+                                           "Wine: 13 chemical measurements, 3 cultivars"),
+    "builtin:breast_cancer": lambda: _sklearn_bunch(
+        "load_breast_cancer", "builtin:breast_cancer",
+        "Breast cancer Wisconsin: 30 features, malignant or benign"),
+    "builtin:digits": _digits,
+    "builtin:moons": _moons,
+    "builtin:sine": _sine,
+}
+
+
+@cache
+def load_builtin(dataset_id: str) -> Dataset:
+    try:
+        return BUILTINS[dataset_id]()
+    except KeyError:
+        raise DataError(f"unknown dataset '{dataset_id}'") from None
+
+
+# --- splits and preprocessing ----------------------------------------------------------------
+
+
+def split_problem(num_samples: int, num_classes: int | None,
+                  validation_split: float) -> str | None:
+    """Why these split fractions cannot work on this dataset, or None."""
+    rest = num_samples - math.ceil(num_samples * TEST_FRACTION)
+    validation = math.ceil(rest * validation_split)
+    needed = num_classes or 1
+    for part, size in (("training", rest - validation), ("validation", validation)):
+        if size < needed:
+            return (f"{validation_split} leaves {size} {part} samples of {num_samples} "
+                    f"(after the {TEST_FRACTION:.0%} test split); at least {needed} needed")
+    return None
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray  # indices
+    validation: np.ndarray
+    test: np.ndarray
+
+
+def split(dataset: Dataset, seed: int, validation_split: float) -> Split:
+    """Seeded, stratified (for classification) train/validation/test indices.
+
+    The test split depends only on the seed, never on `validation_split`, and is never used
+    for training or early stopping.
+    """
+    from sklearn.model_selection import train_test_split
+
+    problem = split_problem(len(dataset.x), len(dataset.class_names or []) or None,
+                            validation_split)
+    if problem:
+        raise DataError(f"training.validation_split: {problem}")
+    indices = np.arange(len(dataset.x))
+    stratify = dataset.y if dataset.task == "classification" else None
+    rest, test = train_test_split(indices, test_size=TEST_FRACTION, random_state=seed,
+                                  stratify=stratify)
+    stratify = dataset.y[rest] if dataset.task == "classification" else None
+    train, validation = train_test_split(rest, test_size=validation_split, random_state=seed,
+                                         stratify=stratify)
+    return Split(train=np.sort(train), validation=np.sort(validation), test=np.sort(test))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """x' = (x - shift) / scale, with statistics of the training split, in the model's layout."""
+
+    method: str
+    shift: np.ndarray  # float32, model input shape
+    scale: np.ndarray
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.shift) / self.scale).astype(np.float32)
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Preprocessing":
+        return cls(data["method"], np.asarray(data["shift"], np.float32),
+                   np.asarray(data["scale"], np.float32))
+
+
+def fit_preprocessing(method: str, kind: str, x_train: np.ndarray,
+                      input_shape: tuple[int, ...]) -> Preprocessing:
+    """Statistics from the training split, broadcast to the feature shape, then laid out in
+    the model's input shape (a model may read 8×8×1 images as 64 flat features)."""
+    if method == "auto":
+        method = "minmax" if kind == "image" else "standardize"
+    feature_shape = x_train.shape[1:]
+    if method == "standardize" and kind == "sequence":
+        # One mean and deviation for all time steps: the series is the same quantity.
+        shift, scale = np.full(feature_shape, x_train.mean()), np.full(feature_shape, x_train.std())
+    elif method == "standardize":
+        shift = x_train.mean(axis=0)
+        scale = x_train.std(axis=0)
+    elif method == "minmax":
+        # One range for all pixels: per-pixel ranges would blow up always-dark borders.
+        low, high = float(x_train.min()), float(x_train.max())
+        shift, scale = np.full(feature_shape, low), np.full(feature_shape, high - low)
+    else:
+        shift, scale = np.zeros(feature_shape), np.ones(feature_shape)
+    scale = np.where(scale < 1e-8, 1.0, scale)
+    return Preprocessing(method, np.asarray(shift, np.float32).reshape(input_shape),
+                         np.asarray(scale, np.float32).reshape(input_shape))

@@ -1,0 +1,135 @@
+"""The framework-agnostic training driver: data preparation, epoch reporting, early stopping.
+
+It knows nothing of the model: a backend builds and fits it; this module hands the backend
+prepared arrays and a `TrainingHooks` that it calls after every epoch and checks every batch.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ml.backends import get_backend
+from ml.datasets import Dataset, Preprocessing, fit_preprocessing, split
+from ml.errors import DataError
+from ml.spec import JobSpec
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int  # 1-based
+    loss: float
+    val_loss: float | None = None
+    accuracy: float | None = None
+    val_accuracy: float | None = None
+    mae: float | None = None
+    val_mae: float | None = None
+    learning_rate: float | None = None
+    duration_s: float | None = None
+    samples_per_s: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TrainingHooks(Protocol):
+    def on_epoch_end(self, metrics: EpochMetrics) -> None: ...
+
+    def should_stop(self) -> bool:
+        """Checked after every batch: True ends training cooperatively."""
+        ...
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    x_train: np.ndarray  # float32 [n, *input_shape], preprocessed
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    preprocessing: Preprocessing
+
+
+def prepare(spec: JobSpec, dataset: Dataset) -> PreparedData:
+    """Split, reshape to the model's input and scale with training-split statistics."""
+    input_shape = tuple(spec.model.input.shape)
+    if math.prod(input_shape) != math.prod(dataset.x.shape[1:]):
+        raise DataError(f"model.input.shape {list(input_shape)} does not fit the dataset's "
+                        f"features {list(dataset.x.shape[1:])}")
+    parts = split(dataset, spec.training.seed, spec.training.validation_split)
+    x = dataset.x.reshape(len(dataset.x), *input_shape)
+    y = dataset.y
+    if spec.model.objective == "binary_crossentropy":
+        y = y.astype(np.float32).reshape(-1, 1)
+    preprocessing = fit_preprocessing(spec.training.preprocessing, dataset.kind,
+                                      dataset.x[parts.train], input_shape)
+    return PreparedData(
+        x_train=preprocessing.apply(x[parts.train]), y_train=y[parts.train],
+        x_val=preprocessing.apply(x[parts.validation]), y_val=y[parts.validation],
+        x_test=preprocessing.apply(x[parts.test]), y_test=y[parts.test],
+        preprocessing=preprocessing,
+    )
+
+
+class _Supervisor:
+    """Wraps the caller's hooks with divergence detection and early stopping."""
+
+    def __init__(self, spec: JobSpec, hooks: TrainingHooks):
+        self.hooks = hooks
+        self.early = spec.training.early_stopping
+        self.best: float | None = None
+        self.waited = 0
+        self.stopped_early = False
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        if not math.isfinite(metrics.loss):
+            raise Diverged(f"diverged at epoch {metrics.epoch} (loss={metrics.loss})")
+        self.hooks.on_epoch_end(metrics)
+        if self.early is None:
+            return
+        value = getattr(metrics, self.early.monitor)
+        if value is None:
+            return
+        sign = -1.0 if self.early.monitor.endswith("accuracy") else 1.0
+        if self.best is None or sign * value < sign * self.best - self.early.min_delta:
+            self.best, self.waited = value, 0
+        else:
+            self.waited += 1
+            self.stopped_early = self.waited >= self.early.patience
+
+    def should_stop(self) -> bool:
+        return self.stopped_early or self.hooks.should_stop()
+
+
+@dataclass
+class TrainResult:
+    native: Any  # the backend's model
+    device: str
+    test_metrics: dict[str, float]
+    stopped_early: bool
+
+
+def score(spec: JobSpec, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy or mean absolute error of final outputs, computed the same for both backends."""
+    if spec.model.objective == "categorical_crossentropy":
+        return {"accuracy": float(np.mean(outputs.argmax(axis=-1) == y))}
+    if spec.model.objective == "binary_crossentropy":
+        return {"accuracy": float(np.mean((outputs > 0.5) == (y > 0.5)))}
+    return {"mae": float(np.mean(np.abs(outputs - y.reshape(outputs.shape))))}
+
+
+def train(spec: JobSpec, data: PreparedData, hooks: TrainingHooks,
+          device: str = "cpu") -> TrainResult:
+    backend = get_backend(spec.framework)
+    supervisor = _Supervisor(spec, hooks)
+    native, used_device = backend.fit(spec, data, supervisor, device)
+    test = score(spec, backend.predict(native, data.x_test), data.y_test)
+    return TrainResult(native=native, device=used_device,
+                       test_metrics={f"test_{k}": v for k, v in test.items()},
+                       stopped_early=supervisor.stopped_early)

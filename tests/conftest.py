@@ -1,0 +1,101 @@
+"""Shared fixtures: settings for each tier, services that skip (or fail in CI) when absent."""
+
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+REQUIRE_SERVICES = os.environ.get("CAPAS_REQUIRE_SERVICES") == "1"
+PG_ADMIN_URL = os.environ.get("CAPAS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# A Redis database of its own per test session, so that concurrent sessions never consume or
+# flush each other's messages.
+REDIS_URL = os.environ.get("CAPAS_TEST_REDIS_URL",
+                           f"redis://127.0.0.1:6379/{1 + uuid.uuid4().int % 15}")
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip a tier whose service is absent, except in CI where that is a failure."""
+    if not available:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{reason} (CAPAS_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def example(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def tiny_job(framework: str = "pytorch", epochs: int = 3, name: str = "tiny") -> dict:
+    """A small, fast job on iris that exercises every layer type of the current vocabulary."""
+    return {
+        "model": {
+            "name": name,
+            "input": {"shape": [4]},
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "tanh"},
+                {"type": "dropout", "rate": 0.1},
+                {"type": "flatten"},
+                {"type": "dense", "units": 3, "activation": "softmax"},
+            ],
+            "objective": "categorical_crossentropy",
+        },
+        "training": {"optimizer": {"type": "adam", "learning_rate": 0.05}, "epochs": epochs,
+                     "batch_size": 16, "seed": 3},
+        "dataset": "builtin:iris",
+        "framework": framework,
+    }
+
+
+@pytest.fixture
+def embedded_settings(tmp_path) -> Settings:
+    """SQLite + filesystem broker in a fresh data directory, migrated."""
+    from core.migrate import upgrade
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=None, broker_url=None)
+    settings.ensure_dirs()
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for the session, dropped at the end."""
+    require(port_open("127.0.0.1", 5432), "PostgreSQL is not running on 127.0.0.1:5432")
+    from sqlalchemy import create_engine, text
+
+    name = f"capas_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    require(port_open("127.0.0.1", 6379), "Redis is not running on 127.0.0.1:6379")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL

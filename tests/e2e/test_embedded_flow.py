@@ -1,0 +1,116 @@
+"""`capas up` as a subprocess, then the whole flow over HTTP and through the CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ml.datasets import load_builtin
+from tests.conftest import EXAMPLES, ROOT, free_port
+
+CAPAS = str(Path(sys.executable).parent / "capas")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    port = free_port()
+    env = {**os.environ, "CAPAS_DATA_DIR": str(data_dir), "CAPAS_PORT": str(port)}
+    for name in ("CAPAS_DATABASE_URL", "CAPAS_BROKER_URL", "CAPAS_API_KEY", "CAPAS_URL"):
+        env.pop(name, None)
+    log = (data_dir.parent / "up.log").open("w")
+    process = subprocess.Popen([CAPAS, "up"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (data_dir.parent / "up.log").read_text()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    credentials = json.loads((data_dir / "credentials.json").read_text())
+    yield {"process": process, "url": url, "env": env, "key": credentials["api_key"],
+           "log": data_dir.parent / "up.log"}
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+
+
+def capas(service, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CAPAS, *args], cwd=ROOT, env=service["env"], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_four_steps(service):
+    url, headers = service["url"], {"Authorization": f"Bearer {service['key']}"}
+    # 1. First start printed the admin key once and saved it where the CLI finds it.
+    assert service["key"] in service["log"].read_text()
+    assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
+
+    # 2. Submit the example and watch it to the end; --framework overrides the file's.
+    done = capas(service, "submit", str(EXAMPLES / "mlp-digits.json"), "--watch")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "succeeded" in done.stdout and "digits-mlp version 1" in done.stdout
+    job_id = done.stdout.split("job ", 1)[1].split()[0]
+    done_tf = capas(service, "submit", str(EXAMPLES / "mlp-digits.json"), "--watch",
+                    "--framework", "tensorflow")
+    assert done_tf.returncode == 0, done_tf.stdout + done_tf.stderr
+    assert "(tensorflow, model digits-mlp)" in done_tf.stdout
+
+    # 3. The job, its metrics, the registry and predictions over HTTP.
+    job = httpx.get(f"{url}/jobs/{job_id}", headers=headers).json()
+    assert job["status"] == "succeeded" and job["framework"] == "pytorch"
+    assert [e["status"] for e in job["timeline"]] == ["queued", "running", "succeeded"]
+    assert job["final_metrics"]["test_accuracy"] >= 0.9
+    rows = httpx.get(f"{url}/jobs/{job_id}/metrics", headers=headers).json()
+    assert [r["epoch"] for r in rows] == list(range(1, 21))
+    model = httpx.get(f"{url}/models/digits-mlp", headers=headers).json()
+    assert [(v["version"], v["framework"]) for v in model["versions"]] == [
+        (1, "pytorch"), (2, "tensorflow")]
+
+    digits = load_builtin("builtin:digits")
+    instances = digits.x[:10].reshape(10, 64).tolist()  # raw pixel values, 0..16
+    out = httpx.post(f"{url}/models/digits-mlp/predict", headers=headers,
+                     json={"instances": instances}).json()
+    assert out["version"] == 2 and out["classes"] == [str(d) for d in range(10)]
+    correct = sum(p == str(t) for p, t in zip(out["predictions"], digits.y[:10], strict=True))
+    assert correct >= 9
+    same = httpx.post(f"{url}/predict", headers=headers,
+                      json={"model": "digits-mlp", "version": 1, "instances": instances}).json()
+    assert same["version"] == 1 and len(same["predictions"]) == 10
+
+    listed = capas(service, "jobs")
+    assert listed.returncode == 0 and job_id in listed.stdout
+    predicted = capas(service, "predict", "digits-mlp", "--input", "/dev/stdin")
+    assert predicted.returncode != 0  # empty stdin is not JSON: a clean refusal, not a crash
+
+
+def test_cli_reports_errors_with_field_and_value(service, tmp_path):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["layers"][0]["units"] = -3
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(body))
+    done = capas(service, "submit", str(bad))
+    assert done.returncode == 1
+    assert "model.layers[0].units" in done.stderr and "received -3" in done.stderr
+
+
+def test_ctrl_c_stops_api_and_worker(service):
+    process = service["process"]
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children, "capas up runs its worker as a child process"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0
+    time.sleep(1)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or \
+            "zombie" in Path(f"/proc/{pid}/status").read_text()

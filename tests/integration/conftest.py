@@ -1,0 +1,71 @@
+"""The cluster stack for real: PostgreSQL, Redis and a Celery worker in a subprocess."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.db import session_scope
+from core.migrate import upgrade
+from core.services.auth import AuthService
+from core.settings import Settings
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="session")
+def cluster_settings(postgres_url, redis_url, tmp_path_factory) -> Settings:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("cluster"), database_url=postgres_url,
+                        broker_url=redis_url)
+    upgrade(settings)
+    return settings
+
+
+def cluster_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "CAPAS_DATA_DIR": str(settings.data_dir),
+            "CAPAS_DATABASE_URL": settings.database_url, "CAPAS_BROKER_URL": settings.broker_url}
+
+
+def start_worker(settings: Settings, name: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
+               "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
+               "--without-gossip", "--without-mingle"]
+    return subprocess.Popen(command, cwd=ROOT, env=cluster_env(settings))
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(cluster_settings):
+    process = start_worker(cluster_settings, "it")
+    yield process
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def cluster_api(cluster_settings) -> TestClient:
+    with session_scope(cluster_settings) as session:
+        _, key = AuthService(session).create_user(f"it-admin-{time.time_ns()}", "admin")
+    client = TestClient(create_app(cluster_settings))
+    client.headers["Authorization"] = f"Bearer {key}"
+    return client
+
+
+def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} did not finish in {timeout_s} s: {job}")

@@ -1,0 +1,154 @@
+"""The API on the embedded stack (SQLite, filesystem broker): auth, errors, validation, limits."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.db import session_scope
+from core.models import Job
+from core.services.auth import AuthService
+from tests.conftest import example, tiny_job
+
+
+@pytest.fixture
+def api(embedded_settings):
+    with session_scope(embedded_settings) as session:
+        key = AuthService(session).bootstrap_admin(embedded_settings)
+    client = TestClient(create_app(embedded_settings))
+    client.headers["Authorization"] = f"Bearer {key}"
+    client.settings = embedded_settings
+    return client
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    return error
+
+
+def test_the_api_process_imports_no_framework():
+    code = ("import sys; from api.app import create_app; from core.settings import Settings; "
+            "create_app(Settings(data_dir='/tmp/capas-import-check')); "
+            "print([m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_first_start_creates_one_admin_and_saves_its_key(embedded_settings):
+    with session_scope(embedded_settings) as session:
+        key = AuthService(session).bootstrap_admin(embedded_settings)
+        assert AuthService(session).bootstrap_admin(embedded_settings) is None
+    saved = json.loads(embedded_settings.credentials_file.read_text())
+    assert saved["api_key"] == key and key.startswith("capas_")
+    assert oct(embedded_settings.credentials_file.stat().st_mode)[-3:] == "600"
+
+
+def test_health_needs_no_key_and_readiness_checks_sql_and_broker(api):
+    anonymous = TestClient(api.app)
+    assert anonymous.get("/healthz").json() == {"status": "ok"}
+    assert anonymous.get("/readyz").json() == {"status": "ready", "database": True,
+                                               "broker": True}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc"])
+def test_missing_or_wrong_key_is_401(api, header):
+    client = TestClient(api.app)
+    headers = {"Authorization": header} if header else {}
+    assert_error(client.get("/me", headers=headers), 401, "unauthorized")
+
+
+def test_me(api):
+    assert api.get("/me").json() == {"id": 1, "name": "admin", "role": "admin"}
+
+
+def test_unknown_job_and_model_are_404(api):
+    error = assert_error(api.get("/jobs/nope"), 404, "not_found")
+    assert error["details"] == [{"field": "job_id", "value": "nope"}]
+    assert_error(api.get("/models/nope"), 404, "not_found")
+    assert_error(api.post("/models/nope/predict", json={"instances": [[1]]}), 404, "not_found")
+    assert_error(api.get("/no/such/route"), 404, "not_found")
+
+
+def test_malformed_bodies_are_422_in_the_error_shape(api):
+    error = assert_error(api.post("/jobs", content=b"{not json",
+                                  headers={"Content-Type": "application/json"}), 422, "invalid")
+    assert error["details"][0]["field"] == "body"
+    error = assert_error(api.post("/models/x/predict", json={"instances": []}), 422, "invalid")
+    assert error["details"][0]["field"] == "instances"
+    assert_error(api.get("/jobs", params={"limit": 0}), 422, "invalid")
+
+
+def test_an_invalid_spec_is_refused_before_anything_is_stored(api):
+    body = example("mlp-digits.json")
+    body["model"]["layers"][0]["units"] = -3
+    body["model"]["layers"][3]["activation"] = "sofmax"
+    error = assert_error(api.post("/jobs", json=body), 422, "invalid")
+    fields = {d["field"]: d for d in error["details"]}
+    assert fields["model.layers[0].units"]["value"] == -3
+    assert "did you mean 'softmax'" in fields["model.layers[3].activation"]["message"]
+    with session_scope(api.settings) as session:
+        assert session.query(Job).count() == 0
+
+
+def test_a_model_that_does_not_fit_the_dataset_is_refused(api):
+    body = tiny_job()
+    body["dataset"] = "builtin:digits"
+    error = assert_error(api.post("/jobs", json=body), 422, "invalid")
+    assert error["details"][0]["field"] == "model.input.shape"
+    body["dataset"] = "builtin:nothing"
+    error = assert_error(api.post("/jobs", json=body), 404, "not_found")
+    assert error["details"] == [{"field": "dataset", "value": "builtin:nothing"}]
+
+
+def test_submit_queues_a_job_and_lists_it(api):
+    response = api.post("/jobs", json=tiny_job())
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["epochs"] == 3 and job["queue"] == "cpu"
+    assert [event["status"] for event in job["timeline"]] == ["queued"]
+    assert response.headers["Location"] == f"/jobs/{job['id']}"
+    # The message is in the filesystem broker's queue folder, waiting for a worker.
+    assert any((api.settings.broker_dir / "queue").iterdir())
+    listed = api.get("/jobs", params={"status": "queued"}).json()["items"]
+    assert [j["id"] for j in listed] == [job["id"]]
+    assert api.get("/jobs", params={"status": "running"}).json()["items"] == []
+    assert api.get(f"/jobs/{job['id']}/metrics").json() == []
+
+
+def test_a_repeated_submission_id_returns_the_same_job(api):
+    first = api.post("/jobs", json={**tiny_job(), "submission_id": "abc"})
+    second = api.post("/jobs", json={**tiny_job(), "submission_id": "abc"})
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    error = assert_error(api.post("/jobs", json={**tiny_job(), "max_runtime_s": -1}),
+                         422, "invalid")
+    assert error["details"] == [{"field": "max_runtime_s", "value": -1}]
+
+
+def test_members_cannot_read_each_others_jobs(api):
+    from core.models import Role
+
+    job = api.post("/jobs", json=tiny_job()).json()
+    with session_scope(api.settings) as session:
+        _, key = AuthService(session).create_user("student", Role.member)
+    student = TestClient(api.app, headers={"Authorization": f"Bearer {key}"})
+    assert_error(student.get(f"/jobs/{job['id']}"), 403, "forbidden")
+    assert student.get("/jobs").json()["items"] == []
+
+
+def test_body_size_is_capped_before_spooling(api):
+    big = b"x" * (api.settings.max_body_mb * 1024 * 1024 + 1)
+    assert_error(api.post("/jobs", content=big, headers={"Content-Type": "application/json"}),
+                 413, "payload_too_large")
+
+
+def test_datasets_lists_the_builtins(api):
+    ids = [d["id"] for d in api.get("/datasets").json()]
+    assert ids == ["builtin:iris", "builtin:wine", "builtin:breast_cancer", "builtin:digits",
+                   "builtin:moons", "builtin:sine"]
+    assert api.get("/datasets/builtin:digits").json()["feature_shape"] == [8, 8, 1]

@@ -1,0 +1,97 @@
+"""Training in both frameworks: epochs reported, early stopping, divergence, cancellation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ml.backends import get_backend
+from ml.datasets import load_builtin
+from ml.spec import parse_job_spec
+from ml.training import Diverged, EpochMetrics, _Supervisor, prepare, train
+from tests.conftest import tiny_job
+
+
+class Recorder:
+    def __init__(self, stop_after_batches: int | None = None):
+        self.epochs: list[EpochMetrics] = []
+        self.batches = 0
+        self.stop_after_batches = stop_after_batches
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        self.epochs.append(metrics)
+
+    def should_stop(self) -> bool:
+        self.batches += 1
+        return self.stop_after_batches is not None and self.batches >= self.stop_after_batches
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_training_reports_every_epoch_and_learns(framework):
+    spec = parse_job_spec(tiny_job(framework, epochs=15))
+    data = prepare(spec, load_builtin(spec.dataset))
+    recorder = Recorder()
+    result = train(spec, data, recorder)
+    assert [m.epoch for m in recorder.epochs] == list(range(1, 16))
+    first, last = recorder.epochs[0], recorder.epochs[-1]
+    assert last.loss < first.loss
+    assert all(math.isfinite(m.val_loss) and 0 <= m.val_accuracy <= 1 for m in recorder.epochs)
+    assert last.samples_per_s > 0 and last.learning_rate == pytest.approx(0.05)
+    assert result.test_metrics["test_accuracy"] >= 0.8
+    assert result.device == "cpu"
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_same_seed_same_weights_at_start(framework):
+    spec = parse_job_spec(tiny_job(framework))
+    backend = get_backend(framework)
+    import keras
+    import torch
+
+    torch.manual_seed(1)
+    keras.utils.set_random_seed(1)
+    a = backend.get_weights(backend.build(spec.model))
+    assert a["layers.0.kernel"].shape == (4, 8)
+    # glorot_uniform bound for fan_in 4, fan_out 8
+    assert np.abs(a["layers.0.kernel"]).max() <= math.sqrt(6 / 12) + 1e-6
+    assert np.all(a["layers.0.bias"] == 0)
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_should_stop_ends_training_within_an_epoch(framework):
+    spec = parse_job_spec(tiny_job(framework, epochs=50))
+    data = prepare(spec, load_builtin(spec.dataset))
+    recorder = Recorder(stop_after_batches=3)
+    train(spec, data, recorder)
+    assert len(recorder.epochs) == 1
+
+
+def test_early_stopping_stops_when_the_monitor_stalls():
+    body = tiny_job(epochs=200)
+    body["training"]["early_stopping"] = {"monitor": "val_loss", "patience": 2}
+    spec = parse_job_spec(body)
+    data = prepare(spec, load_builtin(spec.dataset))
+    recorder = Recorder()
+    result = train(spec, data, recorder)
+    assert result.stopped_early and len(recorder.epochs) < 200
+
+
+def test_a_non_finite_loss_fails_with_the_epoch():
+    supervisor = _Supervisor(parse_job_spec(tiny_job()), Recorder())
+    with pytest.raises(Diverged, match=r"diverged at epoch 3 \(loss=nan\)"):
+        supervisor.on_epoch_end(EpochMetrics(epoch=3, loss=float("nan")))
+
+
+def test_binary_objective_trains_on_logits():
+    body = {
+        "model": {"name": "moons", "input": {"shape": [2]},
+                  "layers": [{"type": "dense", "units": 16, "activation": "relu"},
+                             {"type": "dense", "units": 1, "activation": "logistic"}],
+                  "objective": "binary_crossentropy"},
+        "training": {"optimizer": {"type": "adam", "learning_rate": 0.02}, "epochs": 20},
+        "dataset": "builtin:moons",
+    }
+    for framework in ("pytorch", "tensorflow"):
+        spec = parse_job_spec({**body, "framework": framework})
+        result = train(spec, prepare(spec, load_builtin(spec.dataset)), Recorder())
+        assert result.test_metrics["test_accuracy"] >= 0.85, framework

@@ -1,0 +1,1 @@
+"""Celery workers: the app, its training task."""
