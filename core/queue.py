@@ -17,6 +17,7 @@ def make_celery(settings: Settings) -> Celery:
         folder = str(settings.broker_dir / "queue")
         transport = {"data_folder_in": folder, "data_folder_out": folder,
                      "processed_folder": str(settings.broker_dir / "processed"),
+                     "control_folder": str(settings.broker_dir / "control"),
                      "store_processed": False,
                      "polling_interval": settings.broker_poll_interval_s}
     else:

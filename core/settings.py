@@ -67,7 +67,7 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         for path in (self.resolved_data_dir, self.artifacts_dir, self.broker_dir / "queue",
-                     self.broker_dir / "processed"):
+                     self.broker_dir / "processed", self.broker_dir / "control"):
             path.mkdir(parents=True, exist_ok=True)
 
 

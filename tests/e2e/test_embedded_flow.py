@@ -87,6 +87,9 @@ def test_the_four_steps(service):
                       json={"model": "digits-mlp", "version": 1, "instances": instances}).json()
     assert same["version"] == 1 and len(same["predictions"]) == 10
 
+    # Every file the service writes lives in its data directory, none in the working folder.
+    assert not (ROOT / "control").exists() and not (ROOT / "capas-data").exists()
+
     listed = capas(service, "jobs")
     assert listed.returncode == 0 and job_id in listed.stdout
     predicted = capas(service, "predict", "digits-mlp", "--input", "/dev/stdin")
