@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodySizeLimit
-from api.routes import datasets, health, jobs, me, models
+from api.routes import datasets, health, jobs, me, models, specs
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
 
@@ -16,7 +16,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
     errors.install(app)
-    for router in (health.router, jobs.router, models.router, datasets.router, me.router):
+    for router in (health.router, specs.router, jobs.router, models.router, datasets.router,
+                   me.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
     return app

@@ -1,8 +1,8 @@
 """Training overhead: a Capas job against the same training in a plain framework script.
 
-For each framework, the MLP example (same spec, data split, seed, batch size) is trained at
-two epoch counts by a plain script and as a Capas job (submit → succeeded). A line through
-the times separates the per-epoch cost from the fixed per-job cost:
+For each framework, the MLP, CNN and LSTM examples (same spec, data split, seed, batch size)
+are trained at two epoch counts by a plain script and as a Capas job (submit → succeeded).
+A line through the times separates the per-epoch cost from the fixed per-job cost:
     ratio = Capas seconds per epoch / plain seconds per epoch      (target ≤ 1.05)
     fixed = Capas fixed seconds − plain fixed seconds                (target ≤ 0.5 s)
 Run: `make bench` (or `.venv/bin/python bench/train_overhead.py [--repeats N]`).
@@ -26,56 +26,109 @@ from ml.datasets import load_builtin  # noqa: E402
 from ml.spec import parse_job_spec  # noqa: E402
 from ml.training import prepare  # noqa: E402
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mlp-digits.json"
-EPOCHS = (10, 40)
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# example → the two epoch counts the line is fitted through
+RUNS = {"mlp-digits.json": (10, 40), "cnn-digits.json": (5, 20), "lstm-sine.json": (5, 20)}
 
 
-def plain_pytorch(spec, data) -> None:
-    """What a student would write by hand: the same layers and loop, reporting what Keras's
-    fit and a Capas job report each epoch (training loss and accuracy, validation loss and
-    accuracy), so the comparison measures Capas's overhead, not extra metrics."""
-    from torch import nn
+def plain_torch_loop(model, optimizer, loss_fn, spec, data, to_input, classify: bool) -> None:
+    """What a student would write by hand: the loop, reporting what Keras's fit and a Capas
+    job report each epoch (training loss and accuracy or MAE, the same on validation), so the
+    comparison measures Capas's overhead, not extra metrics."""
+    x, y = to_input(torch.from_numpy(data.x_train)), torch.from_numpy(data.y_train)
+    x_val, y_val = to_input(torch.from_numpy(data.x_val)), torch.from_numpy(data.y_val)
 
-    torch.manual_seed(spec.training.seed)
-    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 64),
-                          nn.Tanh(), nn.Linear(64, 10))
-    o = spec.training.optimizer
-    optimizer = torch.optim.Adam(model.parameters(), lr=o.learning_rate,
-                                 betas=(o.beta_1, o.beta_2), eps=o.epsilon)
-    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    x_val, y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
+    def metric(out, target):
+        return ((out.argmax(dim=-1) == target).sum() if classify
+                else (out - target).abs().sum())
+
     for _ in range(spec.training.epochs):
         model.train()
-        loss_sum, correct = torch.zeros(()), torch.zeros(())
+        loss_sum, metric_sum = torch.zeros(()), torch.zeros(())
         for index in torch.randperm(len(x)).split(spec.training.batch_size):
-            logits = model(x[index])
-            loss = nn.functional.cross_entropy(logits, y[index])
+            out = model(x[index])
+            loss = loss_fn(out, y[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             with torch.no_grad():
                 loss_sum += loss * len(index)
-                correct += (logits.argmax(dim=-1) == y[index]).sum()
+                metric_sum += metric(out, y[index])
         model.eval()
         with torch.no_grad():
-            val_logits = model(x_val)
-            float(nn.functional.cross_entropy(val_logits, y_val))
-            float((val_logits.argmax(dim=-1) == y_val).float().mean())
-        float(loss_sum / len(x)), float(correct / len(x))
+            val_out = model(x_val)
+            float(loss_fn(val_out, y_val)), float(metric(val_out, y_val))
+        float(loss_sum / len(x)), float(metric_sum / len(x))
 
 
-def plain_keras(spec, data) -> None:
+class Elliott(torch.nn.Module):
+    def forward(self, x):
+        return x / (1 + x.abs())
+
+
+class LastStep(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(1, 32, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[1][0][-1]
+
+
+def plain_pytorch(example: str, spec, data) -> None:
+    from torch import nn
+
+    torch.manual_seed(spec.training.seed)
+    o = spec.training.optimizer
+    if example == "mlp-digits.json":
+        model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.2),
+                              nn.Linear(128, 64), nn.Tanh(), nn.Linear(64, 10))
+        optimizer = torch.optim.Adam(model.parameters(), lr=o.learning_rate,
+                                     betas=(o.beta_1, o.beta_2), eps=o.epsilon)
+        plain_torch_loop(model, optimizer, nn.functional.cross_entropy, spec, data,
+                         lambda x: x, classify=True)
+    elif example == "cnn-digits.json":
+        model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+                              nn.BatchNorm2d(16, momentum=0.01, eps=1e-3), nn.MaxPool2d(2),
+                              nn.Dropout(0.25), nn.Flatten(), nn.Linear(256, 64), Elliott(),
+                              nn.Linear(64, 10))
+        optimizer = torch.optim.SGD(model.parameters(), lr=o.learning_rate, momentum=o.momentum)
+        plain_torch_loop(model, optimizer, nn.functional.cross_entropy, spec, data,
+                         lambda x: x.permute(0, 3, 1, 2).contiguous(), classify=True)
+    else:
+        model = nn.Sequential(LastStep(), nn.Linear(32, 1))
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=o.learning_rate, alpha=o.rho)
+        plain_torch_loop(model, optimizer, nn.functional.mse_loss, spec, data, lambda x: x,
+                         classify=False)
+
+
+def plain_keras(example: str, spec, data) -> None:
     import keras
 
     keras.utils.set_random_seed(spec.training.seed)
-    model = keras.Sequential([
-        keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dropout(0.2), keras.layers.Dense(64, activation="tanh"),
-        keras.layers.Dense(10),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(spec.training.optimizer.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    o = spec.training.optimizer
+    if example == "mlp-digits.json":
+        layers = [keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
+                  keras.layers.Dropout(0.2), keras.layers.Dense(64, activation="tanh"),
+                  keras.layers.Dense(10)]
+        optimizer = keras.optimizers.Adam(o.learning_rate)
+    elif example == "cnn-digits.json":
+        layers = [keras.Input((8, 8, 1)),
+                  keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+                  keras.layers.BatchNormalization(), keras.layers.MaxPooling2D(2),
+                  keras.layers.Dropout(0.25), keras.layers.Flatten(),
+                  keras.layers.Dense(64, activation=lambda g: g / (1 + keras.ops.abs(g))),
+                  keras.layers.Dense(10)]
+        optimizer = keras.optimizers.SGD(o.learning_rate, momentum=o.momentum)
+    else:
+        layers = [keras.Input((20, 1)), keras.layers.LSTM(32), keras.layers.Dense(1)]
+        optimizer = keras.optimizers.RMSprop(o.learning_rate)
+    model = keras.Sequential(layers)
+    if spec.model.task == "classification":
+        model.compile(optimizer=optimizer, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    else:
+        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
     model.fit(data.x_train, data.y_train, batch_size=spec.training.batch_size,
               epochs=spec.training.epochs, validation_data=(data.x_val, data.y_val), verbose=0)
 
@@ -86,6 +139,7 @@ PLAIN = {"pytorch": plain_pytorch, "tensorflow": plain_keras}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--examples", nargs="*", default=list(RUNS))
     args = parser.parse_args()
 
     threads = Settings().torch_threads  # the workers' thread count, for a fair comparison
@@ -94,43 +148,41 @@ def main() -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    base = json.loads(EXAMPLE.read_text())
-    results = {}
+    rows = []
     with embedded_service() as client:
-        for framework in ("pytorch", "tensorflow"):
-            body = copy.deepcopy(base)
-            body["framework"] = framework
-            body["training"]["epochs"] = 2
-            run_job(client, body)  # warm the worker: framework imported once, then kept
-            plain_points, capas_points = [], []
-            for epochs in EPOCHS:
-                body["training"]["epochs"] = epochs
-                spec = parse_job_spec(body)
-                data = prepare(spec, load_builtin(spec.dataset))
-                plain, capas = [], []
-                for _ in range(args.repeats):
-                    started = time.perf_counter()
-                    PLAIN[framework](spec, data)
-                    plain.append(time.perf_counter() - started)
-                    capas.append(job_seconds(run_job(client, body)))
-                plain_points.append((epochs, statistics.median(plain)))
-                capas_points.append((epochs, statistics.median(capas)))
-            plain_slope, plain_fixed = fit_line(plain_points)
-            capas_slope, capas_fixed = fit_line(capas_points)
-            results[framework] = {
-                "plain_s": dict(plain_points), "capas_s": dict(capas_points),
-                "ratio_per_epoch": capas_slope / plain_slope,
-                "fixed_cost_s": capas_fixed - plain_fixed,
-            }
-    print(f"threads={threads}, epochs={EPOCHS}, median of {args.repeats}")
-    print(f"{'framework':<11} {'epochs':>6} {'plain s':>8} {'capas s':>8}")
-    for framework, r in results.items():
-        for epochs in EPOCHS:
-            print(f"{framework:<11} {epochs:>6} {r['plain_s'][epochs]:>8.3f} "
-                  f"{r['capas_s'][epochs]:>8.3f}")
-    for framework, r in results.items():
-        print(f"{framework}: per-epoch ratio {r['ratio_per_epoch']:.3f} (target ≤ 1.05), "
-              f"fixed per-job cost {r['fixed_cost_s']:+.3f} s (target ≤ 0.5 s)")
+        for example in args.examples:
+            base = json.loads((EXAMPLES / example).read_text())
+            for framework in ("pytorch", "tensorflow"):
+                body = copy.deepcopy(base)
+                body["framework"] = framework
+                body["training"]["epochs"] = 1
+                run_job(client, body)  # warm the worker: framework imported once, then kept
+                plain_points, capas_points = [], []
+                for epochs in RUNS[example]:
+                    body["training"]["epochs"] = epochs
+                    spec = parse_job_spec(body)
+                    data = prepare(spec, load_builtin(spec.dataset))
+                    plain, capas = [], []
+                    for _ in range(args.repeats):
+                        started = time.perf_counter()
+                        PLAIN[framework](example, spec, data)
+                        plain.append(time.perf_counter() - started)
+                        capas.append(job_seconds(run_job(client, body)))
+                    plain_points.append((epochs, statistics.median(plain)))
+                    capas_points.append((epochs, statistics.median(capas)))
+                plain_slope, plain_fixed = fit_line(plain_points)
+                capas_slope, capas_fixed = fit_line(capas_points)
+                rows.append((example, framework, plain_points, capas_points,
+                             capas_slope / plain_slope, capas_fixed - plain_fixed))
+    print(f"threads={threads}, median of {args.repeats}; times in seconds, submit → succeeded "
+          "for Capas")
+    print(f"{'example':<16} {'framework':<11} {'epochs':>6} {'plain':>7} {'capas':>7}")
+    for example, framework, plain_points, capas_points, _, _ in rows:
+        for (epochs, plain), (_, capas) in zip(plain_points, capas_points, strict=True):
+            print(f"{example:<16} {framework:<11} {epochs:>6} {plain:>7.3f} {capas:>7.3f}")
+    for example, framework, _, _, ratio, fixed in rows:
+        print(f"{example:<16} {framework:<11} per-epoch ratio {ratio:.3f} (target ≤ 1.05), "
+              f"fixed per-job cost {fixed:+.3f} s (target ≤ 0.5 s)")
 
 
 if __name__ == "__main__":

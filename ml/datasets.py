@@ -95,6 +95,38 @@ def _moons() -> Dataset:
     )
 
 
+def _playground(dataset_id: str, x: np.ndarray, y: np.ndarray, description: str) -> Dataset:
+    return Dataset(id=dataset_id, x=x.astype(np.float32), y=y.astype(np.int64),
+                   task="classification", kind="tabular", class_names=["0", "1"],
+                   feature_names=["x1", "x2"], description=description)
+
+
+def _circles() -> Dataset:
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(n_samples=1000, noise=0.1, factor=0.5, random_state=0)
+    return _playground("builtin:circles", x, y, "A circle inside a ring (playground), 1000 points")
+
+
+def _spirals() -> Dataset:
+    # Two interleaved arms, as in TensorFlow Playground: radius grows with the angle.
+    rng = np.random.default_rng(0)
+    n = 500
+    t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi
+    arms = [np.stack([t * np.cos(t + shift), t * np.sin(t + shift)], axis=1)
+            for shift in (0.0, np.pi)]
+    x = np.concatenate(arms) + rng.normal(0, 0.3, (2 * n, 2))
+    y = np.repeat([0, 1], n)
+    return _playground("builtin:spirals", x, y, "Two interleaved spirals (playground), 1000 points")
+
+
+def _xor() -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (1000, 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    return _playground("builtin:xor", x, y, "Exclusive or of the signs of x1 and x2 (playground)")
+
+
 def _sine() -> Dataset:
     # Windows of 20 steps of a noisy sine; the target is the step that follows each window.
     rng = np.random.default_rng(0)
@@ -118,6 +150,9 @@ BUILTINS: dict[str, Callable[[], Dataset]] = {
         "Breast cancer Wisconsin: 30 features, malignant or benign"),
     "builtin:digits": _digits,
     "builtin:moons": _moons,
+    "builtin:circles": _circles,
+    "builtin:spirals": _spirals,
+    "builtin:xor": _xor,
     "builtin:sine": _sine,
 }
 

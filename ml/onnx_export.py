@@ -5,6 +5,7 @@ framework; the publish step checks every export against the native model before 
 The preprocessing is folded into the graph, so ONNX Runtime takes raw features.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ml import spec as S
+from ml.catalog import LEAKY_RELU_SLOPE
 from ml.datasets import Preprocessing
 
 OPSET = 17
@@ -30,8 +32,11 @@ class GraphBuilder:
         return f"{hint}_{self.counter}"
 
     def constant(self, hint: str, value: np.ndarray) -> str:
+        value = np.asarray(value)
+        if value.dtype == np.float64:
+            value = value.astype(np.float32)
         name = self.name(hint)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
     def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
@@ -40,27 +45,212 @@ class GraphBuilder:
         return output
 
 
+def _scalar(g: GraphBuilder, value: float) -> str:
+    return g.constant("scalar", np.array(value, np.float32))
+
+
 ACTIVATIONS: dict[str, Callable[[GraphBuilder, str], str]] = {
     "identity": lambda g, x: x,
-    "relu": lambda g, x: g.op("Relu", [x]),
-    "tanh": lambda g, x: g.op("Tanh", [x]),
+    "exponential": lambda g, x: g.op("Exp", [x]),
+    "reciprocal": lambda g, x: g.op("Reciprocal", [x]),
+    "square": lambda g, x: g.op("Mul", [x, x]),
     "logistic": lambda g, x: g.op("Sigmoid", [x]),
     "softmax": lambda g, x: g.op("Softmax", [x], axis=-1),
+    "gauss": lambda g, x: g.op("Exp", [g.op("Neg", [g.op("Mul", [x, x])])]),
+    "sine": lambda g, x: g.op("Sin", [x]),
+    "cosine": lambda g, x: g.op("Cos", [x]),
+    "elliott": lambda g, x: g.op("Div", [x, g.op("Add", [g.op("Abs", [x]), _scalar(g, 1.0)])]),
+    "tanh": lambda g, x: g.op("Tanh", [x]),
+    "arctan": lambda g, x: g.op("Mul", [g.op("Atan", [x]), _scalar(g, 2 / math.pi)]),
+    "relu": lambda g, x: g.op("Relu", [x]),
+    "leaky_relu": lambda g, x: g.op("LeakyRelu", [x], alpha=LEAKY_RELU_SLOPE),
+    "elu": lambda g, x: g.op("Elu", [x], alpha=1.0),
+    "selu": lambda g, x: g.op("Selu", [x]),
+    # exact GELU, x·Φ(x) = x (1 + erf(x/√2)) / 2 (the Gelu op needs opset 20)
+    "gelu": lambda g, x: g.op("Mul", [g.op("Mul", [x, _scalar(g, 0.5)]), g.op(
+        "Add", [g.op("Erf", [g.op("Div", [x, _scalar(g, math.sqrt(2))])]), _scalar(g, 1.0)])]),
+    "softplus": lambda g, x: g.op("Softplus", [x]),
+    "silu": lambda g, x: g.op("Mul", [x, g.op("Sigmoid", [x])]),
 }
 
 
-def _dense(g: GraphBuilder, layer: S.Dense, x: str, weights: dict[str, np.ndarray]) -> str:
-    # MatMul acts on the last axis, like Keras Dense and torch Linear: [..., in] → [..., units]
-    x = g.op("MatMul", [x, g.constant("kernel", weights["kernel"])])
-    if layer.use_bias:
-        x = g.op("Add", [x, g.constant("bias", weights["bias"])])
-    return ACTIVATIONS[layer.activation](g, x)
+def _squared_distances(g: GraphBuilder, x: str, centers: np.ndarray) -> str:
+    # x [..., f] → [..., f, 1] − centers [f, units] → squared, summed over f → [..., units]
+    diff = g.op("Sub", [g.op("Unsqueeze", [x, g.constant("axes", np.array([-1]))]),
+                        g.constant("centers", centers)])
+    return g.op("ReduceSum", [g.op("Mul", [diff, diff]), g.constant("axes", np.array([-2]))],
+                keepdims=0)
+
+
+def _radial(g: GraphBuilder, x: str, w: dict[str, np.ndarray], fan_in: int,
+            altitude: np.ndarray | None) -> str:
+    # The weights are constants here, so −b² and f·log|a| are computed once, in numpy.
+    net = g.op("Mul", [_squared_distances(g, x, w["centers"]),
+                       g.constant("neg_b2", -np.square(w["widths"]))])
+    if altitude is not None:
+        net = g.op("Add", [net, g.constant("f_log_a", fan_in * np.log(np.abs(altitude)))])
+    return net
+
+
+COMBINATIONS: dict[str, Callable] = {
+    # Σᵢ xᵢ for every unit: a product with ones
+    "additive": lambda g, x, w, f, u: g.op("MatMul", [x, g.constant(
+        "ones", np.ones((f, u), np.float32))]),
+    "linear": lambda g, x, w, f, u: _bias(g, g.op("MatMul", [x, g.constant("kernel",
+                                                                         w["kernel"])]), w),
+    "eqslopes": lambda g, x, w, f, u: _bias(g, g.op("MatMul", [x, g.constant(
+        "kernel", w["kernel"].reshape(f, 1))]), w),
+    "xradial": lambda g, x, w, f, u: _radial(g, x, w, f, w["altitudes"]),
+    "ehradial": lambda g, x, w, f, u: _radial(g, x, w, f, None),
+    "evradial": lambda g, x, w, f, u: _radial(g, x, w, f, w["widths"]),
+    "ewradial": lambda g, x, w, f, u: _radial(g, x, w, f, w["altitudes"]),
+    "eqradial": lambda g, x, w, f, u: _radial(g, x, w, f, None),
+}
+
+
+def _bias(g: GraphBuilder, x: str, w: dict[str, np.ndarray]) -> str:
+    return g.op("Add", [x, g.constant("bias", w["bias"])]) if "bias" in w else x
+
+
+def _activate(g: GraphBuilder, layer: S.Layer, x: str) -> str:
+    return ACTIVATIONS[layer.output_activation or "identity"](g, x)
+
+
+def _dense(g: GraphBuilder, layer: S.Dense, x: str, w: dict, in_shape: S.Shape) -> str:
+    # Acts on the last axis, like Keras Dense and torch Linear: [..., f] → [..., units]
+    net = COMBINATIONS[layer.combination](g, x, w, in_shape[-1], layer.units)
+    return _activate(g, layer, net)
+
+
+def _channels_first(g: GraphBuilder, x: str, rank: int) -> str:
+    return g.op("Transpose", [x], perm=[0, rank + 1, *range(1, rank + 1)])
+
+
+def _channels_last(g: GraphBuilder, x: str, rank: int) -> str:
+    return g.op("Transpose", [x], perm=[0, *range(2, rank + 2), 1])
+
+
+def _pads(in_shape: S.Shape, window, strides, dilation, padding: str) -> list[int]:
+    """ONNX pads [begin…, end…] for Keras's 'same' (the extra cell at the end)."""
+    if padding != "same":
+        return [0] * (2 * len(window))
+    begin, end = [], []
+    for size, k, s, d in zip(in_shape[:-1], window, strides, dilation, strict=True):
+        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        begin.append(total // 2)
+        end.append(total - total // 2)
+    return begin + end
+
+
+def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: dict, in_shape: S.Shape) -> str:
+    rank = layer.rank
+    window = layer._tuple(layer.kernel_size, "kernel_size")
+    strides = layer._tuple(layer.strides, "strides")
+    dilation = layer._tuple(layer.dilation, "dilation")
+    # canonical kernel [*window, in, filters] → ONNX [filters, in, *window]
+    kernel = np.transpose(w["kernel"], (rank + 1, rank, *range(rank)))
+    inputs = [_channels_first(g, x, rank), g.constant("kernel", np.ascontiguousarray(kernel))]
+    if "bias" in w:
+        inputs.append(g.constant("bias", w["bias"]))
+    net = g.op("Conv", inputs, kernel_shape=list(window), strides=list(strides),
+               dilations=list(dilation), pads=_pads(in_shape, window, strides, dilation,
+                                                    layer.padding))
+    return _activate(g, layer, _channels_last(g, net, rank))
+
+
+def _pool(g: GraphBuilder, layer: S.Pool, x: str, w: dict, in_shape: S.Shape) -> str:
+    window, strides = layer.window()
+    pads = _pads(in_shape, window, strides, (1,) * layer.rank, layer.padding)
+    attrs = {"kernel_shape": list(window), "strides": list(strides), "pads": pads}
+    if layer.type.startswith("max"):
+        net = g.op("MaxPool", [_channels_first(g, x, layer.rank)], **attrs)
+    else:  # average over the cells inside the input only, as Keras
+        net = g.op("AveragePool", [_channels_first(g, x, layer.rank)], count_include_pad=0,
+                   **attrs)
+    return _channels_last(g, net, layer.rank)
+
+
+def _global_pool(g: GraphBuilder, layer: S.GlobalPool, x: str, w: dict,
+                 in_shape: S.Shape) -> str:
+    op = "ReduceMax" if layer.type == "global_maxpool" else "ReduceMean"
+    return g.op(op, [x], axes=list(range(1, len(in_shape))), keepdims=0)
+
+
+def _batchnorm(g: GraphBuilder, layer: S.BatchNorm, x: str, w: dict, in_shape: S.Shape) -> str:
+    # Inference uses the running statistics: an affine map on the last axis.
+    scale = w["gamma"] / np.sqrt(w["moving_variance"] + layer.epsilon)
+    shift = w["beta"] - w["moving_mean"] * scale
+    return g.op("Add", [g.op("Mul", [x, g.constant("scale", scale.astype(np.float32))]),
+                        g.constant("shift", shift.astype(np.float32))])
+
+
+# ONNX's gate order, as indices into Keras's: LSTM i,f,c,o → i,o,f,c; GRU z,r,h stays.
+ONNX_GATES = {"simple_rnn": [0], "lstm": [0, 3, 1, 2], "gru": [0, 1, 2]}
+RNN_OPS = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _gates(matrix: np.ndarray, order: list[int], units: int) -> np.ndarray:
+    return np.concatenate([matrix[..., i * units:(i + 1) * units] for i in order], axis=-1)
+
+
+def _recurrent(g: GraphBuilder, layer: S.Recurrent, x: str, w: dict, in_shape: S.Shape) -> str:
+    order, units = ONNX_GATES[layer.type], layer.units
+    kernels, recurrents, biases = [], [], []
+    for direction in layer.directions:
+        kernels.append(_gates(w[f"{direction}.kernel"], order, units).T)  # [gates·u, in]
+        recurrents.append(_gates(w[f"{direction}.recurrent_kernel"], order, units).T)
+        bias = w[f"{direction}.bias"]
+        if layer.type == "gru":  # input bias and recurrent bias (reset after)
+            biases.append(np.concatenate([_gates(bias[0], order, units),
+                                          _gates(bias[1], order, units)]))
+        else:  # one bias; ONNX adds a recurrent bias, zero here
+            biases.append(np.concatenate([_gates(bias, order, units), np.zeros_like(bias)]))
+    attrs = {"hidden_size": units,
+             "direction": "bidirectional" if layer.bidirectional else "forward"}
+    if layer.type == "gru":
+        attrs["linear_before_reset"] = 1
+    steps_first = g.op("Transpose", [x], perm=[1, 0, 2])  # [steps, batch, features]
+    outputs = [g.name("sequence"), g.name("final")]
+    g.nodes.append(helper.make_node(
+        RNN_OPS[layer.type],
+        [steps_first, g.constant("W", np.stack(kernels)), g.constant("R", np.stack(recurrents)),
+         g.constant("B", np.stack(biases))], outputs, **attrs))
+    if layer.return_sequences:
+        # [steps, directions, batch, units] → [batch, steps, directions·units]
+        sequence = g.op("Transpose", [outputs[0]], perm=[2, 0, 1, 3])
+        return g.op("Reshape", [sequence, g.constant("shape", np.array([0, 0, -1]))])
+    final = g.op("Transpose", [outputs[1]], perm=[1, 0, 2])  # [batch, directions, units]
+    return g.op("Reshape", [final, g.constant("shape", np.array([0, -1]))])
+
+
+def _embedding(g: GraphBuilder, layer: S.Embedding, x: str, w: dict, in_shape: S.Shape) -> str:
+    ids = g.op("Cast", [x], to=TensorProto.INT64)
+    return g.op("Gather", [g.constant("embeddings", w["embeddings"]), ids], axis=0)
+
+
+def _reshape(g: GraphBuilder, layer: S.Reshape, x: str, w: dict, in_shape: S.Shape) -> str:
+    return g.op("Reshape", [x, g.constant("shape", np.array([-1, *layer.target_shape]))])
 
 
 LAYER_BUILDERS = {
     "dense": _dense,
-    "dropout": lambda g, layer, x, weights: x,  # inference: identity
-    "flatten": lambda g, layer, x, weights: g.op("Flatten", [x], axis=1),
+    "conv1d": _conv,
+    "conv2d": _conv,
+    "maxpool1d": _pool,
+    "maxpool2d": _pool,
+    "avgpool1d": _pool,
+    "avgpool2d": _pool,
+    "global_avgpool": _global_pool,
+    "global_maxpool": _global_pool,
+    "flatten": lambda g, layer, x, w, in_shape: g.op("Flatten", [x], axis=1),
+    "reshape": _reshape,
+    "dropout": lambda g, layer, x, w, in_shape: x,  # inference: identity
+    "batchnorm": _batchnorm,
+    "simple_rnn": _recurrent,
+    "lstm": _recurrent,
+    "gru": _recurrent,
+    "embedding": _embedding,
+    "activation": lambda g, layer, x, w, in_shape: _activate(g, layer, x),
 }
 
 
@@ -71,10 +261,12 @@ def export(model_spec: S.ModelSpec, weights: dict[str, np.ndarray],
     if preprocessing is not None and preprocessing.method != "none":
         x = g.op("Sub", [x, g.constant("shift", preprocessing.shift)])
         x = g.op("Div", [x, g.constant("scale", preprocessing.scale)])
+    shape: S.Shape = tuple(model_spec.input.shape)
     for index, layer in enumerate(model_spec.layers):
         prefix = f"layers.{index}."
         layer_weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        x = LAYER_BUILDERS[layer.type](g, layer, x, layer_weights)
+        x = LAYER_BUILDERS[layer.type](g, layer, x, layer_weights, shape)
+        shape = layer.output_shape(shape)
     g.nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME]))
     out_shape = S.analyze(model_spec).output_shape
     graph = helper.make_graph(

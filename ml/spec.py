@@ -6,7 +6,7 @@ shape and counts its parameters; the backends build it by its ``type`` name.
 
 import difflib
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +19,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ml.catalog import ACTIVATION_ALIASES, ACTIVATIONS, LOGIT_ACTIVATIONS, OBJECTIVES
+from ml.catalog import (
+    ACTIVATION_ALIASES,
+    ACTIVATIONS,
+    COMBINATIONS,
+    INITIALIZERS,
+    LOGIT_ACTIVATIONS,
+    OBJECTIVES,
+)
 from ml.errors import SpecError, SpecIssue
 
 Shape = tuple[int, ...]
@@ -41,18 +48,21 @@ def _activation_name(value: str) -> str:
     return value
 
 
-def _objective_name(value: str) -> str:
-    if value not in OBJECTIVES:
-        raise PydanticCustomError(
-            "unknown_name",
-            "unknown objective '{value}'{hint}",
-            {"value": value, "hint": closest(value, OBJECTIVES)},
-        )
-    return value
+def _known(kind: str, names) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in names:
+            raise PydanticCustomError("unknown_name", "unknown {kind} '{value}'{hint}",
+                                      {"kind": kind, "value": value,
+                                       "hint": closest(value, names)})
+        return value
+
+    return AfterValidator(check)
 
 
 ActivationName = Annotated[str, AfterValidator(_activation_name)]
-ObjectiveName = Annotated[str, AfterValidator(_objective_name)]
+ObjectiveName = Annotated[str, _known("objective", OBJECTIVES)]
+CombinationName = Annotated[str, _known("combination", COMBINATIONS)]
+Initializer = Annotated[str, _known("initializer", INITIALIZERS)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -60,20 +70,37 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Weight(NamedTuple):
+    shape: Shape
+    initializer: str
+
+
+class ShapeError(ValueError):
+    """A layer cannot take its input: `field` names the parameter at fault, if one is."""
+
+    def __init__(self, message: str, field: str | None = None, value: Any = None):
+        super().__init__(message)
+        self.field, self.value = field, value
+
+
+def _dims(shape: Shape) -> str:
+    return "×".join(map(str, shape))
+
+
 class Layer(StrictModel):
-    """A layer type: its parameters, output shape and parameter count."""
+    """A layer type: its parameters, output shape and canonical weights."""
 
     type: str
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def weight_shapes(self, shape: Shape) -> dict[str, Shape]:
+    def weights(self, shape: Shape) -> dict[str, Weight]:
         """The canonical weight layout, shared by both backends and the ONNX exporter."""
         return {}
 
     def param_count(self, shape: Shape) -> int:
-        return sum(math.prod(s) for s in self.weight_shapes(shape).values())
+        return sum(math.prod(w.shape) for w in self.weights(shape).values())
 
     @property
     def output_activation(self) -> str | None:
@@ -81,31 +108,179 @@ class Layer(StrictModel):
 
 
 class Dense(Layer):
-    """The linear layer: acts on the last axis, like Keras Dense and torch Linear."""
+    """A layer of units on the last axis: a combination function, then an activation."""
 
     type: Literal["dense"]
     units: PositiveInt
     activation: ActivationName = "identity"
-    combination: Literal["linear"] = "linear"
+    combination: CombinationName = "linear"
     use_bias: bool = True
-    kernel_initializer: Literal["glorot_uniform"] = "glorot_uniform"
-    bias_initializer: Literal["zeros"] = "zeros"
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+    # Radial combinations: widths b and altitudes a start at one.
+    width_initializer: Initializer = "ones"
+    altitude_initializer: Initializer = "ones"
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape[:-1], self.units)
 
-    def weight_shapes(self, shape: Shape) -> dict[str, Shape]:
-        kernel = {"kernel": (shape[-1], self.units)}  # [fan_in, units], the Keras layout
-        return {**kernel, "bias": (self.units,)} if self.use_bias else kernel
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        fan_in, units, combination = shape[-1], self.units, self.combination
+        bias = {"bias": Weight((units,), self.bias_initializer)} if self.use_bias else {}
+        if combination == "additive":
+            return {}
+        if combination == "linear":  # kernel [fan_in, units], the Keras layout
+            return {"kernel": Weight((fan_in, units), self.kernel_initializer), **bias}
+        if combination == "eqslopes":  # one weight per input, shared by all units
+            return {"kernel": Weight((fan_in,), self.kernel_initializer), **bias}
+        weights = {"centers": Weight((fan_in, units), self.kernel_initializer)}
+        shared = combination in ("ewradial", "eqradial")
+        weights["widths"] = Weight((1,) if shared else (units,), self.width_initializer)
+        if combination in ("xradial", "ewradial"):
+            weights["altitudes"] = Weight((units,), self.altitude_initializer)
+        return weights
 
     @property
     def output_activation(self) -> str | None:
         return self.activation
 
 
-class Dropout(Layer):
-    type: Literal["dropout"]
-    rate: Probability = 0.5
+IntOrPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1, max_length=2)]
+
+
+class Spatial(Layer):
+    """Shared by convolutions and poolings over 1 or 2 channels-last spatial axes."""
+
+    rank: ClassVar[int]
+
+    def _tuple(self, value: int | list[int], field: str) -> tuple[int, ...]:
+        values = (value,) * self.rank if isinstance(value, int) else tuple(value)
+        if len(values) != self.rank:
+            raise ShapeError(f"expected {self.rank} values, received {list(values)}", field, value)
+        return values
+
+    def _check_input(self, shape: Shape) -> None:
+        if len(shape) != self.rank + 1:
+            layout = "[steps, channels]" if self.rank == 1 else "[height, width, channels]"
+            hint = "; add a reshape layer" if len(shape) == 1 else ""
+            raise ShapeError(f"{self.type} expects input of shape {layout}, "
+                             f"received {list(shape)}{hint}", None, list(shape))
+
+    def _spatial_out(self, shape: Shape, window: tuple[int, ...], strides: tuple[int, ...],
+                     dilation: tuple[int, ...], padding: str, field: str) -> tuple[int, ...]:
+        out = []
+        for size, k, s, d in zip(shape[:-1], window, strides, dilation, strict=True):
+            extent = d * (k - 1) + 1
+            if padding == "same":
+                out.append(-(-size // s))
+            elif extent > size:
+                raise ShapeError(f"{_dims(window)} is larger than the input "
+                                 f"({_dims(shape[:-1])}) at this layer", field,
+                                 getattr(self, field))
+            else:
+                out.append((size - extent) // s + 1)
+        return tuple(out)
+
+
+class Conv(Spatial):
+    filters: PositiveInt
+    kernel_size: IntOrPair
+    strides: IntOrPair = 1
+    padding: Literal["valid", "same"] = "valid"
+    dilation: IntOrPair = 1
+    activation: ActivationName = "identity"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check_input(shape)
+        strides, dilation = self._tuple(self.strides, "strides"), self._tuple(self.dilation,
+                                                                              "dilation")
+        if max(strides) > 1 and max(dilation) > 1:
+            raise ShapeError(f"{self.dilation} cannot combine with strides {self.strides}: "
+                             "use strides 1 with a dilation", "dilation", self.dilation)
+        spatial = self._spatial_out(shape, self._tuple(self.kernel_size, "kernel_size"),
+                                    strides, dilation, self.padding, "kernel_size")
+        return (*spatial, self.filters)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        # kernel [*kernel_size, in_channels, filters], the Keras layout
+        kernel = (*self._tuple(self.kernel_size, "kernel_size"), shape[-1], self.filters)
+        weights = {"kernel": Weight(kernel, self.kernel_initializer)}
+        if self.use_bias:
+            weights["bias"] = Weight((self.filters,), self.bias_initializer)
+        return weights
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.activation
+
+
+class Conv1D(Conv):
+    type: Literal["conv1d"]
+    rank: ClassVar[int] = 1
+
+
+class Conv2D(Conv):
+    type: Literal["conv2d"]
+    rank: ClassVar[int] = 2
+
+
+class Pool(Spatial):
+    pool_size: IntOrPair = 2
+    strides: IntOrPair | None = None  # default: the pool size
+    padding: Literal["valid", "same"] = "valid"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check_input(shape)
+        window = self._tuple(self.pool_size, "pool_size")
+        strides = window if self.strides is None else self._tuple(self.strides, "strides")
+        spatial = self._spatial_out(shape, window, strides, (1,) * self.rank, self.padding,
+                                    "pool_size")
+        return (*spatial, shape[-1])
+
+    def window(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        window = self._tuple(self.pool_size, "pool_size")
+        return window, window if self.strides is None else self._tuple(self.strides, "strides")
+
+
+class MaxPool1D(Pool):
+    type: Literal["maxpool1d"]
+    rank: ClassVar[int] = 1
+
+
+class MaxPool2D(Pool):
+    type: Literal["maxpool2d"]
+    rank: ClassVar[int] = 2
+
+
+class AvgPool1D(Pool):
+    type: Literal["avgpool1d"]
+    rank: ClassVar[int] = 1
+
+
+class AvgPool2D(Pool):
+    type: Literal["avgpool2d"]
+    rank: ClassVar[int] = 2
+
+
+class GlobalPool(Layer):
+    """Max or mean over every axis but the channels: [*spatial, channels] → [channels]."""
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) < 2:
+            raise ShapeError(f"{self.type} expects input with spatial or time axes and "
+                             f"channels, received {list(shape)}", None, list(shape))
+        return (shape[-1],)
+
+
+class GlobalAvgPool(GlobalPool):
+    type: Literal["global_avgpool"]
+
+
+class GlobalMaxPool(GlobalPool):
+    type: Literal["global_maxpool"]
 
 
 class Flatten(Layer):
@@ -115,13 +290,135 @@ class Flatten(Layer):
         return (math.prod(shape),)
 
 
+class Reshape(Layer):
+    type: Literal["reshape"]
+    target_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if math.prod(self.target_shape) != math.prod(shape):
+            raise ShapeError(f"{self.target_shape} holds {math.prod(self.target_shape)} values, "
+                             f"the input {list(shape)} holds {math.prod(shape)}",
+                             "target_shape", self.target_shape)
+        return tuple(self.target_shape)
+
+
+class Dropout(Layer):
+    type: Literal["dropout"]
+    rate: Probability = 0.5
+
+
+class BatchNorm(Layer):
+    """Normalizes the last axis. Keras's convention for momentum: the running statistics
+    move as `running = momentum·running + (1 − momentum)·batch` (torch's momentum is 1 − it)."""
+
+    type: Literal["batchnorm"]
+    momentum: Probability = 0.99
+    epsilon: PositiveFloat = 1e-3
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        channels = (shape[-1],)
+        return {"gamma": Weight(channels, "ones"), "beta": Weight(channels, "zeros"),
+                "moving_mean": Weight(channels, "zeros"),
+                "moving_variance": Weight(channels, "ones")}
+
+
+class Recurrent(Layer):
+    """Reads [timesteps, features]; gates in Keras's order and layout."""
+
+    gates: ClassVar[int]
+    units: PositiveInt
+    return_sequences: bool = False
+    bidirectional: bool = False
+    kernel_initializer: Initializer = "glorot_uniform"
+    recurrent_initializer: Initializer = "orthogonal"
+    bias_initializer: Initializer = "zeros"
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return ("forward", "backward") if self.bidirectional else ("forward",)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 2:
+            hint = "; add a reshape layer" if len(shape) == 1 else ""
+            raise ShapeError(f"{self.type} expects input of shape [timesteps, features], "
+                             f"received {list(shape)}{hint}", None, list(shape))
+        width = self.units * len(self.directions)
+        return (shape[0], width) if self.return_sequences else (width,)
+
+    def _bias_shape(self) -> Shape:
+        return (self.gates * self.units,)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        width = self.gates * self.units
+        weights = {}
+        for direction in self.directions:
+            # kernel [features, gates·units], recurrent_kernel [units, gates·units]
+            weights[f"{direction}.kernel"] = Weight((shape[-1], width), self.kernel_initializer)
+            weights[f"{direction}.recurrent_kernel"] = Weight((self.units, width),
+                                                              self.recurrent_initializer)
+            weights[f"{direction}.bias"] = Weight(self._bias_shape(), self.bias_initializer)
+        return weights
+
+
+class SimpleRNN(Recurrent):
+    type: Literal["simple_rnn"]
+    gates: ClassVar[int] = 1
+
+
+class LSTM(Recurrent):
+    """Gates i, f, c, o; `unit_forget_bias` starts the forget gate's bias at one (as Keras)."""
+
+    type: Literal["lstm"]
+    gates: ClassVar[int] = 4
+    unit_forget_bias: bool = True
+
+
+class GRU(Recurrent):
+    """Gates z, r, h with the reset gate applied after the recurrent product; the bias holds
+    the input bias and the recurrent bias: [2, 3·units]."""
+
+    type: Literal["gru"]
+    gates: ClassVar[int] = 3
+
+    def _bias_shape(self) -> Shape:
+        return (2, self.gates * self.units)
+
+
+class Embedding(Layer):
+    """Integer ids → vectors: [...] → [..., output_dim]; the model's first layer."""
+
+    type: Literal["embedding"]
+    input_dim: PositiveInt
+    output_dim: PositiveInt
+    embeddings_initializer: Initializer = "random_uniform"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (*shape, self.output_dim)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        return {"embeddings": Weight((self.input_dim, self.output_dim),
+                                     self.embeddings_initializer)}
+
+
+class Activation(Layer):
+    type: Literal["activation"]
+    function: ActivationName
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.function
+
+
+_LAYER_CLASSES = (Dense, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D,
+                  GlobalAvgPool, GlobalMaxPool, Flatten, Reshape, Dropout, BatchNorm, SimpleRNN,
+                  LSTM, GRU, Embedding, Activation)
 LAYER_TYPES: dict[str, type[Layer]] = {cls.model_fields["type"].annotation.__args__[0]: cls
-                                       for cls in (Dense, Dropout, Flatten)}
-AnyLayer = Annotated[Dense | Dropout | Flatten, Field(discriminator="type")]
+                                       for cls in _LAYER_CLASSES}
+AnyLayer = Annotated[Union[_LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
 
 
 class InputSpec(StrictModel):
-    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=3)]
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
     dtype: Literal["float32"] = "float32"
 
 
@@ -150,6 +447,8 @@ class ModelSpec(StrictModel):
 
 
 class Optimizer(StrictModel):
+    """Defaults are stated here once and passed explicitly to both frameworks."""
+
     type: str
     learning_rate: PositiveFloat
 
@@ -161,6 +460,29 @@ class SGD(Optimizer):
     nesterov: bool = False
 
 
+class Adadelta(Optimizer):
+    type: Literal["adadelta"]
+    learning_rate: PositiveFloat = 1.0  # Zeiler's; Keras's default (0.001) barely moves
+    rho: Probability = 0.95
+    epsilon: PositiveFloat = 1e-6
+
+
+class Adagrad(Optimizer):
+    type: Literal["adagrad"]
+    learning_rate: PositiveFloat = 0.01
+    initial_accumulator_value: Annotated[float, Field(ge=0.0)] = 0.1
+    epsilon: PositiveFloat = 1e-7
+
+
+class RMSprop(Optimizer):
+    type: Literal["rmsprop"]
+    learning_rate: PositiveFloat = 0.001
+    rho: Probability = 0.9
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    epsilon: PositiveFloat = 1e-7
+    centered: bool = False
+
+
 class Adam(Optimizer):
     type: Literal["adam"]
     learning_rate: PositiveFloat = 0.001
@@ -169,8 +491,16 @@ class Adam(Optimizer):
     epsilon: PositiveFloat = 1e-7
 
 
-OPTIMIZER_TYPES: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
-AnyOptimizer = Annotated[SGD | Adam, Field(discriminator="type")]
+class AdamW(Adam):
+    type: Literal["adamw"]
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.004
+
+
+OPTIMIZER_TYPES: dict[str, type[Optimizer]] = {
+    cls.model_fields["type"].annotation.__args__[0]: cls
+    for cls in (SGD, Adadelta, Adagrad, RMSprop, Adam, AdamW)}
+AnyOptimizer = Annotated[SGD | Adadelta | Adagrad | RMSprop | Adam | AdamW,
+                         Field(discriminator="type")]
 
 
 class EarlyStopping(StrictModel):
@@ -190,12 +520,27 @@ class TrainingSpec(StrictModel):
     preprocessing: Literal["auto", "standardize", "minmax", "none"] = "auto"
 
 
+DatasetRef = Annotated[str, Field(min_length=1, max_length=200)]
+Framework = Literal["tensorflow", "pytorch"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
 class JobSpec(StrictModel):
     model: ModelSpec
     training: TrainingSpec = TrainingSpec()
-    dataset: Annotated[str, Field(min_length=1, max_length=200)]
-    framework: Literal["tensorflow", "pytorch"] = "pytorch"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dataset: DatasetRef
+    framework: Framework = "pytorch"
+    device: Device = "auto"
+
+
+class Draft(StrictModel):
+    """What `POST /specs/validate` checks: a model, and optionally the rest of a job."""
+
+    model: ModelSpec
+    training: TrainingSpec = TrainingSpec()
+    dataset: DatasetRef | None = None
+    framework: Framework = "pytorch"
+    device: Device = "auto"
 
 
 # --- readable errors -------------------------------------------------------------------------
@@ -208,6 +553,8 @@ def _json_path(loc: tuple, data: Any) -> str:
         if isinstance(node, dict) and isinstance(part, str) and part not in node \
                 and node.get("type") == part:
             continue  # the discriminator tag pydantic adds for a tagged union
+        if isinstance(part, str) and not isinstance(node, dict | list):
+            continue  # a union member's name ("constrained-int") below a scalar value
         if isinstance(part, int):
             path += f"[{part}]"
         else:
@@ -267,16 +614,18 @@ def _describe(error: dict, data: Any) -> str:
 
 
 def issues_from_validation_error(exc: ValidationError, data: Any) -> list[SpecIssue]:
-    return [
-        SpecIssue(_json_path(e["loc"], data), _describe(e, data), e.get("input"))
-        for e in exc.errors()
-    ]
+    """One issue per JSON path: a union reports each member's error; the first one says it."""
+    issues: dict[str, SpecIssue] = {}
+    for error in exc.errors():
+        path = _json_path(error["loc"], data)
+        issues.setdefault(path, SpecIssue(path, _describe(error, data), error.get("input")))
+    return list(issues.values())
 
 
-def parse_job_spec(data: Any) -> JobSpec:
+def parse_job_spec(data: Any, schema: type[StrictModel] = JobSpec) -> Any:
     """Parse a job body, raising `SpecError` with every problem's path and value."""
     try:
-        return JobSpec.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         raise SpecError(issues_from_validation_error(exc, data)) from None
 
@@ -300,37 +649,63 @@ class Analysis(BaseModel):
 
 def analyze(model: ModelSpec, max_params: int | None = None) -> Analysis:
     """Infer every layer's output shape and parameter count; raise `SpecError` on any problem."""
+    analysis, issues = inspect_model(model, max_params)
+    if issues:
+        raise SpecError(issues)
+    return analysis
+
+
+def inspect_model(model: ModelSpec,
+                  max_params: int | None = None) -> tuple[Analysis, list[SpecIssue]]:
+    """The shapes and parameter counts that can be inferred, and every problem found.
+
+    Shape inference stops at the first layer that cannot take its input (the shapes after it
+    are unknown); every other problem is reported with it.
+    """
     issues: list[SpecIssue] = []
     shape: Shape = tuple(model.input.shape)
     reports = []
     for index, layer in enumerate(model.layers):
-        params = layer.param_count(shape)
-        shape = layer.output_shape(shape)
+        path = f"model.layers[{index}]"
+        if layer.type == "embedding" and index != 0:
+            issues.append(SpecIssue(f"{path}.type", "embedding must be the first layer: it reads "
+                                                    "integer ids from the input", layer.type))
+        try:
+            params = layer.param_count(shape)
+            shape = layer.output_shape(shape)
+        except ShapeError as error:
+            field = f"{path}.{error.field}" if error.field else path
+            issues.append(SpecIssue(field, str(error), error.value))
+            break
         reports.append(LayerReport(index=index, type=layer.type, output_shape=list(shape),
                                    params=params))
     total = sum(r.params for r in reports)
     if max_params is not None and total > max_params:
         issues.append(SpecIssue("model.layers", f"{total} parameters exceed the limit of "
                                                 f"{max_params}", total))
-    last = len(model.layers) - 1
+    if len(reports) == len(model.layers):
+        issues.extend(_output_issues(model, shape))
+    return Analysis(input_shape=list(model.input.shape), layers=reports, total_params=total,
+                    output_shape=list(shape)), issues
+
+
+def _output_issues(model: ModelSpec, shape: Shape) -> list[SpecIssue]:
+    issues = []
+    last = f"model.layers[{len(model.layers) - 1}]"
     activation = model.output_activation
     if model.objective == "categorical_crossentropy" and activation != "softmax":
-        issues.append(SpecIssue(f"model.layers[{last}].activation",
-                                "categorical_crossentropy expects the last layer to be a dense "
-                                "layer with a softmax activation", activation))
+        issues.append(SpecIssue(f"{last}.activation",
+                                "categorical_crossentropy expects the last layer to have a "
+                                "softmax activation", activation))
     if model.objective == "binary_crossentropy" and (activation != "logistic" or shape[-1] != 1):
-        issues.append(SpecIssue(f"model.layers[{last}]",
-                                "binary_crossentropy expects the last layer to be one dense unit "
-                                "with a logistic activation",
+        issues.append(SpecIssue(last, "binary_crossentropy expects the last layer to be one "
+                                      "unit with a logistic activation",
                                 {"units": shape[-1], "activation": activation}))
     if len(shape) != 1:
-        issues.append(SpecIssue(f"model.layers[{last}]",
-                                f"the output must be one vector per sample, got shape {list(shape)}"
-                                "; add a flatten layer", list(shape)))
-    if issues:
-        raise SpecError(issues)
-    return Analysis(input_shape=list(model.input.shape), layers=reports, total_params=total,
-                    output_shape=list(shape))
+        issues.append(SpecIssue(last, f"the output must be one vector per sample, received "
+                                      f"shape {list(shape)}; add a flatten or global pooling "
+                                      "layer", list(shape)))
+    return issues
 
 
 def check_dataset_fit(spec: JobSpec, dataset: dict, analysis: Analysis) -> None:
@@ -376,3 +751,48 @@ def check_dataset_fit(spec: JobSpec, dataset: dict, analysis: Analysis) -> None:
         raise SpecError(issues)
 
 
+
+
+# --- the catalog -----------------------------------------------------------------------------
+
+_VOCABULARIES = {"activation": ACTIVATIONS, "function": ACTIVATIONS,
+                 "combination": COMBINATIONS, "objective": OBJECTIVES}
+
+
+def _parameters(cls: type[StrictModel]) -> list[dict[str, Any]]:
+    """Each parameter with its default, JSON-schema type and constraints, and allowed names."""
+    properties = cls.model_json_schema()["properties"]
+    parameters = []
+    for name, field in cls.model_fields.items():
+        if name == "type":
+            continue
+        entry: dict[str, Any] = {"name": name, "required": field.is_required(),
+                                 "schema": properties[name]}
+        if not field.is_required():
+            default = field.get_default(call_default_factory=True)
+            entry["default"] = default.model_dump() if isinstance(default, BaseModel) else default
+        names = _VOCABULARIES.get(name) or (INITIALIZERS if name.endswith("_initializer")
+                                            else None)
+        if names:
+            entry["allowed"] = list(names)
+        parameters.append(entry)
+    return parameters
+
+
+def catalog() -> dict[str, Any]:
+    """Every name of the language with its parameters, defaults, formulas and ranges."""
+    def describe(info) -> dict[str, Any]:
+        return {k: v for k, v in vars(info).items() if v != ""}
+
+    return {
+        "layers": [{"type": name, "description": (cls.__doc__ or "").strip(),
+                    "parameters": _parameters(cls)} for name, cls in LAYER_TYPES.items()],
+        "activations": [describe(a) for a in ACTIVATIONS.values()],
+        "activation_aliases": ACTIVATION_ALIASES,
+        "combinations": [describe(c) for c in COMBINATIONS.values()],
+        "objectives": [describe(o) for o in OBJECTIVES.values()],
+        "optimizers": [{"type": name, "parameters": _parameters(cls)}
+                       for name, cls in OPTIMIZER_TYPES.items()],
+        "initializers": [{"name": k, "formula": v} for k, v in INITIALIZERS.items()],
+        "training": _parameters(TrainingSpec),
+    }

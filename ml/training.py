@@ -65,10 +65,21 @@ def prepare(spec: JobSpec, dataset: Dataset) -> PreparedData:
     parts = split(dataset, spec.training.seed, spec.training.validation_split)
     x = dataset.x.reshape(len(dataset.x), *input_shape)
     y = dataset.y
+    if y.ndim == 2 and spec.model.task == "classification":
+        y = y.argmax(axis=1)  # one-hot labels → class indices
     if spec.model.objective == "binary_crossentropy":
         y = y.astype(np.float32).reshape(-1, 1)
-    preprocessing = fit_preprocessing(spec.training.preprocessing, dataset.kind,
-                                      dataset.x[parts.train], input_shape)
+    method = spec.training.preprocessing
+    first = spec.model.layers[0]
+    if first.type == "embedding":
+        method = "none"  # ids are not scaled
+        top = int(dataset.x.max())
+        if dataset.x.min() < 0 or top >= first.input_dim or not np.all(dataset.x % 1 == 0):
+            raise DataError(f"model.layers[0].input_dim: {first.input_dim}, but the dataset's "
+                            f"features are not integer ids in [0, {first.input_dim}) "
+                            f"(found values up to {top})")
+    preprocessing = fit_preprocessing(method, dataset.kind, dataset.x[parts.train],
+                                      input_shape)
     return PreparedData(
         x_train=preprocessing.apply(x[parts.train]), y_train=y[parts.train],
         x_val=preprocessing.apply(x[parts.validation]), y_val=y[parts.validation],

@@ -65,6 +65,38 @@ def tiny_job(framework: str = "pytorch", epochs: int = 3, name: str = "tiny") ->
     }
 
 
+def every_layer_job(framework: str, name: str = "every-layer") -> dict:
+    """Two epochs of a spec that uses every layer type, on the digits' raw pixel ids."""
+    layers = [
+        {"type": "embedding", "input_dim": 17, "output_dim": 3},  # [8, 8, 1, 3]
+        {"type": "reshape", "target_shape": [8, 8, 3]},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "same",
+         "activation": "relu"},
+        {"type": "batchnorm"},
+        {"type": "maxpool2d", "pool_size": 2},  # [4, 4, 4]
+        {"type": "avgpool2d", "pool_size": 2, "strides": 1, "padding": "same"},
+        {"type": "reshape", "target_shape": [16, 4]},
+        {"type": "conv1d", "filters": 6, "kernel_size": 3, "padding": "same"},
+        {"type": "maxpool1d", "pool_size": 2},  # [8, 6]
+        {"type": "avgpool1d", "pool_size": 2, "strides": 1, "padding": "same"},
+        {"type": "simple_rnn", "units": 5, "return_sequences": True},
+        {"type": "gru", "units": 4, "return_sequences": True, "bidirectional": True},
+        {"type": "lstm", "units": 6, "return_sequences": True},  # [8, 6]
+        {"type": "dropout", "rate": 0.1},
+        {"type": "global_avgpool"},  # [6]
+        {"type": "reshape", "target_shape": [3, 2]},
+        {"type": "global_maxpool"},  # [2]
+        {"type": "flatten"},
+        {"type": "dense", "units": 16, "combination": "ehradial", "activation": "exponential"},
+        {"type": "activation", "function": "elliott"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ]
+    return {"model": {"name": name, "input": {"shape": [8, 8, 1]}, "layers": layers,
+                      "objective": "categorical_crossentropy"},
+            "training": {"optimizer": {"type": "rmsprop"}, "epochs": 2, "batch_size": 64},
+            "dataset": "builtin:digits", "framework": framework}
+
+
 @pytest.fixture
 def embedded_settings(tmp_path) -> Settings:
     """SQLite + filesystem broker in a fresh data directory, migrated."""

@@ -11,15 +11,9 @@ from core.queue import enqueue_training
 from core.repositories.jobs import JobRepository
 from core.repositories.models import ModelRepository
 from core.services.auth import Principal
-from core.services.datasets import DatasetService
+from core.services.specs import SpecService
 from core.settings import Settings
-from ml.errors import SpecError
-from ml.spec import JobSpec, analyze, check_dataset_fit, parse_job_spec
-
-
-def spec_error_details(error: SpecError) -> list[dict[str, Any]]:
-    return [{"field": issue.path, "message": issue.message, "value": issue.value}
-            for issue in error.issues]
+from ml.spec import JobSpec
 
 
 class JobService:
@@ -30,16 +24,11 @@ class JobService:
 
     def validate(self, body: dict[str, Any]) -> JobSpec:
         """The whole validation of DESIGN §3, before anything is stored or queued."""
-        try:
-            spec = parse_job_spec(body)
-            analysis = analyze(spec.model, self.settings.max_params)
-            check_dataset_fit(spec, DatasetService().schema(spec.dataset), analysis)
-        except SpecError as error:
-            raise Invalid(f"the job spec is invalid: {error}", spec_error_details(error)) from None
-        if spec.training.epochs > self.settings.max_epochs:
-            raise Invalid(f"training.epochs: {spec.training.epochs} exceeds the limit of "
-                          f"{self.settings.max_epochs}",
-                          [{"field": "training.epochs", "value": spec.training.epochs}])
+        inspection = SpecService(self.settings).inspect(body, require_dataset=True)
+        if inspection.issues:
+            summary = "; ".join(str(issue) for issue in inspection.issues)
+            raise Invalid(f"the job spec is invalid: {summary}", inspection.details())
+        spec = inspection.spec
         if spec.device == "cuda":
             # Routing to CUDA workers arrives with worker device announcements (issue 5).
             raise Conflict("device 'cuda' requested but no CUDA worker is available",

@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from capas import Client
 from ml.datasets import load_builtin
-from tests.conftest import EXAMPLES, ROOT, free_port
+from ml.spec import LAYER_TYPES
+from tests.conftest import EXAMPLES, ROOT, every_layer_job, free_port
 
 CAPAS = str(Path(sys.executable).parent / "capas")
 
@@ -104,6 +106,22 @@ def test_cli_reports_errors_with_field_and_value(service, tmp_path):
     done = capas(service, "submit", str(bad))
     assert done.returncode == 1
     assert "model.layers[0].units" in done.stderr and "received -3" in done.stderr
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_a_spec_with_every_layer_type_trains_and_serves(service, framework):
+    url, headers = service["url"], {"Authorization": f"Bearer {service['key']}"}
+    body = every_layer_job(framework, name=f"every-layer-{framework}")
+    assert {layer["type"] for layer in body["model"]["layers"]} == set(LAYER_TYPES)
+    response = httpx.post(f"{url}/jobs", headers=headers, json=body)
+    assert response.status_code == 202, response.text
+    with Client(url, service["key"]) as client:
+        job = client.wait(response.json()["id"], timeout_s=300)
+    assert job["status"] == "succeeded", job["failure_reason"]
+    digits = load_builtin("builtin:digits")
+    out = httpx.post(f"{url}/predict", headers=headers, json={
+        "model": body["model"]["name"], "instances": digits.x[:3].tolist()}).json()
+    assert len(out["predictions"]) == 3 and len(out["probabilities"][0]) == 10
 
 
 def test_ctrl_c_stops_api_and_worker(service):

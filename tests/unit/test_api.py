@@ -101,8 +101,9 @@ def test_a_model_that_does_not_fit_the_dataset_is_refused(api):
     error = assert_error(api.post("/jobs", json=body), 422, "invalid")
     assert error["details"][0]["field"] == "model.input.shape"
     body["dataset"] = "builtin:nothing"
-    error = assert_error(api.post("/jobs", json=body), 404, "not_found")
-    assert error["details"] == [{"field": "dataset", "value": "builtin:nothing"}]
+    error = assert_error(api.post("/jobs", json=body), 422, "invalid")
+    assert [(d["field"], d["value"]) for d in error["details"]] == [("dataset",
+                                                                     "builtin:nothing")]
 
 
 def test_submit_queues_a_job_and_lists_it(api):
@@ -150,5 +151,6 @@ def test_body_size_is_capped_before_spooling(api):
 def test_datasets_lists_the_builtins(api):
     ids = [d["id"] for d in api.get("/datasets").json()]
     assert ids == ["builtin:iris", "builtin:wine", "builtin:breast_cancer", "builtin:digits",
-                   "builtin:moons", "builtin:sine"]
+                   "builtin:moons", "builtin:circles", "builtin:spirals", "builtin:xor",
+                   "builtin:sine"]
     assert api.get("/datasets/builtin:digits").json()["feature_shape"] == [8, 8, 1]

@@ -1,0 +1,56 @@
+"""Spec inspection shared by `POST /specs/validate` and `POST /jobs`, and the catalog."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import NotFound
+from core.services.datasets import DatasetService
+from core.settings import Settings
+from ml.errors import SpecError, SpecIssue
+from ml.spec import Analysis, Draft, JobSpec, check_dataset_fit, inspect_model, parse_job_spec
+
+
+@dataclass
+class Inspection:
+    spec: Any = None  # JobSpec or Draft, when the body parses
+    analysis: Analysis | None = None
+    issues: list[SpecIssue] = field(default_factory=list)
+
+    def details(self) -> list[dict[str, Any]]:
+        return [{"field": issue.path, "message": issue.message, "value": issue.value}
+                for issue in self.issues]
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"valid": not self.issues, "errors": self.details()}
+        if self.analysis is not None:
+            body.update(self.analysis.model_dump())
+        return body
+
+
+class SpecService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def inspect(self, body: Any, require_dataset: bool) -> Inspection:
+        """Every problem of a job body at once: schema, shapes, limits, dataset fit."""
+        try:
+            spec = parse_job_spec(body, JobSpec if require_dataset else Draft)
+        except SpecError as error:
+            return Inspection(issues=error.issues)
+        analysis, issues = inspect_model(spec.model, self.settings.max_params)
+        if spec.training.epochs > self.settings.max_epochs:
+            issues.append(SpecIssue("training.epochs", f"{spec.training.epochs} exceeds the "
+                                    f"limit of {self.settings.max_epochs}", spec.training.epochs))
+        complete = len(analysis.layers) == len(spec.model.layers)
+        if spec.dataset is not None:
+            try:
+                schema = DatasetService().schema(spec.dataset)
+            except NotFound as error:
+                issues.append(SpecIssue("dataset", error.message, spec.dataset))
+            else:
+                if complete:
+                    try:
+                        check_dataset_fit(spec, schema, analysis)
+                    except SpecError as error:
+                        issues.extend(error.issues)
+        return Inspection(spec=spec, analysis=analysis, issues=issues)

@@ -1,0 +1,408 @@
+"""PyTorch builders for every spec layer type, activation, combination and initializer.
+
+Tensors stay channels-last between layers (the spec's layout, [batch, *spatial, channels]);
+convolutions and poolings transpose to channels-first around the torch op. Every block keeps
+its weights in, or maps them to, the canonical layout of `ml.spec` (Keras's), so weights cross
+between the frameworks unchanged.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ml import spec as S
+from ml.catalog import LEAKY_RELU_SLOPE
+
+ACTIVATIONS = {
+    "identity": lambda g: g,
+    "exponential": torch.exp,
+    "reciprocal": torch.reciprocal,
+    "square": torch.square,
+    "logistic": torch.sigmoid,
+    "softmax": lambda g: torch.softmax(g, dim=-1),
+    "gauss": lambda g: torch.exp(-torch.square(g)),
+    "sine": torch.sin,
+    "cosine": torch.cos,
+    "elliott": lambda g: g / (1 + g.abs()),
+    "tanh": torch.tanh,
+    "arctan": lambda g: torch.atan(g) * (2 / math.pi),
+    "relu": F.relu,
+    "leaky_relu": lambda g: F.leaky_relu(g, LEAKY_RELU_SLOPE),
+    "elu": F.elu,
+    "selu": F.selu,
+    "gelu": F.gelu,  # exact (erf), as Keras's default
+    "softplus": F.softplus,
+    "silu": F.silu,
+}
+
+
+# --- initializers, in Keras's formulas on the canonical shapes -------------------------------
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _uniform(limit: float):
+    return lambda t: nn.init.uniform_(t, -limit, limit)
+
+
+def _truncated(std: float):
+    # Keras scales the deviation so that the truncated (±2σ) distribution keeps it.
+    std = std / 0.87962566103423978
+    return lambda t: nn.init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
+
+
+INITIALIZERS = {
+    "glorot_uniform": lambda fan_in, fan_out: _uniform(math.sqrt(6 / (fan_in + fan_out))),
+    "glorot_normal": lambda fan_in, fan_out: _truncated(math.sqrt(2 / (fan_in + fan_out))),
+    "he_uniform": lambda fan_in, fan_out: _uniform(math.sqrt(6 / fan_in)),
+    "he_normal": lambda fan_in, fan_out: _truncated(math.sqrt(2 / fan_in)),
+    "lecun_uniform": lambda fan_in, fan_out: _uniform(math.sqrt(3 / fan_in)),
+    "lecun_normal": lambda fan_in, fan_out: _truncated(math.sqrt(1 / fan_in)),
+    "orthogonal": lambda fan_in, fan_out: nn.init.orthogonal_,
+    "random_normal": lambda fan_in, fan_out: lambda t: nn.init.normal_(t, 0.0, 0.05),
+    "random_uniform": lambda fan_in, fan_out: _uniform(0.05),
+    "zeros": lambda fan_in, fan_out: nn.init.zeros_,
+    "ones": lambda fan_in, fan_out: nn.init.ones_,
+}
+
+
+def initialize(weight: S.Weight) -> torch.Tensor:
+    tensor = torch.empty(weight.shape)
+    with torch.no_grad():
+        INITIALIZERS[weight.initializer](*_fans(weight.shape))(tensor)
+    return tensor
+
+
+def initial_weights(layer: S.Layer, in_shape: S.Shape) -> dict[str, np.ndarray]:
+    weights = {name: initialize(w).numpy() for name, w in layer.weights(in_shape).items()}
+    if isinstance(layer, S.LSTM) and layer.unit_forget_bias:
+        for direction in layer.directions:  # gates i, f, c, o: the forget gate's bias is 1
+            weights[f"{direction}.bias"][layer.units:2 * layer.units] = 1.0
+    return weights
+
+
+# --- blocks ----------------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """A spec layer. `logits=True` (last layer only) stops before the output activation."""
+
+    activation_name: str | None = None
+
+    def activate(self, net: torch.Tensor, logits: bool) -> torch.Tensor:
+        if logits or self.activation_name is None:
+            return net
+        return ACTIVATIONS[self.activation_name](net)
+
+    def canonical(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
+        pass
+
+
+class CanonicalBlock(Block):
+    """Keeps its weights as parameters in the canonical layout itself."""
+
+    def __init__(self, layer: S.Layer, in_shape: S.Shape):
+        super().__init__()
+        self.weight = nn.ParameterDict({
+            name: nn.Parameter(torch.from_numpy(value))
+            for name, value in initial_weights(layer, in_shape).items()})
+
+    def canonical(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach() for name, p in self.weight.items()}
+
+    def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            for name, p in self.weight.items():
+                p.copy_(torch.from_numpy(weights[name]))
+
+
+def _radial(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    # x [..., f], centers [f, units] → Σᵢ (wᵢⱼ − xᵢ)² [..., units]
+    return torch.square(x.unsqueeze(-1) - centers).sum(dim=-2)
+
+
+def _log_abs(a: torch.Tensor) -> torch.Tensor:
+    return torch.log(a.abs())
+
+
+COMBINATIONS = {
+    "additive": lambda x, w: x.sum(dim=-1, keepdim=True),
+    "linear": lambda x, w: F.linear(x, w["kernel"].T, w.get("bias")),
+    "eqslopes": lambda x, w: (x @ w["kernel"]).unsqueeze(-1) + w.get("bias", 0.0),
+    "xradial": lambda x, w: x.shape[-1] * _log_abs(w["altitudes"])
+    - torch.square(w["widths"]) * _radial(x, w["centers"]),
+    "ehradial": lambda x, w: -torch.square(w["widths"]) * _radial(x, w["centers"]),
+    "evradial": lambda x, w: x.shape[-1] * _log_abs(w["widths"])
+    - torch.square(w["widths"]) * _radial(x, w["centers"]),
+    "ewradial": lambda x, w: x.shape[-1] * _log_abs(w["altitudes"])
+    - torch.square(w["widths"]) * _radial(x, w["centers"]),
+    "eqradial": lambda x, w: -torch.square(w["widths"]) * _radial(x, w["centers"]),
+}
+
+
+class DenseBlock(CanonicalBlock):
+    def __init__(self, layer: S.Dense, in_shape: S.Shape):
+        super().__init__(layer, in_shape)
+        self.combine = COMBINATIONS[layer.combination]
+        self.units = layer.units
+        self.activation_name = layer.activation
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        net = self.combine(x, dict(self.weight.items()))
+        if net.shape[-1] != self.units:  # additive: one sum, the same for every unit
+            net = net.expand(*net.shape[:-1], self.units)
+        return self.activate(net, logits)
+
+
+def _same_padding(sizes, window, strides, dilation) -> list[int]:
+    """F.pad's argument for Keras's 'same' padding (the extra cell after), last axis first."""
+    pads = []
+    for size, k, s, d in zip(sizes, window, strides, dilation, strict=True):
+        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return [p for pair in reversed(pads) for p in pair]
+
+
+def _to_channels_first(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(-1, 1)
+
+
+def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(1, -1)
+
+
+class ConvBlock(CanonicalBlock):
+    def __init__(self, layer: S.Conv, in_shape: S.Shape):
+        super().__init__(layer, in_shape)
+        self.rank = layer.rank
+        self.strides = layer._tuple(layer.strides, "strides")
+        self.dilation = layer._tuple(layer.dilation, "dilation")
+        window = layer._tuple(layer.kernel_size, "kernel_size")
+        self.padding = (_same_padding(in_shape[:-1], window, self.strides, self.dilation)
+                        if layer.padding == "same" else None)
+        self.conv = F.conv1d if self.rank == 1 else F.conv2d
+        self.activation_name = layer.activation
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        x = _to_channels_first(x)
+        if self.padding:
+            x = F.pad(x, self.padding)
+        # canonical kernel [*window, in, filters] → torch [filters, in, *window]
+        kernel = self.weight["kernel"].permute(self.rank + 1, self.rank, *range(self.rank))
+        net = self.conv(x, kernel, self.weight.get("bias"), self.strides, 0, self.dilation)
+        return self.activate(_to_channels_last(net), logits)
+
+
+class PoolBlock(Block):
+    def __init__(self, layer: S.Pool, in_shape: S.Shape):
+        super().__init__()
+        self.window, self.strides = layer.window()
+        self.padding = (_same_padding(in_shape[:-1], self.window, self.strides,
+                                      (1,) * layer.rank) if layer.padding == "same" else None)
+        self.is_max = layer.type.startswith("max")
+        rank = layer.rank
+        self.pool = {(True, 1): F.max_pool1d, (True, 2): F.max_pool2d,
+                     (False, 1): F.avg_pool1d, (False, 2): F.avg_pool2d}[(self.is_max, rank)]
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        x = _to_channels_first(x)
+        if self.padding and self.is_max:
+            x = F.pad(x, self.padding, value=-math.inf)  # padding never wins a max
+        elif self.padding:
+            # Keras averages over the cells inside the input only: sum / count.
+            ones = torch.ones_like(x[:1, :1])
+            counts = self.pool(F.pad(ones, self.padding), self.window, self.strides)
+            x = self.pool(F.pad(x, self.padding), self.window, self.strides) / counts
+            return _to_channels_last(x)
+        return _to_channels_last(self.pool(x, self.window, self.strides))
+
+
+class GlobalPoolBlock(Block):
+    def __init__(self, layer: S.GlobalPool, in_shape: S.Shape):
+        super().__init__()
+        self.reduce = torch.amax if layer.type == "global_maxpool" else torch.mean
+        self.axes = tuple(range(1, len(in_shape)))  # every axis but batch and channels
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        return self.reduce(x, dim=self.axes)
+
+
+class Stateless(Block):
+    """A weightless layer given by a function of the input (and training mode)."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        return self.function(self, x)
+
+
+class BatchNormBlock(Block):
+    """Batch normalization on the last axis, with Keras's statistics (biased variance)."""
+
+    def __init__(self, layer: S.BatchNorm, in_shape: S.Shape):
+        super().__init__()
+        initial = initial_weights(layer, in_shape)
+        self.gamma = nn.Parameter(torch.from_numpy(initial["gamma"]))
+        self.beta = nn.Parameter(torch.from_numpy(initial["beta"]))
+        self.register_buffer("moving_mean", torch.from_numpy(initial["moving_mean"]))
+        self.register_buffer("moving_variance", torch.from_numpy(initial["moving_variance"]))
+        self.momentum, self.epsilon = layer.momentum, layer.epsilon
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        if self.training:
+            axes = tuple(range(x.dim() - 1))
+            mean = x.mean(dim=axes)
+            variance = x.var(dim=axes, unbiased=False)
+            with torch.no_grad():
+                self.moving_mean.lerp_(mean, 1 - self.momentum)
+                self.moving_variance.lerp_(variance, 1 - self.momentum)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        return (x - mean) * torch.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+
+    def canonical(self) -> dict[str, torch.Tensor]:
+        return {"gamma": self.gamma.detach(), "beta": self.beta.detach(),
+                "moving_mean": self.moving_mean, "moving_variance": self.moving_variance}
+
+    def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
+        with torch.no_grad():
+            for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+                getattr(self, name).copy_(torch.from_numpy(weights[name]))
+
+
+def _gate_order(layer: S.Recurrent) -> list[int]:
+    """torch's gate blocks in terms of Keras's: GRU is z, r, h in Keras and r, z, n in torch."""
+    return [1, 0, 2] if layer.type == "gru" else list(range(layer.gates))
+
+
+def _reorder(matrix: torch.Tensor, order: list[int], units: int) -> torch.Tensor:
+    return torch.cat([matrix[..., g * units:(g + 1) * units] for g in order], dim=-1)
+
+
+class RecurrentBlock(Block):
+    """torch's fused RNN/LSTM/GRU, mapped to Keras's kernel, recurrent kernel and bias."""
+
+    MODULES = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+    def __init__(self, layer: S.Recurrent, in_shape: S.Shape):
+        super().__init__()
+        self.layer = layer
+        self.rnn = self.MODULES[layer.type](in_shape[-1], layer.units, batch_first=True,
+                                            bidirectional=layer.bidirectional)
+        if layer.type != "gru":
+            # Keras has one bias per gate; torch's second (recurrent) bias stays at zero.
+            for suffix in self._suffixes():
+                getattr(self.rnn, f"bias_hh_l0{suffix}").requires_grad_(False)
+        self.load_canonical(initial_weights(layer, in_shape))
+
+    def _suffixes(self) -> list[str]:
+        return ["", "_reverse"][:len(self.layer.directions)]
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        output, state = self.rnn(x)
+        if self.layer.return_sequences:
+            return output  # [batch, steps, directions·units]
+        final = state[0] if isinstance(state, tuple) else state  # [directions, batch, units]
+        return torch.cat(list(final), dim=-1)
+
+    def canonical(self) -> dict[str, torch.Tensor]:
+        order, units = _gate_order(self.layer), self.layer.units
+        inverse = [order.index(g) for g in range(len(order))]
+        weights = {}
+        for direction, suffix in zip(self.layer.directions, self._suffixes(), strict=True):
+            get = lambda name, s=suffix: getattr(self.rnn, f"{name}_l0{s}").detach()  # noqa: E731
+            weights[f"{direction}.kernel"] = _reorder(get("weight_ih").T, inverse, units)
+            weights[f"{direction}.recurrent_kernel"] = _reorder(get("weight_hh").T, inverse,
+                                                                units)
+            bias_ih, bias_hh = (_reorder(get(n), inverse, units) for n in ("bias_ih", "bias_hh"))
+            weights[f"{direction}.bias"] = (torch.stack([bias_ih, bias_hh])
+                                            if self.layer.type == "gru" else bias_ih)
+        return weights
+
+    def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
+        order, units = _gate_order(self.layer), self.layer.units
+        with torch.no_grad():
+            for direction, suffix in zip(self.layer.directions, self._suffixes(), strict=True):
+                def put(name: str, value: np.ndarray, s: str = suffix) -> None:
+                    # Reorder the gate blocks on the canonical (last) axis, then transpose
+                    # matrices to torch's [gates·units, inputs].
+                    tensor = _reorder(torch.from_numpy(value), order, units)
+                    getattr(self.rnn, f"{name}_l0{s}").copy_(tensor.T if tensor.dim() == 2
+                                                              else tensor)
+
+                put("weight_ih", weights[f"{direction}.kernel"])
+                put("weight_hh", weights[f"{direction}.recurrent_kernel"])
+                bias = weights[f"{direction}.bias"]
+                if self.layer.type == "gru":
+                    put("bias_ih", bias[0])
+                    put("bias_hh", bias[1])
+                else:
+                    put("bias_ih", bias)
+                    put("bias_hh", np.zeros_like(bias))
+
+
+class EmbeddingBlock(CanonicalBlock):
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        return F.embedding(x.long(), self.weight["embeddings"])
+
+
+class ActivationBlock(Block):
+    def __init__(self, layer: S.Activation, in_shape: S.Shape):
+        super().__init__()
+        self.activation_name = layer.function
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        return self.activate(x, logits)
+
+
+LAYER_BUILDERS = {
+    "dense": DenseBlock,
+    "conv1d": ConvBlock,
+    "conv2d": ConvBlock,
+    "maxpool1d": PoolBlock,
+    "maxpool2d": PoolBlock,
+    "avgpool1d": PoolBlock,
+    "avgpool2d": PoolBlock,
+    "global_avgpool": GlobalPoolBlock,
+    "global_maxpool": GlobalPoolBlock,
+    "flatten": lambda layer, in_shape: Stateless(lambda block, x: x.flatten(1)),
+    "reshape": lambda layer, in_shape: Stateless(
+        lambda block, x: x.reshape(x.shape[0], *layer.target_shape)),
+    "dropout": lambda layer, in_shape: Stateless(
+        lambda block, x: F.dropout(x, layer.rate, block.training)),
+    "batchnorm": BatchNormBlock,
+    "simple_rnn": RecurrentBlock,
+    "lstm": RecurrentBlock,
+    "gru": RecurrentBlock,
+    "embedding": EmbeddingBlock,
+    "activation": ActivationBlock,
+}
+
+
+class SpecModule(nn.Module):
+    def __init__(self, model_spec: S.ModelSpec):
+        super().__init__()
+        blocks, shape = [], tuple(model_spec.input.shape)
+        for layer in model_spec.layers:
+            blocks.append(LAYER_BUILDERS[layer.type](layer, shape))
+            shape = layer.output_shape(shape)
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            x = block(x, logits=logits and index == last)
+        return x
