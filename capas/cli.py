@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,9 +24,21 @@ err = Console(stderr=True)
 
 
 def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
+    # CUDA cannot be used in a child forked from a parent that touched it: a CUDA worker is
+    # one process (per GPU) running its jobs itself; CPU workers fork a child they recycle.
+    pool = ["--pool", "solo"] if "cuda" in queues.split(",") else [
+        "--pool", "prefork", "--concurrency", str(concurrency)]
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-            "-Q", queues, "--concurrency", str(concurrency), "--pool", "prefork",
-            "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+            "-Q", queues, *pool, "-n", name, "--loglevel", "INFO", "--without-gossip",
+            "--without-mingle"]
+
+
+def visible_gpus() -> int:
+    """GPUs this host shows, asked of the driver so that no framework touches CUDA here."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
 
 
 def _die_with_parent() -> None:
@@ -39,8 +52,9 @@ def _die_with_parent() -> None:
 class WorkerSupervisor:
     """Runs the embedded worker as a child process and restarts it if it dies."""
 
-    def __init__(self, command: list[str]):
+    def __init__(self, command: list[str], env: dict[str, str] | None = None):
         self.command = command
+        self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -50,7 +64,7 @@ class WorkerSupervisor:
         self.thread.start()
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen(self.command, preexec_fn=_die_with_parent)
+        return subprocess.Popen(self.command, env=self.env, preexec_fn=_die_with_parent)
 
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
@@ -84,9 +98,13 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
         os.environ["CAPAS_PORT"] = str(port)
     _migrate_and_bootstrap(settings)
     url = f"http://{settings.host}:{settings.port}"
-    worker = WorkerSupervisor(_worker_command("cpu", settings.worker_concurrency,
-                                              "capas-embedded@%h"))
-    worker.start()
+    workers = [WorkerSupervisor(_worker_command("cpu", settings.worker_concurrency,
+                                                "capas-embedded@%h"))]
+    workers += [WorkerSupervisor(_worker_command("cuda", 1, f"capas-cuda{gpu}@%h"),
+                                 {"CUDA_VISIBLE_DEVICES": str(gpu)})
+                for gpu in range(visible_gpus())]
+    for worker in workers:
+        worker.start()
     console.print(f"Capas is up: API on {url}, data in {settings.resolved_data_dir}. "
                   "Ctrl-C stops it.")
     # uvicorn re-raises SIGTERM after its own graceful shutdown; turn it into an exit that
@@ -96,7 +114,8 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
         uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port,
                     log_level="warning")
     finally:
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         console.print("Capas stopped.")
 
 
@@ -110,9 +129,16 @@ def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1) -> None:
 
 @app.command()
 def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
-           concurrency: int = 1) -> None:
-    """Run a Celery worker (cluster mode): `-Q cpu` or `-Q cuda` (one per GPU)."""
-    os.execv(sys.executable, _worker_command(queues, concurrency, "capas@%h"))
+           concurrency: int = 1,
+           gpu: Annotated[int | None, typer.Option(
+               help="for -Q cuda: the GPU this worker owns (one worker per GPU)")] = None
+           ) -> None:
+    """Run a Celery worker (cluster mode): `-Q cpu`, or `-Q cuda --gpu N` per GPU."""
+    name = "capas@%h"
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        name = f"capas-cuda{gpu}@%h"
+    os.execv(sys.executable, _worker_command(queues, concurrency, name))
 
 
 def _migrate_and_bootstrap(settings) -> str | None:
@@ -173,14 +199,15 @@ def _watch(client: Client, submitted: dict) -> None:
                TextColumn("{task.fields[stats]}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("queued", total=submitted["epochs"], stats="")
-        job = submitted
-        for job, rows in client.follow(submitted["id"]):
-            for row in rows:
-                stats = "  ".join(f"{k} {row[k]:.4f}" for k in
+        for _, kind, data in client.events(submitted["id"]):
+            if kind == "epoch":
+                stats = "  ".join(f"{k} {data[k]:.4f}" for k in
                                   ("loss", "accuracy", "mae", "val_loss", "val_accuracy",
-                                   "val_mae") if row.get(k) is not None)
-                progress.update(task, completed=row["epoch"], stats=stats)
-            progress.update(task, description=job["status"])
+                                   "val_mae") if data.get(k) is not None)
+                progress.update(task, completed=data["epoch"], stats=stats)
+            elif kind == "status":
+                progress.update(task, description=data["status"])
+    job = client.job(submitted["id"])
     if job["status"] == "succeeded":
         test = {k: round(v, 4) for k, v in job["final_metrics"].items() if k.startswith("test_")}
         console.print(f"[green]succeeded[/]: model {job['model_name']} version "
@@ -208,6 +235,18 @@ def jobs(status: str | None = None, limit: int = 20) -> None:
                                 if not k.endswith("_epoch")),
                       job["created_at"][:19])
     console.print(table)
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job: at once if queued, within a batch if running."""
+    with Client() as client:
+        try:
+            job = client.cancel(job_id)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"job {job_id}: {job['status']}"
+                  + (" (stopping within a batch)" if job["status"] == "running" else ""))
 
 
 @app.command()

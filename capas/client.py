@@ -46,13 +46,17 @@ class Client:
     def request(self, method: str, path: str, **kwargs) -> Any:
         response = self.http.request(method, path, **kwargs)
         if response.is_error:
-            try:
-                error = response.json()["error"]
-            except (ValueError, KeyError, TypeError):
-                error = {"code": "http_error", "message": response.text}
-            raise CapasAPIError(response.status_code, error.get("code", ""),
-                                error.get("message", ""), error.get("details"))
+            self._raise(response)
         return response.json()
+
+    @staticmethod
+    def _raise(response: httpx.Response) -> None:
+        try:
+            error = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            error = {"code": "http_error", "message": response.text}
+        raise CapasAPIError(response.status_code, error.get("code", ""),
+                            error.get("message", ""), error.get("details"))
 
     def me(self) -> dict:
         return self.request("GET", "/me")
@@ -81,26 +85,45 @@ class Client:
     def metrics(self, job_id: str, after_epoch: int = 0) -> list[dict]:
         return self.request("GET", f"/jobs/{job_id}/metrics", params={"after_epoch": after_epoch})
 
-    def follow(self, job_id: str, poll_s: float = 0.25) -> Iterator[tuple[dict, list[dict]]]:
-        """Yield (job, new metric rows) until the job ends; the last yield has the final job."""
-        after = 0
+    def cancel(self, job_id: str) -> dict:
+        return self.request("POST", f"/jobs/{job_id}/cancel")
+
+    def events(self, job_id: str, last_event_id: int = 0,
+               retry_s: float = 1.0) -> Iterator[tuple[int, str, dict]]:
+        """The job's Server-Sent Events as (id, kind, data) until it ends: `status` and
+        `epoch` events, then one `end`. A dropped connection (the API restarting, say) is
+        resumed from the last event received, so nothing is missed or repeated."""
         while True:
-            job = self.job(job_id)
-            rows = self.metrics(job_id, after_epoch=after)
-            if rows:
-                after = rows[-1]["epoch"]
-            yield job, rows
-            if job["status"] in TERMINAL:
-                return
-            time.sleep(poll_s)
+            try:
+                with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=None,
+                                      headers={"Last-Event-ID": str(last_event_id)}) as response:
+                    if response.is_error:
+                        response.read()
+                        self._raise(response)
+                    event: dict[str, str] = {}
+                    for line in response.iter_lines():
+                        if line:
+                            field, _, value = line.partition(": ")
+                            event[field] = value
+                            continue
+                        if "event" in event:
+                            kind, data = event["event"], json.loads(event.get("data", "{}"))
+                            if "id" in event:
+                                last_event_id = int(event["id"])
+                            yield last_event_id, kind, data
+                            if kind == "end":
+                                return
+                        event = {}
+            except httpx.TransportError:
+                time.sleep(retry_s)
 
     def wait(self, job_id: str, timeout_s: float = 600.0) -> dict:
+        """Follow the job's events until it ends; returns the finished job."""
         deadline = time.monotonic() + timeout_s
-        job: dict = {}
-        for job, _ in self.follow(job_id):
-            if job["status"] not in TERMINAL and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
-        return job
+        for _ in self.events(job_id):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} did not finish in {timeout_s} s")
+        return self.job(job_id)
 
     def models(self) -> list[dict]:
         return self.request("GET", "/models")

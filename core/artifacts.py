@@ -12,6 +12,9 @@ class ArtifactStore:
     def job_model_dir(self, job_id: str) -> Path:
         return self.root / "jobs" / job_id / "model"
 
+    def job_checkpoint_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id / "checkpoint"
+
     def resolve(self, stored: str) -> Path:
         """A directory recorded in the registry, relative to the store root."""
         path = (self.root / stored).resolve()

@@ -21,8 +21,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+_known_urls: set[str] = set()
+
+
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> Engine:
+    _known_urls.add(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -44,6 +48,15 @@ def _session_factory(url: str) -> sessionmaker[Session]:
 def session_factory(settings: Settings) -> sessionmaker[Session]:
     get_engine(settings)
     return _session_factory(settings.sqlalchemy_url)
+
+
+def reset_after_fork() -> None:
+    """In a forked child: drop the parent's pooled connections without closing them."""
+    from core.queue import forget_connections
+
+    for url in list(_known_urls):
+        _engine_for(url).dispose(close=False)
+    forget_connections()
 
 
 @contextmanager

@@ -94,6 +94,11 @@ class Job(Base):
     max_runtime_s: Mapped[int]
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None]
+    # "cancel" or "release" (a worker shutting down gives the job back to the queue); the
+    # training loop polls it with its heartbeat.
+    stop_requested: Mapped[str | None] = mapped_column(String(10))
+    # When the message was last sent: the reconciler re-sends queued jobs the broker lost.
+    sent_at: Mapped[datetime | None]
     epochs_done: Mapped[int] = mapped_column(default=0)
     best_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     final_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -106,14 +111,19 @@ class Job(Base):
 
 
 class JobEvent(Base):
-    """One status transition of a job: the timeline, and later the SSE stream."""
+    """What happened to a job, in order: status transitions (the timeline) and finished epochs.
+
+    The id orders the Server-Sent Events stream and is what `Last-Event-ID` resumes from.
+    """
 
     __tablename__ = "job_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="status")  # "status" or "epoch"
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -136,6 +146,17 @@ class JobMetric(Base):
     duration_s: Mapped[float | None]
     samples_per_s: Mapped[float | None]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkerNode(Base):
+    """A worker announcing the queues it consumes (and so the devices it trains on)."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    queues: Mapped[list[Any]]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RegisteredModel(Base):

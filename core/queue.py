@@ -1,5 +1,7 @@
 """The Celery application (DESIGN §6 settings) and the one way jobs are sent to workers."""
 
+import json
+import re
 from functools import lru_cache
 
 from celery import Celery
@@ -52,8 +54,50 @@ def celery_for(settings: Settings) -> Celery:
     return _celery_for(settings.model_dump_json())
 
 
-def enqueue_training(settings: Settings, job_id: str, queue: str) -> None:
+def forget_connections() -> None:
+    """In a forked child: build producers anew rather than share the parent's sockets."""
+    _celery_for.cache_clear()
+
+
+def send_job(settings: Settings, job_id: str, queue: str) -> None:
+    """Send the training message of a committed job and note when (for the reconciler)."""
+    from core.db import session_scope
+    from core.repositories.jobs import JobRepository
+
     celery_for(settings).send_task(TRAIN_TASK, args=[job_id], queue=queue)
+    with session_scope(settings) as session:
+        JobRepository(session).mark_sent(job_id)
+
+
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _job_ids(raw_messages) -> set[str]:
+    """Job ids named in Celery messages (the task's argument, in the `argsrepr` header)."""
+    ids = set()
+    for raw in raw_messages:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(message, list):  # Redis "unacked": [message, exchange, routing key]
+            message = message[0]
+        ids.update(_JOB_ID.findall(str(message.get("headers", {}).get("argsrepr", ""))))
+    return ids
+
+
+def messages_in_flight(settings: Settings) -> set[str]:
+    """Ids of the jobs whose message the broker holds, waiting or delivered but not acked."""
+    if settings.is_embedded_broker:
+        folder = settings.broker_dir / "queue"
+        return _job_ids(path.read_bytes() for path in folder.glob("*.msg")
+                        if path.is_file())
+    import redis
+
+    client = redis.Redis.from_url(settings.celery_broker_url)
+    raw = [item for queue in QUEUES for item in client.lrange(queue, 0, -1)]
+    raw.extend(client.hvals("unacked"))
+    return _job_ids(raw)
 
 
 def broker_reachable(settings: Settings) -> bool:

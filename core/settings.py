@@ -29,6 +29,17 @@ class Settings(BaseSettings):
     worker_concurrency: int = 1
     broker_poll_interval_s: float = 0.05
 
+    # Jobs that are never lost (DESIGN §6): a running job polls its stop flag and beats every
+    # `job_poll_interval_s`; one silent for `heartbeat_stale_s` is re-queued. The reconciler
+    # runs in every worker every `reconcile_interval_s` and re-sends queued jobs whose message
+    # the broker no longer holds, `resend_grace_s` after they were sent.
+    job_poll_interval_s: float = 0.25
+    heartbeat_stale_s: float = 60.0
+    reconcile_interval_s: float = 5.0
+    resend_grace_s: float = 10.0
+    worker_alive_s: float = 30.0
+    max_attempts: int = 3
+
     max_epochs: int = 1000
     max_params: int = 10_000_000
     max_runtime_s: int = 6 * 3600

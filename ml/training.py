@@ -4,8 +4,12 @@ It knows nothing of the model: a backend builds and fits it; this module hands t
 prepared arrays and a `TrainingHooks` that it calls after every epoch and checks every batch.
 """
 
+import json
 import math
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +35,9 @@ class EpochMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+CHECKPOINT_META = "checkpoint.json"
 
 
 class TrainingHooks(Protocol):
@@ -102,6 +109,10 @@ class _Supervisor:
         if not math.isfinite(metrics.loss):
             raise Diverged(f"diverged at epoch {metrics.epoch} (loss={metrics.loss})")
         self.hooks.on_epoch_end(metrics)
+        self.observe(metrics)
+
+    def observe(self, metrics: EpochMetrics) -> None:
+        """Early stopping's bookkeeping (also replayed from history when a job resumes)."""
         if self.early is None:
             return
         value = getattr(metrics, self.early.monitor)
@@ -135,11 +146,41 @@ def score(spec: JobSpec, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]
     return {"mae": float(np.mean(np.abs(outputs - y.reshape(outputs.shape))))}
 
 
-def train(spec: JobSpec, data: PreparedData, hooks: TrainingHooks,
-          device: str = "cpu") -> TrainResult:
+def checkpoint_epoch(checkpoint_dir: Path | None) -> int:
+    """The last epoch a checkpoint in this folder holds (0: none)."""
+    if checkpoint_dir is None or not (checkpoint_dir / CHECKPOINT_META).is_file():
+        return 0
+    return json.loads((checkpoint_dir / CHECKPOINT_META).read_text())["epoch"]
+
+
+def write_checkpoint(checkpoint_dir: Path, epoch: int, state_file: str,
+                     write: Callable[[Path], None]) -> None:
+    """Write the backend's state through a temporary file, then record the epoch it holds:
+    a crash at any point leaves the previous checkpoint whole."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    temporary = checkpoint_dir / f".{state_file}.tmp"
+    write(temporary)
+    os.replace(temporary, checkpoint_dir / state_file)
+    meta = checkpoint_dir / f".{CHECKPOINT_META}.tmp"
+    meta.write_text(json.dumps({"epoch": epoch, "state": state_file}))
+    os.replace(meta, checkpoint_dir / CHECKPOINT_META)
+
+
+def train(spec: JobSpec, data: PreparedData, hooks: TrainingHooks, device: str = "cpu",
+          checkpoint_dir: Path | None = None,
+          history: list[EpochMetrics] = ()) -> TrainResult:
+    """Train, checkpointing every epoch into `checkpoint_dir` and resuming from what is there.
+
+    `history` holds the epochs already reported by an earlier attempt; those up to the
+    checkpoint's epoch are replayed into early stopping so a resumed job decides the same way.
+    """
     backend = get_backend(spec.framework)
     supervisor = _Supervisor(spec, hooks)
-    native, used_device = backend.fit(spec, data, supervisor, device)
+    resumed = checkpoint_epoch(checkpoint_dir)
+    for metrics in history:
+        if metrics.epoch <= resumed:
+            supervisor.observe(metrics)
+    native, used_device = backend.fit(spec, data, supervisor, device, checkpoint_dir)
     test = score(spec, backend.predict(native, data.x_test), data.y_test)
     return TrainResult(native=native, device=used_device,
                        test_metrics={f"test_{k}": v for k, v in test.items()},

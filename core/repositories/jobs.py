@@ -1,13 +1,14 @@
 """Queries on jobs, their timeline events and per-epoch metrics."""
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from core.models import Job, JobEvent, JobMetric, JobStatus, utcnow
+from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
 
 METRIC_FIELDS = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae",
                  "learning_rate", "duration_s", "samples_per_s")
@@ -19,9 +20,22 @@ class JobRepository:
 
     def add(self, job: Job) -> Job:
         self.session.add(job)
-        self.session.add(JobEvent(job_id=job.id, status=job.status, at=job.created_at))
         self.session.flush()
+        self._event(job.id, job.status, None, job.created_at)
         return job
+
+    def cancel_queued(self, job_id: str) -> bool:
+        return self.finish_if(job_id, JobStatus.queued, JobStatus.cancelled, "cancelled by user")
+
+    def finish_if(self, job_id: str, current: JobStatus, status: JobStatus,
+                  reason: str) -> bool:
+        result = self.session.execute(
+            update(Job).where(Job.id == job_id, Job.status == current)
+            .values(status=status, finished_at=utcnow(), failure_reason=reason))
+        if result.rowcount != 1:
+            return False
+        self._event(job_id, status, reason)
+        return True
 
     def get(self, job_id: str) -> Job | None:
         return self.session.get(Job, job_id)
@@ -47,26 +61,101 @@ class JobRepository:
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.queued)
             .values(status=JobStatus.running, attempt=Job.attempt + 1, worker=worker,
-                    started_at=now, heartbeat_at=now)
+                    started_at=now, heartbeat_at=now, stop_requested=None)
         )
         if result.rowcount != 1:
             return False
-        self.session.add(JobEvent(job_id=job_id, status=JobStatus.running, at=now,
-                                  detail=f"worker {worker}"))
+        self._event(job_id, JobStatus.running, f"worker {worker}", now)
         return True
 
-    def finish(self, job_id: str, status: JobStatus, *, reason: str | None = None,
-               **values: Any) -> None:
+    def _event(self, job_id: str, status: str, detail: str | None, at=None) -> None:
+        self.session.add(JobEvent(job_id=job_id, kind="status", status=status, detail=detail,
+                                  at=at or utcnow()))
+
+    def finish(self, job_id: str, status: JobStatus, *, worker: str | None = None,
+               reason: str | None = None, **values: Any) -> bool:
+        """End a job; with `worker`, only if that worker still holds it (not re-queued)."""
         now = utcnow()
-        self.session.execute(
-            update(Job).where(Job.id == job_id)
-            .values(status=status, finished_at=now, failure_reason=reason, **values)
-        )
-        self.session.add(JobEvent(job_id=job_id, status=status, at=now, detail=reason))
+        query = update(Job).where(Job.id == job_id, Job.status.not_in(FINISHED_STATUSES))
+        if worker is not None:
+            query = query.where(Job.worker == worker, Job.status == JobStatus.running)
+        result = self.session.execute(
+            query.values(status=status, finished_at=now, failure_reason=reason,
+                         stop_requested=None, **values))
+        if result.rowcount != 1:
+            return False
+        self._event(job_id, status, reason, now)
+        return True
+
+    def requeue(self, job_id: str, reason: str, *, worker: str | None = None,
+                stale_before: datetime | None = None) -> bool:
+        """running → queued (its checkpoint resumes it), if the holder is still as seen."""
+        query = update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
+        if worker is not None:
+            query = query.where(Job.worker == worker)
+        if stale_before is not None:
+            query = query.where(Job.heartbeat_at < stale_before)
+        result = self.session.execute(query.values(status=JobStatus.queued, worker=None,
+                                                   stop_requested=None, sent_at=None))
+        if result.rowcount != 1:
+            return False
+        self._event(job_id, JobStatus.queued, reason)
+        return True
+
+    def request_stop(self, job_id: str, kind: str) -> bool:
+        result = self.session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
+            .values(stop_requested=kind))
+        return result.rowcount == 1
+
+    def release_all(self, worker_prefix: str) -> list[str]:
+        """Ask every job a worker node holds to stop and go back to the queue."""
+        jobs = list(self.session.scalars(
+            select(Job.id).where(Job.status == JobStatus.running,
+                                 Job.worker.startswith(worker_prefix))))
+        for job_id in jobs:
+            self.request_stop(job_id, "release")
+        return jobs
+
+    def beat(self, job_id: str, worker: str) -> str | None:
+        """Heartbeat of a running job; returns its stop request ("cancel", "release"), or
+        "lost" when this worker no longer holds it."""
+        row = self.session.execute(
+            update(Job).where(Job.id == job_id, Job.worker == worker,
+                              Job.status == JobStatus.running)
+            .values(heartbeat_at=utcnow()).returning(Job.stop_requested)).first()
+        return "lost" if row is None else row[0]
+
+    def set_model_version(self, job_id: str, version: int) -> None:
+        self.session.execute(update(Job).where(Job.id == job_id).values(model_version=version))
+
+    def mark_sent(self, job_id: str) -> None:
+        self.session.execute(update(Job).where(Job.id == job_id).values(sent_at=utcnow()))
+
+    def stale_running(self, heartbeat_before: datetime) -> list[Job]:
+        return list(self.session.scalars(
+            select(Job).where(Job.status == JobStatus.running,
+                              Job.heartbeat_at < heartbeat_before)))
+
+    def running_on(self, worker_prefix: str, claimed_before: datetime) -> list[Job]:
+        return list(self.session.scalars(
+            select(Job).where(Job.status == JobStatus.running,
+                              Job.worker.startswith(worker_prefix),
+                              Job.started_at < claimed_before)))
+
+    def queued_unsent_since(self, before: datetime) -> list[Job]:
+        """Queued jobs whose last message is older than `before` (or was never sent)."""
+        return list(self.session.scalars(
+            select(Job).where(Job.status == JobStatus.queued,
+                              or_(Job.sent_at.is_(None), Job.sent_at < before),
+                              Job.created_at < before)))
 
     def record_epoch(self, job_id: str, epoch: int, metrics: dict[str, Any],
                      best: dict[str, Any]) -> None:
-        """Upsert the epoch's row on (job_id, epoch) and advance the job's progress."""
+        """Upsert the epoch's row on (job_id, epoch), advance the job, and add an epoch event.
+
+        A resumed job that trains an epoch again overwrites its row: never two rows per epoch.
+        """
         row = {"job_id": job_id, "epoch": epoch, "recorded_at": utcnow(),
                **{k: metrics.get(k) for k in METRIC_FIELDS}}
         insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
@@ -79,11 +168,16 @@ class JobRepository:
             update(Job).where(Job.id == job_id)
             .values(epochs_done=epoch, best_metrics=best, heartbeat_at=utcnow())
         )
+        data = {k: v for k, v in row.items() if k not in ("job_id", "recorded_at")}
+        self.session.add(JobEvent(job_id=job_id, kind="epoch", status=JobStatus.running,
+                                  data=data))
 
-    def events(self, job_id: str) -> list[JobEvent]:
-        return list(self.session.scalars(
-            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
-        ))
+    def events(self, job_id: str, after_id: int = 0, kind: str | None = None) -> list[JobEvent]:
+        query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+                 .order_by(JobEvent.id))
+        if kind is not None:
+            query = query.where(JobEvent.kind == kind)
+        return list(self.session.scalars(query))
 
     def metrics(self, job_id: str, after_epoch: int = 0) -> list[JobMetric]:
         return list(self.session.scalars(

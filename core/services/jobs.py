@@ -1,19 +1,23 @@
 """Training jobs: validate and queue (row committed before the message), read, list."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Invalid, NotFound
-from core.models import Job, JobEvent, JobMetric, JobStatus
-from core.queue import enqueue_training
+from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
+from core.queue import send_job
 from core.repositories.jobs import JobRepository
 from core.repositories.models import ModelRepository
+from core.repositories.workers import WorkerRepository
 from core.services.auth import Principal
 from core.services.specs import SpecService
 from core.settings import Settings
 from ml.spec import JobSpec
+
+MAX_ATTEMPTS_LIMIT = 10
 
 
 class JobService:
@@ -28,15 +32,22 @@ class JobService:
         if inspection.issues:
             summary = "; ".join(str(issue) for issue in inspection.issues)
             raise Invalid(f"the job spec is invalid: {summary}", inspection.details())
-        spec = inspection.spec
-        if spec.device == "cuda":
-            # Routing to CUDA workers arrives with worker device announcements (issue 5).
-            raise Conflict("device 'cuda' requested but no CUDA worker is available",
-                           [{"field": "device", "value": "cuda"}])
-        return spec
+        return inspection.spec
+
+    def route(self, device: str) -> str:
+        """The queue for a requested device: `auto` takes a GPU when a CUDA worker is alive."""
+        if device == "cpu":
+            return "cpu"
+        since = utcnow() - timedelta(seconds=self.settings.worker_alive_s)
+        cuda_alive = "cuda" in WorkerRepository(self.session).alive_queues(since)
+        if device == "cuda" and not cuda_alive:
+            raise Conflict("device: 'cuda' was requested, but no CUDA worker is running; "
+                           "start one with `capas worker -Q cuda`, or use 'auto' or 'cpu'",
+                           [{"field": "device", "value": device}])
+        return "cuda" if cuda_alive else "cpu"
 
     def submit(self, principal: Principal, body: dict[str, Any], submission_id: str | None,
-               max_runtime_s: int | None) -> tuple[Job, bool]:
+               max_runtime_s: int | None, max_attempts: int | None) -> tuple[Job, bool]:
         """Queue a job; returns (job, created). A repeated submission_id returns the first."""
         if submission_id is not None:
             existing = self.jobs.get_by_submission(principal.id, submission_id)
@@ -52,16 +63,20 @@ class JobService:
             raise Invalid(f"max_runtime_s: {runtime} exceeds the limit of "
                           f"{self.settings.max_runtime_s}",
                           [{"field": "max_runtime_s", "value": runtime}])
+        attempts = max_attempts or self.settings.max_attempts
+        if attempts > MAX_ATTEMPTS_LIMIT:
+            raise Invalid(f"max_attempts: {attempts} exceeds the limit of {MAX_ATTEMPTS_LIMIT}",
+                          [{"field": "max_attempts", "value": attempts}])
         job = self.jobs.add(Job(
             id=str(uuid.uuid4()), owner_id=principal.id, submission_id=submission_id,
             status=JobStatus.queued, model_name=spec.model.name, framework=spec.framework,
-            requested_device=spec.device, queue="cpu", dataset=spec.dataset,
-            spec=spec.model_dump(mode="json"), max_runtime_s=runtime,
+            requested_device=spec.device, queue=self.route(spec.device), dataset=spec.dataset,
+            spec=spec.model_dump(mode="json"), max_runtime_s=runtime, max_attempts=attempts,
         ))
         # The row is committed before the message is sent: a lost message leaves a queued
         # row that can be re-sent, never a message without a job.
         self.session.commit()
-        enqueue_training(self.settings, job.id, job.queue)
+        send_job(self.settings, job.id, job.queue)
         return job, True
 
     def get(self, principal: Principal, job_id: str) -> Job:
@@ -76,7 +91,22 @@ class JobService:
         return self.jobs.page(principal.owner_filter(), status, limit, offset)
 
     def timeline(self, job: Job) -> list[JobEvent]:
-        return self.jobs.events(job.id)
+        return self.jobs.events(job.id, kind="status")
+
+    def events(self, job: Job, after_id: int) -> list[JobEvent]:
+        return self.jobs.events(job.id, after_id)
+
+    def cancel(self, principal: Principal, job_id: str) -> Job:
+        """A queued job is cancelled at once; a running one within a batch of its next poll."""
+        job = self.get(principal, job_id)
+        if job.status in FINISHED_STATUSES:
+            raise Conflict(f"job '{job_id}' has already {job.status}; nothing to cancel",
+                           [{"field": "status", "value": job.status}])
+        if not self.jobs.cancel_queued(job_id):
+            self.jobs.request_stop(job_id, "cancel")
+        self.session.commit()
+        self.session.refresh(job)
+        return job
 
     def metrics(self, principal: Principal, job_id: str, after_epoch: int) -> list[JobMetric]:
         return self.jobs.metrics(self.get(principal, job_id).id, after_epoch)

@@ -3,43 +3,84 @@
 import logging
 import platform
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import OperationalError
 
 from core.artifacts import ArtifactStore
 from core.db import session_scope
-from core.models import JobStatus
-from core.repositories.jobs import JobRepository
+from core.models import Job, JobStatus
+from core.queue import send_job
+from core.repositories.jobs import METRIC_FIELDS, JobRepository
 from core.services.registry import RegistryService
 from core.settings import Settings
+from ml.catalog import OBJECTIVES
 
 log = logging.getLogger(__name__)
 
 
-class RuntimeExceeded(RuntimeError):
-    pass
+class Heartbeat(threading.Thread):
+    """Beats for a claimed job from claim to end, whatever the job is doing (importing a
+    framework, preparing data, exporting), and picks up its stop request on each beat:
+    "cancel", "release" (the worker is shutting down) or "lost" (another worker holds it)."""
+
+    def __init__(self, settings: Settings, job_id: str, worker: str):
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.settings, self.job_id, self.worker = settings, job_id, worker
+        self.stop_reason: str | None = None
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        while not self.finished.wait(self.settings.job_poll_interval_s):
+            try:
+                with session_scope(self.settings) as session:
+                    self.stop_reason = JobRepository(session).beat(self.job_id, self.worker)
+            except OperationalError:
+                log.warning("heartbeat of job %s missed: database unreachable", self.job_id)
+            if self.stop_reason is not None:
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finished.set()
+        self.join()
 
 
 class JobHooks:
-    """Writes each epoch's metrics as it ends; stops the job past its runtime limit."""
+    """Records each epoch as it ends; between batches, says whether to stop: on the
+    heartbeat's stop request (seen within one poll interval, at no cost per batch) or past
+    the job's runtime limit ("timeout")."""
 
-    def __init__(self, settings: Settings, job_id: str, max_runtime_s: int, objective: str):
-        self.settings, self.job_id = settings, job_id
+    def __init__(self, settings: Settings, job_id: str, heartbeat: Heartbeat,
+                 max_runtime_s: int, task: str):
+        self.settings, self.job_id, self.heartbeat = settings, job_id, heartbeat
         self.deadline = time.monotonic() + max_runtime_s
-        self.max_runtime_s = max_runtime_s
-        self.monitor = "val_mae" if objective == "mse" else "val_accuracy"
+        self.monitor = "val_accuracy" if task == "classification" else "val_mae"
         self.best: dict[str, Any] = {}
         self.final: dict[str, Any] = {}
         self.timed_out = False
 
+    @property
+    def stop_reason(self) -> str | None:
+        return "timeout" if self.timed_out else self.heartbeat.stop_reason
+
+    def replay(self, rows: list[dict[str, Any]]) -> None:
+        """Best and final metrics of the epochs an earlier attempt already recorded."""
+        for row in rows:
+            self._update_best(row)
+            self.final = {k: v for k, v in row.items() if v is not None}
+
     def on_epoch_end(self, metrics) -> None:
         row = metrics.as_dict()
-        self._update_best(row)
-        self.final = {k: v for k, v in row.items() if v is not None}
+        self.replay([row])
         with session_scope(self.settings) as session:
             JobRepository(session).record_epoch(self.job_id, metrics.epoch, row, self.best)
 
@@ -55,7 +96,7 @@ class JobHooks:
 
     def should_stop(self) -> bool:
         self.timed_out = self.timed_out or time.monotonic() > self.deadline
-        return self.timed_out
+        return self.stop_reason is not None
 
 
 @dataclass(frozen=True)
@@ -74,47 +115,93 @@ class TrainingService:
 
     def run(self, job_id: str, worker: str) -> None:
         with session_scope(self.settings) as session:
-            if not JobRepository(session).claim(job_id, worker):
+            jobs = JobRepository(session)
+            if not jobs.claim(job_id, worker):
                 log.info("job %s is not queued (duplicate delivery or finished); dropped", job_id)
                 return
-            job = JobRepository(session).get(job_id)
-            spec_json, max_runtime_s = job.spec, job.max_runtime_s
+            job = jobs.get(job_id)
+            history = [{k: getattr(row, k) for k in ("epoch", *METRIC_FIELDS)}
+                       for row in jobs.metrics(job_id)]
+        with Heartbeat(self.settings, job_id, worker) as heartbeat:
+            self._run_claimed(job, worker, heartbeat, history)
+
+    def _run_claimed(self, job: Job, worker: str, heartbeat: Heartbeat,
+                     history: list[dict[str, Any]]) -> None:
+        job_id = job.id
+        hooks = JobHooks(self.settings, job_id, heartbeat, job.max_runtime_s,
+                         OBJECTIVES[job.spec["model"]["objective"]].task)
+        hooks.replay(history)
         try:
-            trained = self._train_and_export(job_id, spec_json, max_runtime_s)
-            with session_scope(self.settings) as session:
-                jobs = JobRepository(session)
-                version = RegistryService(session, self.settings).publish(
-                    jobs.get(job_id), trained.manifest, trained.directory, trained.max_abs_diff)
-                jobs.finish(job_id, JobStatus.succeeded, device=trained.device,
-                            final_metrics=trained.final_metrics, model_version=version)
+            trained = self._train_and_export(job, hooks, history)
+        except OperationalError as error:  # the database or disk hiccupped: try again
+            log.warning("job %s: transient error, re-queued: %s", job_id, error)
+            self._requeue(job_id, job.queue, worker, f"re-queued after a transient error: "
+                                                     f"{error.orig or error}")
+            return
         except Exception as error:  # every failure ends the job with a reason a student reads
             reason = _reason(error)
             log.warning("job %s failed: %s", job_id, reason, exc_info=not _is_user_error(error))
             with session_scope(self.settings) as session:
-                JobRepository(session).finish(job_id, JobStatus.failed, reason=reason)
+                JobRepository(session).finish(job_id, JobStatus.failed, worker=worker,
+                                              reason=reason)
+            return
+        self._conclude(job, worker, hooks, trained)
 
-    def _train_and_export(self, job_id: str, spec_json: dict, max_runtime_s: int) -> "Trained":
+    def _conclude(self, job: Job, worker: str, hooks: JobHooks, trained: "Trained | None"):
+        reason = hooks.stop_reason
+        if reason == "lost":
+            log.warning("job %s was re-queued while this worker held it; dropped", job.id)
+        elif reason == "release":
+            self._requeue(job.id, job.queue, worker, f"worker {worker} shutting down; resumes "
+                                                     "from its last epoch checkpoint")
+        else:
+            with session_scope(self.settings) as session:
+                jobs = JobRepository(session)
+                if reason == "cancel":
+                    jobs.finish(job.id, JobStatus.cancelled, worker=worker,
+                                reason="cancelled by user")
+                elif reason == "timeout":
+                    jobs.finish(job.id, JobStatus.failed, worker=worker,
+                                reason=f"exceeded max_runtime_s ({job.max_runtime_s} s)")
+                elif jobs.finish(job.id, JobStatus.succeeded, worker=worker,
+                                 device=trained.device, final_metrics=trained.final_metrics):
+                    # Same transaction: never succeeded without its version, nor twice.
+                    version = RegistryService(session, self.settings).publish(
+                        job, trained.manifest, trained.directory, trained.max_abs_diff)
+                    jobs.set_model_version(job.id, version)
+        if reason not in ("release", "lost"):
+            shutil.rmtree(self.store.job_checkpoint_dir(job.id), ignore_errors=True)
+
+    def _requeue(self, job_id: str, queue: str, worker: str, reason: str) -> None:
+        with session_scope(self.settings) as session:
+            requeued = JobRepository(session).requeue(job_id, reason, worker=worker)
+        if requeued:
+            send_job(self.settings, job_id, queue)
+
+    def _train_and_export(self, job: Job, hooks: JobHooks,
+                          history: list[dict[str, Any]]) -> "Trained | None":
         from ml.artifacts import export_max_abs_diff, write_model
         from ml.backends import get_backend
         from ml.datasets import load_builtin
         from ml.spec import JobSpec, analyze
-        from ml.training import prepare, train
+        from ml.training import EpochMetrics, prepare, train
 
-        spec = JobSpec.model_validate(spec_json)
+        spec = JobSpec.model_validate(job.spec)
         backend = get_backend(spec.framework)
         backend.configure(self.settings.torch_threads)
         dataset = load_builtin(spec.dataset)
         data = prepare(spec, dataset)
-        hooks = JobHooks(self.settings, job_id, max_runtime_s, spec.model.objective)
-        result = train(spec, data, hooks, device=spec.device)
-        if hooks.timed_out:
-            raise RuntimeExceeded(f"exceeded max_runtime_s ({max_runtime_s} s)")
+        result = train(spec, data, hooks, device=job.queue,
+                       checkpoint_dir=self.store.job_checkpoint_dir(job.id),
+                       history=[EpochMetrics(**row) for row in history])
+        if hooks.stop_reason is not None:
+            return None
 
         weights = backend.get_weights(result.native)
-        directory = self.store.job_model_dir(job_id)
+        directory = self.store.job_model_dir(job.id)
         shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
         manifest = write_model(directory, spec, weights, data.preprocessing, {
-            "job_id": job_id,
+            "job_id": job.id,
             "model_name": spec.model.name,
             "framework": spec.framework,
             "library_versions": _library_versions(spec.framework),
@@ -140,7 +227,7 @@ def _is_user_error(error: Exception) -> bool:
     from ml.errors import DataError, SpecError
     from ml.training import Diverged
 
-    return isinstance(error, SpecError | DataError | Diverged | RuntimeExceeded)
+    return isinstance(error, SpecError | DataError | Diverged)
 
 
 def _reason(error: Exception) -> str:

@@ -3,6 +3,7 @@
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf  # noqa: E402  (after keras_layers has set the backend)
@@ -88,22 +89,51 @@ def build(model_spec: S.ModelSpec) -> KerasModel:
     return KerasModel(model=model, train_model=train_model, layers=layers, spec=model_spec)
 
 
+CHECKPOINT_FILE = "keras.npz"
+
+
+def _save_checkpoint(model: keras.Model, checkpoint_dir: Path, epoch: int) -> None:
+    from ml.training import write_checkpoint
+
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"optimizer_{i}": np.asarray(v.numpy())
+                   for i, v in enumerate(model.optimizer.variables)})
+
+    def write(path: Path) -> None:
+        with path.open("wb") as handle:
+            np.savez(handle, **arrays)
+
+    write_checkpoint(checkpoint_dir, epoch, CHECKPOINT_FILE, write)
+
+
+def _load_checkpoint(model: keras.Model, checkpoint_dir: Path) -> None:
+    with np.load(checkpoint_dir / CHECKPOINT_FILE, allow_pickle=False) as saved:
+        model.set_weights([saved[f"weight_{i}"] for i in range(len(model.weights))])
+        model.optimizer.build(model.trainable_variables)
+        for i, variable in enumerate(model.optimizer.variables):
+            variable.assign(saved[f"optimizer_{i}"])
+
+
 class _Reporter(keras.callbacks.Callback):
-    def __init__(self, hooks, metric: str, samples: int):
+    def __init__(self, hooks, metric: str, samples: int, checkpoint_dir: Path | None):
         super().__init__()
         self.hooks, self.samples, self.metric = hooks, samples, metric
+        self.checkpoint_dir = checkpoint_dir
         self.started = 0.0
+        self.interrupted = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.hooks.should_stop():
-            self.model.stop_training = True
+            self.model.stop_training = self.interrupted = True
 
     def on_epoch_end(self, epoch, logs=None):
         from ml.training import EpochMetrics
 
+        if self.interrupted:
+            return  # stopped within the epoch: an unfinished epoch is neither reported nor kept
         duration = time.perf_counter() - self.started
         logs = logs or {}
         self.hooks.on_epoch_end(EpochMetrics(
@@ -116,14 +146,22 @@ class _Reporter(keras.callbacks.Callback):
         ))
         if self.hooks.should_stop():
             self.model.stop_training = True
+        elif self.checkpoint_dir is not None:
+            _save_checkpoint(self.model, self.checkpoint_dir, epoch + 1)
 
 
 def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def fit(spec: S.JobSpec, data, hooks, device: str) -> tuple[KerasModel, str]:
-    keras.utils.set_random_seed(spec.training.seed)
+def fit(spec: S.JobSpec, data, hooks, device: str,
+        checkpoint_dir: Path | None = None) -> tuple[KerasModel, str]:
+    from ml.training import checkpoint_epoch
+
+    start = checkpoint_epoch(checkpoint_dir)
+    # A resumed run reseeds per resume point: TensorFlow's shuffling state cannot be saved,
+    # so resumed epochs shuffle differently from an uninterrupted run (torch's do not).
+    keras.utils.set_random_seed(spec.training.seed + start)
     gpus = tf.config.list_physical_devices("GPU")
     use_gpu = bool(gpus) and device != "cpu"
     metric = METRICS.get(spec.model.objective,
@@ -133,11 +171,13 @@ def fit(spec: S.JobSpec, data, hooks, device: str) -> tuple[KerasModel, str]:
         native.train_model.compile(
             optimizer=OPTIMIZERS[spec.training.optimizer.type](spec.training.optimizer),
             loss=LOSSES[spec.model.objective](), metrics=[metric])
+        if start:
+            _load_checkpoint(native.train_model, checkpoint_dir)
         native.train_model.fit(
             data.x_train, data.y_train, batch_size=spec.training.batch_size,
-            epochs=spec.training.epochs, validation_data=(data.x_val, data.y_val),
-            shuffle=True, verbose=0,
-            callbacks=[_Reporter(hooks, metric.name, len(data.x_train))],
+            epochs=spec.training.epochs, initial_epoch=start,
+            validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0,
+            callbacks=[_Reporter(hooks, metric.name, len(data.x_train), checkpoint_dir)],
         )
     return native, "cuda" if use_gpu else "cpu"
 

@@ -1,6 +1,7 @@
 """PyTorch backend: builds an nn.Module from a spec and trains it on in-memory tensors."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,8 +55,12 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device("cpu")
 
 
-def fit(spec: S.JobSpec, data, hooks, device: str) -> tuple[SpecModule, str]:
-    from ml.training import EpochMetrics
+CHECKPOINT_FILE = "torch.pt"
+
+
+def fit(spec: S.JobSpec, data, hooks, device: str,
+        checkpoint_dir: Path | None = None) -> tuple[SpecModule, str]:
+    from ml.training import EpochMetrics, checkpoint_epoch, write_checkpoint
 
     torch.manual_seed(spec.training.seed)
     target = _resolve_device(device)
@@ -71,8 +76,24 @@ def fit(spec: S.JobSpec, data, hooks, device: str) -> tuple[SpecModule, str]:
     generator = torch.Generator().manual_seed(spec.training.seed)
     batch_size, n = spec.training.batch_size, len(x_train)
     metric_name = "accuracy" if spec.model.task == "classification" else "mae"
+    start = checkpoint_epoch(checkpoint_dir)
+    if start:
+        # Weights, optimizer state and both random streams: the resumed epochs are the ones
+        # an uninterrupted run would have trained.
+        state = torch.load(checkpoint_dir / CHECKPOINT_FILE, map_location=target,
+                           weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        generator.set_state(state["generator"])
 
-    for epoch in range(1, spec.training.epochs + 1):
+    def save(epoch: int) -> None:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": torch.get_rng_state(), "generator": generator.get_state()}
+        write_checkpoint(checkpoint_dir, epoch, CHECKPOINT_FILE,
+                         lambda path: torch.save(state, path))
+
+    for epoch in range(start + 1, spec.training.epochs + 1):
         started = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=target)
@@ -91,6 +112,8 @@ def fit(spec: S.JobSpec, data, hooks, device: str) -> tuple[SpecModule, str]:
             seen += len(index)
             if hooks.should_stop():
                 break
+        if seen < n:
+            break  # stopped within the epoch: an unfinished epoch is neither reported nor kept
         model.eval()
         with torch.no_grad():
             val_out = model(x_val, logits=from_logits)
@@ -105,6 +128,8 @@ def fit(spec: S.JobSpec, data, hooks, device: str) -> tuple[SpecModule, str]:
         ))
         if hooks.should_stop():
             break
+        if checkpoint_dir is not None:
+            save(epoch)
     return model.cpu().eval(), str(target)
 
 

@@ -24,28 +24,38 @@ def cluster_settings(postgres_url, redis_url, tmp_path_factory) -> Settings:
     return settings
 
 
+# Workers under test notice a lost worker or message within seconds, not minutes.
+FAST_RECOVERY = {"CAPAS_HEARTBEAT_STALE_S": "3", "CAPAS_RECONCILE_INTERVAL_S": "0.5",
+                 "CAPAS_RESEND_GRACE_S": "1"}
+
+
 def cluster_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "CAPAS_DATA_DIR": str(settings.data_dir),
-            "CAPAS_DATABASE_URL": settings.database_url, "CAPAS_BROKER_URL": settings.broker_url}
+            "CAPAS_DATABASE_URL": settings.database_url, "CAPAS_BROKER_URL": settings.broker_url,
+            **FAST_RECOVERY}
 
 
 def start_worker(settings: Settings, name: str) -> subprocess.Popen:
+    """A real worker (its own process group, so a test can kill it with its pool child)."""
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
                "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
                "--without-gossip", "--without-mingle"]
-    return subprocess.Popen(command, cwd=ROOT, env=cluster_env(settings))
+    return subprocess.Popen(command, cwd=ROOT, env=cluster_env(settings),
+                            start_new_session=True)
 
 
 def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
     process.terminate()
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, 9)
         process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker(cluster_settings):
     process = start_worker(cluster_settings, "it")
     yield process
@@ -61,11 +71,17 @@ def cluster_api(cluster_settings) -> TestClient:
     return client
 
 
-def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 180) -> dict:
+def wait_for(client: TestClient, job_id: str, done, timeout_s: float = 180) -> dict:
+    """Poll the job until `done(job)`; fail with the last state seen after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
+        if done(job):
             return job
-        time.sleep(0.2)
-    raise TimeoutError(f"job {job_id} did not finish in {timeout_s} s: {job}")
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} not as expected after {timeout_s} s: {job}")
+
+
+def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 180) -> dict:
+    return wait_for(client, job_id,
+                    lambda job: job["status"] in ("succeeded", "failed", "cancelled"), timeout_s)

@@ -1,5 +1,7 @@
 """Alembic migrations up and down on the real PostgreSQL."""
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from core.migrate import downgrade, upgrade
@@ -21,6 +23,9 @@ def test_migrations_go_down_and_up_and_match_the_models(postgres_url, tmp_path):
         engine = create_engine(url)
         tables = set(inspect(engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection),
+                                    Base.metadata) == []
         downgrade(settings, "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         upgrade(settings)

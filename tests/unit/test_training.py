@@ -8,22 +8,26 @@ import pytest
 from ml.backends import get_backend
 from ml.datasets import load_builtin
 from ml.spec import parse_job_spec
-from ml.training import Diverged, EpochMetrics, _Supervisor, prepare, train
+from ml.training import Diverged, EpochMetrics, _Supervisor, checkpoint_epoch, prepare, train
 from tests.conftest import tiny_job
 
 
 class Recorder:
-    def __init__(self, stop_after_batches: int | None = None):
+    """Records the epochs; with `stop_in_epoch`, asks to stop two batches into that epoch."""
+
+    def __init__(self, stop_in_epoch: int | None = None):
         self.epochs: list[EpochMetrics] = []
-        self.batches = 0
-        self.stop_after_batches = stop_after_batches
+        self.checks_this_epoch = 0
+        self.stop_in_epoch = stop_in_epoch
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         self.epochs.append(metrics)
+        self.checks_this_epoch = -1  # the check right after the epoch's end
 
     def should_stop(self) -> bool:
-        self.batches += 1
-        return self.stop_after_batches is not None and self.batches >= self.stop_after_batches
+        self.checks_this_epoch += 1
+        current = (self.epochs[-1].epoch if self.epochs else 0) + 1
+        return current == self.stop_in_epoch and self.checks_this_epoch >= 2
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
@@ -58,12 +62,32 @@ def test_same_seed_same_weights_at_start(framework):
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
-def test_should_stop_ends_training_within_an_epoch(framework):
+def test_should_stop_ends_training_within_an_epoch_without_reporting_it(framework):
     spec = parse_job_spec(tiny_job(framework, epochs=50))
     data = prepare(spec, load_builtin(spec.dataset))
-    recorder = Recorder(stop_after_batches=3)
+    recorder = Recorder(stop_in_epoch=2)
     train(spec, data, recorder)
-    assert len(recorder.epochs) == 1
+    assert [m.epoch for m in recorder.epochs] == [1]
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_a_stopped_job_resumes_from_its_last_epoch_checkpoint(framework, tmp_path):
+    spec = parse_job_spec(tiny_job(framework, epochs=6))
+    data = prepare(spec, load_builtin(spec.dataset))
+    first = Recorder(stop_in_epoch=4)
+    train(spec, data, first, checkpoint_dir=tmp_path)
+    assert [m.epoch for m in first.epochs] == [1, 2, 3]
+    assert checkpoint_epoch(tmp_path) == 3
+    second = Recorder()
+    resumed = train(spec, data, second, checkpoint_dir=tmp_path, history=first.epochs)
+    assert [m.epoch for m in second.epochs] == [4, 5, 6]
+    uninterrupted = train(spec, data, Recorder())
+    backend = get_backend(framework)
+    resumed_weights = backend.get_weights(resumed.native)
+    if framework == "pytorch":  # weights, optimizer and random streams all restored: exact
+        for name, value in backend.get_weights(uninterrupted.native).items():
+            np.testing.assert_array_equal(resumed_weights[name], value)
+    assert second.epochs[-1].loss < first.epochs[0].loss
 
 
 def test_early_stopping_stops_when_the_monitor_stalls():
