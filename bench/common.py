@@ -24,6 +24,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_healthy(url: str) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"no API at {url}")
+
+
+@contextmanager
+def _admin_client(url: str, data_dir: str):
+    key = json.loads(Path(f"{data_dir}/credentials.json").read_text())["api_key"]
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                      timeout=60) as client:
+        yield client
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    process.send_signal(sig)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @contextmanager
 def embedded_service():
     """`capas up` in a fresh data dir; yields an httpx client signed in as the admin."""
@@ -34,19 +60,44 @@ def embedded_service():
                                    stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            key = json.loads(Path(f"{tmp}/data/credentials.json").read_text())["api_key"]
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                              timeout=60) as client:
+            _wait_healthy(url)
+            with _admin_client(url, f"{tmp}/data") as client:
                 yield client
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
+            _stop(process, signal.SIGINT)
+
+
+@contextmanager
+def cluster_service(postgres_admin_url: str, redis_url: str):
+    """`capas migrate`, `capas api` and `capas worker` on a fresh PostgreSQL database."""
+    from sqlalchemy import create_engine, text
+
+    name = f"capas_bench_{os.getpid()}"
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    with tempfile.TemporaryDirectory(prefix="capas-bench-") as tmp:
+        port = _free_port()
+        env = {**os.environ, "CAPAS_DATA_DIR": f"{tmp}/data", "CAPAS_BROKER_URL": redis_url,
+               "CAPAS_DATABASE_URL": postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"}
+        quiet = {"cwd": ROOT, "env": env, "stdout": subprocess.DEVNULL,
+                 "stderr": subprocess.DEVNULL}
+        subprocess.run([CAPAS, "migrate"], check=True, **quiet)
+        processes = [subprocess.Popen([CAPAS, "api", "--host", "127.0.0.1", "--port",
+                                       str(port)], **quiet),
+                     subprocess.Popen([CAPAS, "worker", "-Q", "cpu"], **quiet)]
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url)
+            with _admin_client(url, f"{tmp}/data") as client:
+                yield client
+        finally:
+            for process in processes:
+                _stop(process)
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def run_job(client: httpx.Client, body: dict) -> dict:
@@ -63,11 +114,15 @@ def run_job(client: httpx.Client, body: dict) -> dict:
         time.sleep(0.5)
 
 
-def job_seconds(job: dict) -> float:
-    """Submit → succeeded, from the server's own timestamps (no polling granularity)."""
+def job_seconds(job: dict, until: str = "finished_at") -> float:
+    """Submit → `until` (succeeded, or started running), from the server's own timestamps."""
     created = datetime.fromisoformat(job["created_at"])
-    finished = datetime.fromisoformat(job["finished_at"])
-    return (finished - created).total_seconds()
+    return (datetime.fromisoformat(job[until]) - created).total_seconds()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:

@@ -124,6 +124,31 @@ def test_a_spec_with_every_layer_type_trains_and_serves(service, framework):
     assert len(out["predictions"]) == 3 and len(out["probabilities"][0]) == 10
 
 
+def test_a_killed_worker_is_restarted_and_its_job_resumes(service):
+    url, headers = service["url"], {"Authorization": f"Bearer {service['key']}"}
+    body = json.loads((EXAMPLES / "cnn-digits.json").read_text())
+    body.update(framework="pytorch")
+    body["model"]["name"] = "survivor"
+    body["training"]["epochs"] = 40
+    job = httpx.post(f"{url}/jobs", headers=headers, json=body).json()
+    with Client(url, service["key"]) as client:
+        for _, kind, data in client.events(job["id"]):
+            if kind == "epoch" and data["epoch"] >= 2:
+                break
+        worker = subprocess.run(["pgrep", "-P", str(service["process"].pid)],
+                                capture_output=True, text=True).stdout.split()[0]
+        pool = subprocess.run(["pgrep", "-P", worker], capture_output=True,
+                              text=True).stdout.split()
+        for pid in [*pool, worker]:
+            os.kill(int(pid), signal.SIGKILL)
+        done = client.wait(job["id"], timeout_s=300)
+    assert done["status"] == "succeeded", done["failure_reason"]
+    assert done["attempt"] == 2
+    rows = httpx.get(f"{url}/jobs/{job['id']}/metrics", headers=headers).json()
+    assert [row["epoch"] for row in rows] == list(range(1, 41))
+    assert "restarting" in service["log"].read_text()
+
+
 def test_ctrl_c_stops_api_and_worker(service):
     process = service["process"]
     children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
