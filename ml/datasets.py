@@ -238,6 +238,13 @@ def split_sizes(num_samples: int, validation_split: float) -> dict[str, int]:
     return {"train": num_samples - test - validation, "validation": validation, "test": test}
 
 
+def split_record(schema: dict, seed: int, validation_split: float) -> dict:
+    """What a job records of the split it trains on: enough to draw the same one again."""
+    return {"seed": seed, "test_fraction": TEST_FRACTION, "validation_split": validation_split,
+            "stratified": schema["task"] == "classification",
+            **split_sizes(schema["num_samples"], validation_split)}
+
+
 def split_problem(num_samples: int, num_classes: int | None,
                   validation_split: float) -> str | None:
     """Why these split fractions cannot work on this dataset, or None."""

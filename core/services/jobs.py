@@ -1,7 +1,7 @@
 """Training jobs: validate and queue (row committed before the message), read, list."""
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -13,8 +13,14 @@ from core.repositories.models import ModelRepository
 from core.services.auth import Principal
 from core.services.datasets import DatasetService
 from core.settings import Settings
+from ml.datasets import split_record
 from ml.errors import SpecError
 from ml.spec import JobSpec, analyze, check_dataset_fit, parse_job_spec
+
+
+class ValidJob(NamedTuple):
+    spec: JobSpec
+    dataset: dict[str, Any]  # the schema of the dataset it trains on
 
 
 def spec_error_details(error: SpecError) -> list[dict[str, Any]]:
@@ -28,12 +34,13 @@ class JobService:
         self.settings = settings
         self.jobs = JobRepository(session)
 
-    def validate(self, body: dict[str, Any]) -> JobSpec:
+    def validate(self, principal: Principal, body: dict[str, Any]) -> ValidJob:
         """The whole validation of DESIGN §3, before anything is stored or queued."""
         try:
             spec = parse_job_spec(body)
             analysis = analyze(spec.model, self.settings.max_params)
-            check_dataset_fit(spec, DatasetService().schema(spec.dataset), analysis)
+            dataset = DatasetService(self.session, self.settings).schema(principal, spec.dataset)
+            check_dataset_fit(spec, dataset, analysis)
         except SpecError as error:
             raise Invalid(f"the job spec is invalid: {error}", spec_error_details(error)) from None
         if spec.training.epochs > self.settings.max_epochs:
@@ -44,7 +51,7 @@ class JobService:
             # Routing to CUDA workers arrives with worker device announcements (issue 5).
             raise Conflict("device 'cuda' requested but no CUDA worker is available",
                            [{"field": "device", "value": "cuda"}])
-        return spec
+        return ValidJob(spec, dataset)
 
     def submit(self, principal: Principal, body: dict[str, Any], submission_id: str | None,
                max_runtime_s: int | None) -> tuple[Job, bool]:
@@ -53,7 +60,7 @@ class JobService:
             existing = self.jobs.get_by_submission(principal.id, submission_id)
             if existing is not None:
                 return existing, False
-        spec = self.validate(body)
+        spec, dataset = self.validate(principal, body)
         owner = ModelRepository(self.session).get(spec.model.name)
         if owner is not None and owner.owner_id != principal.id and not principal.is_admin:
             raise Conflict(f"model name '{spec.model.name}' belongs to another user",
@@ -67,6 +74,8 @@ class JobService:
             id=str(uuid.uuid4()), owner_id=principal.id, submission_id=submission_id,
             status=JobStatus.queued, model_name=spec.model.name, framework=spec.framework,
             requested_device=spec.device, queue="cpu", dataset=spec.dataset,
+            dataset_sha256=dataset["sha256"],
+            split=split_record(dataset, spec.training.seed, spec.training.validation_split),
             spec=spec.model_dump(mode="json"), max_runtime_s=runtime,
         ))
         # The row is committed before the message is sent: a lost message leaves a queued

@@ -14,6 +14,7 @@ from core.artifacts import ArtifactStore
 from core.db import session_scope
 from core.models import JobStatus
 from core.repositories.jobs import JobRepository
+from core.services.datasets import DatasetService
 from core.services.registry import RegistryService
 from core.settings import Settings
 
@@ -96,14 +97,15 @@ class TrainingService:
     def _train_and_export(self, job_id: str, spec_json: dict, max_runtime_s: int) -> "Trained":
         from ml.artifacts import export_max_abs_diff, write_model
         from ml.backends import get_backend
-        from ml.datasets import load_builtin
         from ml.spec import JobSpec, analyze
         from ml.training import prepare, train
 
         spec = JobSpec.model_validate(spec_json)
         backend = get_backend(spec.framework)
         backend.configure(self.settings.torch_threads)
-        dataset = load_builtin(spec.dataset)
+        with session_scope(self.settings) as session:
+            job = JobRepository(session).get(job_id)
+            dataset = DatasetService(session, self.settings).load(job.dataset, job.dataset_sha256)
         data = prepare(spec, dataset)
         hooks = JobHooks(self.settings, job_id, max_runtime_s, spec.model.objective)
         result = train(spec, data, hooks, device=spec.device)
