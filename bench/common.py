@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -24,9 +26,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class RunningService:
+    process: subprocess.Popen  # `capas up`: the API runs in this process, the worker below it
+    client: httpx.Client
+
+
 @contextmanager
-def embedded_service():
+def embedded_service() -> Iterator[httpx.Client]:
     """`capas up` in a fresh data dir; yields an httpx client signed in as the admin."""
+    with running_service() as service:
+        yield service.client
+
+
+@contextmanager
+def running_service() -> Iterator[RunningService]:
+    """`capas up` in a fresh data dir, with its process and an admin's httpx client."""
     with tempfile.TemporaryDirectory(prefix="capas-bench-") as tmp:
         port = _free_port()
         env = {**os.environ, "CAPAS_DATA_DIR": f"{tmp}/data", "CAPAS_PORT": str(port)}
@@ -43,7 +58,7 @@ def embedded_service():
             key = json.loads(Path(f"{tmp}/data/credentials.json").read_text())["api_key"]
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
                               timeout=60) as client:
-                yield client
+                yield RunningService(process, client)
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(60)

@@ -25,7 +25,7 @@ EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 MAX_INFERRED_CLASSES = 20
 MAX_CLASSES = 1000
 # Cells converted at once: bounds the memory of parsing, whatever the file's size.
-CHUNK_CELLS = 262_144
+CHUNK_CELLS = 65_536
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".zip": "zip"}
 FORMAT_BY_CONTENT_TYPE = {"text/csv": "csv", "application/zip": "zip",
@@ -206,7 +206,7 @@ def _non_finite_error(values: np.ndarray, raw: np.ndarray, lines: list[int],
 
 class _TargetColumn:
     """A CSV target gathered chunk by chunk: class codes while there are few enough labels,
-    numbers while every value parses."""
+    float32 numbers while every value parses."""
 
     def __init__(self, name: str):
         self.name = name
@@ -214,39 +214,47 @@ class _TargetColumn:
         self.codes: list[np.ndarray] = []
         self.values: list[np.ndarray] = []
         self.first_text: tuple[int, str] | None = None  # (line, value) of the first non-number
+        self.first_non_finite: tuple[int, str] | None = None  # the same for NaN, inf, overflow
         self.too_many = False
-        self.lines: list[np.ndarray] = []  # each row's line number, to name a bad target
 
     def add(self, cells: np.ndarray, lines: list[int]) -> None:
-        self.lines.append(np.asarray(lines, np.int64))
-        cells = np.char.strip(cells)
+        cells = np.array([cell.strip() for cell in cells.tolist()], dtype=object)
         empty = np.flatnonzero(cells == "")
         if len(empty):
             line = lines[empty[0]]
             raise UploadError(f"row {line}, column '{self.name}': the target is empty",
                               row=line, column=self.name, value="")
         if self.first_text is None:
-            try:
-                self.values.append(cells.astype(np.float64))
-            except ValueError:
-                index = next(i for i, cell in enumerate(cells.tolist()) if not _is_number(cell))
-                self.first_text, self.values = (lines[index], str(cells[index])), []
+            self._add_numbers(cells, lines)
         if not self.too_many:
             uniques, inverse = np.unique(cells, return_inverse=True)
             codes = [self.labels.setdefault(label, len(self.labels)) for label in uniques.tolist()]
             self.too_many = len(self.labels) > MAX_CLASSES
-            self.codes = [] if self.too_many else [*self.codes, np.asarray(codes)[inverse]]
+            self.codes = [] if self.too_many else [*self.codes,
+                                                   np.asarray(codes, np.int32)[inverse]]
+
+    def _add_numbers(self, cells: np.ndarray, lines: list[int]) -> None:
+        try:
+            with np.errstate(over="ignore"):
+                values = cells.astype(np.float32)
+        except ValueError:
+            index = next(i for i, cell in enumerate(cells.tolist()) if not _is_number(cell))
+            self.first_text, self.values = (lines[index], cells[index]), []
+            return
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad) and self.first_non_finite is None:
+            self.first_non_finite = (lines[bad[0]], cells[bad[0]])
+        self.values.append(values)
 
     def finish(self, task: str | None) -> tuple[str, np.ndarray, list[str] | None]:
         numeric = self.first_text is None
-        values = np.concatenate(self.values) if numeric else None
         if task is None:
-            few_integers = (numeric and not self.too_many and np.all(np.isfinite(values))
-                            and np.all(values == np.round(values))
-                            and len(self.labels) <= MAX_INFERRED_CLASSES)
+            few_integers = (numeric and not self.too_many and self.first_non_finite is None
+                            and len(self.labels) <= MAX_INFERRED_CLASSES
+                            and all(np.all(part == np.round(part)) for part in self.values))
             task = "classification" if not numeric or few_integers else "regression"
         if task == "regression":
-            return task, self._regression_target(values), None
+            return task, self._regression_target(), None
         if self.too_many:
             raise UploadError(f"target column '{self.name}' has more than {MAX_CLASSES} distinct "
                               "values: too many classes (send task=regression for a numeric "
@@ -261,21 +269,17 @@ class _TargetColumn:
             order[self.labels[label]] = index
         return task, order[np.concatenate(self.codes)], names
 
-    def _regression_target(self, values: np.ndarray | None) -> np.ndarray:
-        if values is None:
+    def _regression_target(self) -> np.ndarray:
+        if self.first_text is not None:
             line, value = self.first_text
             raise UploadError(f"row {line}, column '{self.name}': {value!r} is not a number, and "
                               "a regression target must be", row=line, column=self.name,
                               value=value)
-        with np.errstate(over="ignore"):
-            target = values.astype(np.float32)
-        bad = np.flatnonzero(~np.isfinite(target))
-        if len(bad):
-            line = int(np.concatenate(self.lines)[bad[0]])
-            raise UploadError(f"row {line}, column '{self.name}': {values[bad[0]]!s} is not a "
-                              "finite number", row=line, column=self.name,
-                              value=str(values[bad[0]]))
-        return target.reshape(-1, 1)
+        if self.first_non_finite is not None:
+            line, value = self.first_non_finite
+            raise UploadError(f"row {line}, column '{self.name}': {value!r} is not a finite "
+                              "number", row=line, column=self.name, value=value)
+        return np.concatenate(self.values).reshape(-1, 1)
 
 
 def _is_number(text: str) -> bool:
@@ -312,7 +316,8 @@ def _read_csv(path: Path, options: UploadOptions, limits: UploadLimits,
 
         def convert() -> None:
             nonlocal count
-            cells = np.array(chunk, dtype=str)
+            # Object cells refer to the parsed strings: no copy sized by the longest cell.
+            cells = np.array(chunk, dtype=object)
             features = cells[:, feature_index]
             try:
                 with np.errstate(over="ignore"):

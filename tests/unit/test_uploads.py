@@ -54,7 +54,7 @@ def test_numeric_labels_sort_as_numbers_and_blank_lines_are_skipped(tmp_path):
 
 
 def test_a_regression_target_names_the_row_of_a_bad_value(tmp_path):
-    with pytest.raises(UploadError, match=r"row 3, column 'y': inf is not a finite number"):
+    with pytest.raises(UploadError, match=r"row 3, column 'y': 'inf' is not a finite number"):
         read(tmp_path, csv_bytes(["a,y", "1,0.5", "2,inf"]), "csv", target="y",
              task="regression")
     with pytest.raises(UploadError, match=r"row 2, column 'y': 'big' is not a number"):
