@@ -4,6 +4,7 @@ splits and preprocessing."""
 import hashlib
 import math
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -210,7 +211,8 @@ def load_builtin(dataset_id: str) -> Dataset:
 def save_canonical(dataset: Dataset, path: Path) -> None:
     """Write x and y as one uncompressed NPZ, atomically: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    # A name of its own: two uploads of the same content may be written at once.
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     with partial.open("wb") as handle:
         np.savez(handle, x=dataset.x, y=dataset.y)
     os.replace(partial, path)
