@@ -16,7 +16,8 @@ async def upload_dataset(request: Request, principal: PrincipalDep, session: Ses
                          settings: SettingsDep, response: Response) -> DatasetOut:
     """Multipart fields: `file` (.csv, .npz or .zip of class folders), `target` (CSV),
     optional `format`, `name`, `description`, `task`, `image_size` (HxW), `channels` (1 or 3).
-    The same content under the same name answers 200 with the first upload."""
+    The same content again, with the same name and description, answers 200 with the first
+    upload."""
     async with receive_upload(request, settings) as upload:
         service = DatasetService(session, settings)
         # Parsing a large file takes seconds of CPU: off the event loop.

@@ -102,7 +102,7 @@ class DatasetService:
                content_type: str | None, fields: dict[str, str]) -> tuple[dict[str, Any], bool]:
         """Read a received file into a dataset; returns (dataset, created).
 
-        The same content with the same name from the same owner returns the first upload.
+        The same content, name and description from the same owner return the first upload.
         Nothing is stored unless the whole file reads.
         """
         try:
