@@ -136,3 +136,11 @@ def test_the_content_hash_covers_shapes():
     x = np.zeros((4, 2), np.float32)
     y = np.zeros(4, np.int64)
     assert content_sha256(x, y) != content_sha256(x.reshape(4, 2, 1), y)
+
+
+def test_an_image_whose_header_reads_but_pixels_do_not_is_named(tmp_path):
+    truncated = png("red", size=(64, 64))[:60]
+    archive = zip_bytes({"a/1.png": png("red"), "b/1.png": truncated})
+    with pytest.raises(UploadError, match="archive member 'b/1.png' does not decode") as error:
+        read(tmp_path, archive, "zip")
+    assert error.value.details[0]["member"] == "b/1.png"
