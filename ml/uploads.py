@@ -190,7 +190,9 @@ def _first_bad_cell(cells: np.ndarray, lines: list[int], names: list[str]) -> Up
                 return UploadError(f"column '{name}' is not numeric: row {line} has {cell!r}; "
                                    "features must be numbers", row=line, column=name,
                                    value=cell)
-    raise AssertionError("a chunk failed to convert but every cell converts alone")
+    # Each cell converts alone: name the rows of the chunk that would not convert together.
+    return UploadError(f"rows {lines[0]} to {lines[-1]}: a feature value is not a number",
+                       row=lines[0])
 
 
 def _non_finite_error(values: np.ndarray, raw: np.ndarray, lines: list[int],
