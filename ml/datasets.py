@@ -140,31 +140,26 @@ def _circles() -> Dataset:
     from sklearn.datasets import make_circles
 
     x, y = make_circles(n_samples=1000, noise=0.1, factor=0.5, random_state=0)
-    return _playground("builtin:circles", x, y,
-                       "A small circle inside a large one (playground), 1000 points")
+    return _playground("builtin:circles", x, y, "A circle inside a ring (playground), 1000 points")
 
 
 def _spirals() -> Dataset:
-    # Two interleaved arms of half a turn and more each, as in the playground, with noise.
+    # Two interleaved arms, as in TensorFlow Playground: radius grows with the angle.
     rng = np.random.default_rng(0)
-    per_arm = 500
-    turn = np.sqrt(rng.uniform(0, 1, per_arm)) * 3 * np.pi
-    arms = []
-    for offset in (0.0, np.pi):
-        arm = np.stack([turn * np.cos(turn + offset), turn * np.sin(turn + offset)], axis=1)
-        arms.append(arm + rng.normal(0, 0.3, arm.shape))
-    x = np.concatenate(arms)
-    y = np.repeat([0, 1], per_arm)
+    n = 500
+    t = np.sqrt(rng.uniform(0, 1, n)) * 3 * np.pi
+    arms = [np.stack([t * np.cos(t + shift), t * np.sin(t + shift)], axis=1)
+            for shift in (0.0, np.pi)]
+    x = np.concatenate(arms) + rng.normal(0, 0.3, (2 * n, 2))
+    y = np.repeat([0, 1], n)
     return _playground("builtin:spirals", x, y, "Two interleaved spirals (playground), 1000 points")
 
 
 def _xor() -> Dataset:
-    # The class is the sign of x1·x2: no single line separates the four quadrants.
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (1000, 2))
     y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
-    return _playground("builtin:xor", x + rng.normal(0, 0.05, x.shape), y,
-                       "XOR: the sign of x1·x2 over four quadrants (playground), 1000 points")
+    return _playground("builtin:xor", x, y, "Exclusive or of the signs of x1 and x2 (playground)")
 
 
 def _sine() -> Dataset:
