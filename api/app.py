@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from api import errors
 from api.limits import BodySizeLimit
 from api.routes import datasets, health, jobs, me, models, specs
+from api.uploads import upload_body_limit
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
 
@@ -19,5 +20,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, specs.router, jobs.router, models.router, datasets.router,
                    me.router):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
+                       route_limits={("POST", "/datasets"): upload_body_limit(settings)})
     return app

@@ -1,4 +1,5 @@
-"""ASGI middleware capping request bodies before anything spools them."""
+"""ASGI middleware capping request bodies before anything spools them; a route may have a
+larger cap of its own (dataset uploads)."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -10,16 +11,19 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 route_limits: dict[tuple[str, str], int] | None = None):
+        """`route_limits`: {(method, path): bytes} for routes whose bodies may be larger."""
+        self.app, self.max_bytes, self.route_limits = app, max_bytes, route_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.route_limits.get((scope["method"], scope["path"]), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
 
@@ -28,16 +32,16 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 
         try:
             await self.app(scope, counting_receive, send)
         except BodyTooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(413, "payload_too_large",
-                                  f"request body exceeds {self.max_bytes} bytes")
+                                  f"request body exceeds {limit} bytes")
         await response(scope, receive, send)

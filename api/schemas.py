@@ -36,6 +36,8 @@ class JobOut(Orm):
     device: str | None
     queue: str
     dataset: str
+    dataset_sha256: str | None
+    split: dict[str, Any] | None
     attempt: int
     max_attempts: int
     max_runtime_s: int
@@ -112,3 +114,28 @@ class Me(BaseModel):
     id: int
     name: str
     role: str
+
+
+class DatasetOut(BaseModel):
+    """A dataset's schema; `preview` (the first samples) only when one dataset is read."""
+
+    id: str
+    name: str
+    source: str  # "builtin" or "upload"
+    format: str | None
+    owner_id: int | None
+    created_at: Timestamp
+    description: str
+    task: str
+    kind: str
+    feature_shape: list[int]
+    feature_names: list[str] | None
+    dtype: str
+    num_samples: int
+    num_classes: int | None
+    class_names: list[str] | None
+    class_counts: list[int] | None
+    target_shape: list[int] | None
+    target_name: str | None
+    sha256: str
+    preview: list[dict[str, Any]] | None = None

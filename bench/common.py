@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -50,9 +52,22 @@ def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         process.kill()
 
 
+@dataclass
+class RunningService:
+    process: subprocess.Popen  # `capas up`: the API runs in this process, the worker below it
+    client: httpx.Client
+
+
 @contextmanager
-def embedded_service():
+def embedded_service() -> Iterator[httpx.Client]:
     """`capas up` in a fresh data dir; yields an httpx client signed in as the admin."""
+    with running_service() as service:
+        yield service.client
+
+
+@contextmanager
+def running_service() -> Iterator[RunningService]:
+    """`capas up` in a fresh data dir, with its process and an admin's httpx client."""
     with tempfile.TemporaryDirectory(prefix="capas-bench-") as tmp:
         port = _free_port()
         env = {**os.environ, "CAPAS_DATA_DIR": f"{tmp}/data", "CAPAS_PORT": str(port)}
@@ -62,7 +77,7 @@ def embedded_service():
         try:
             _wait_healthy(url)
             with _admin_client(url, f"{tmp}/data") as client:
-                yield client
+                yield RunningService(process, client)
         finally:
             _stop(process, signal.SIGINT)
 

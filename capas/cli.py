@@ -19,6 +19,9 @@ from capas.client import CapasAPIError, Client
 
 app = typer.Typer(help="Train and serve neural networks from a declarative layer spec.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+datasets_app = typer.Typer(help="Upload, list, show and delete datasets.",
+                           no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 console = Console()
 err = Console(stderr=True)
 
@@ -272,6 +275,76 @@ def predict(model: str,
             console.print_json(data=client.predict(model, instances, version=version))
         except CapasAPIError as error:
             _fail(error)
+
+
+def _shape(dataset: dict) -> str:
+    return "×".join(map(str, dataset["feature_shape"]))
+
+
+@datasets_app.command("upload")
+def datasets_upload(
+        file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                             help=".csv, .npz (x, y) or .zip of class folders")],
+        target: Annotated[str | None, typer.Option(help="CSV: the column to predict")] = None,
+        task: Annotated[str | None, typer.Option(
+            help="classification or regression (inferred from the target otherwise)")] = None,
+        name: Annotated[str | None, typer.Option(help="shown in listings (the file name)")] = None,
+        description: str | None = None,
+        image_size: Annotated[str | None, typer.Option(
+            help="ZIP: HEIGHTxWIDTH to resize every image to (the most common otherwise)")] = None,
+        channels: Annotated[int | None, typer.Option(
+            help="ZIP: 1 (grey) or 3 (colour); grey only if every image is")] = None) -> None:
+    """Upload a dataset file; prints its id and schema."""
+    with Client() as client:
+        try:
+            dataset = client.upload_dataset(file, target=target, task=task, name=name,
+                                            description=description, image_size=image_size,
+                                            channels=channels)
+        except CapasAPIError as error:
+            _fail(error)
+    classes = (f", classes {', '.join(dataset['class_names'])}" if dataset["class_names"]
+               else "")
+    console.print(f"dataset [bold]{dataset['id']}[/] ({dataset['name']}): "
+                  f"{dataset['num_samples']} samples of {_shape(dataset)}, "
+                  f"{dataset['task']}{classes}")
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the built-in datasets and yours (everyone's for an admin)."""
+    with Client() as client:
+        try:
+            items = client.datasets()
+        except CapasAPIError as error:
+            _fail(error)
+    table = Table("name", "task", "kind", "features", "samples", "classes", "created")
+    table.columns.insert(0, Column("id", no_wrap=True))
+    for dataset in items:
+        table.add_row(dataset["id"], dataset["name"], dataset["task"], dataset["kind"],
+                      _shape(dataset), str(dataset["num_samples"]),
+                      str(dataset["num_classes"] or ""), (dataset["created_at"] or "")[:19])
+    console.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(dataset_id: str) -> None:
+    """Show one dataset's schema and first samples as JSON."""
+    with Client() as client:
+        try:
+            console.print_json(data=client.dataset(dataset_id))
+        except CapasAPIError as error:
+            _fail(error)
+
+
+@datasets_app.command("delete")
+def datasets_delete(dataset_id: str) -> None:
+    """Delete an uploaded dataset (refused while a queued or running job uses it)."""
+    with Client() as client:
+        try:
+            client.delete_dataset(dataset_id)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"dataset {dataset_id} deleted")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+# A large upload is parsed and checked before the answer comes: allow it minutes.
+UPLOAD_TIMEOUT_S = 600.0
 
 
 class CapasAPIError(RuntimeError):
@@ -47,7 +49,7 @@ class Client:
         response = self.http.request(method, path, **kwargs)
         if response.is_error:
             self._raise(response)
-        return response.json()
+        return response.json() if response.content else None
 
     @staticmethod
     def _raise(response: httpx.Response) -> None:
@@ -63,6 +65,27 @@ class Client:
 
     def datasets(self) -> list[dict]:
         return self.request("GET", "/datasets")
+
+    def dataset(self, dataset_id: str) -> dict:
+        """The schema and a preview of the first samples."""
+        return self.request("GET", f"/datasets/{dataset_id}")
+
+    def upload_dataset(self, path: str | Path, *, target: str | None = None,
+                       task: str | None = None, name: str | None = None,
+                       description: str | None = None, image_size: str | None = None,
+                       channels: int | None = None, format: str | None = None) -> dict:
+        """Upload a .csv (name its `target` column), .npz (`x`, `y`) or .zip of class folders;
+        `image_size` is "HEIGHTxWIDTH". The file is streamed, not read whole."""
+        path = Path(path)
+        options = {"target": target, "task": task, "name": name, "description": description,
+                   "image_size": image_size, "channels": channels, "format": format}
+        fields = {key: str(value) for key, value in options.items() if value is not None}
+        with path.open("rb") as handle:
+            return self.request("POST", "/datasets", files={"file": (path.name, handle)},
+                                data=fields, timeout=UPLOAD_TIMEOUT_S)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self.request("DELETE", f"/datasets/{dataset_id}")
 
     def submit(self, body: dict, *, framework: str | None = None,
                submission_id: str | None = None, max_runtime_s: int | None = None) -> dict:

@@ -33,5 +33,13 @@ class Invalid(CapasError):
     status, code = 422, "invalid"
 
 
+class TooLarge(CapasError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(CapasError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Unavailable(CapasError):
     status, code = 503, "unavailable"

@@ -58,7 +58,10 @@ class ApiKey(Base):
 
 
 class Dataset(Base):
-    """An uploaded dataset; built-ins live in ``ml.datasets`` and have no row."""
+    """An uploaded dataset; built-ins live in ``ml.datasets`` and have no row.
+
+    ``schema`` is ``ml.datasets.Dataset.schema`` plus a preview of the first samples.
+    """
 
     __tablename__ = "datasets"
 
@@ -66,7 +69,8 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     format: Mapped[str] = mapped_column(String(20))
-    sha256: Mapped[str] = mapped_column(String(64))
+    # The canonical file in the artifact store is named by this hash, shared by equal uploads.
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     schema: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -87,7 +91,11 @@ class Job(Base):
     requested_device: Mapped[str] = mapped_column(String(10))
     queue: Mapped[str] = mapped_column(String(20))
     device: Mapped[str | None] = mapped_column(String(40))
-    dataset: Mapped[str] = mapped_column(String(200))
+    dataset: Mapped[str] = mapped_column(String(200), index=True)
+    # What the job trains on, fixed at submission: the dataset's content hash and the
+    # seeded split (seed, fractions, sample counts).
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64))
+    split: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     spec: Mapped[dict[str, Any]]
     attempt: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)

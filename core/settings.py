@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     max_runtime_s: int = 6 * 3600
     max_predict_batch: int = 1024
     max_body_mb: int = 32
+    # Dataset uploads: the file itself, what an archive may expand to, and the parsed arrays.
+    max_upload_mb: int = 512
+    max_archive_mb: int = 1024
+    max_archive_members: int = 100_000
+    max_image_pixels: int = 25_000_000
+    max_dataset_mb: int = 2048
+    max_multipart_fields: int = 16
+    max_multipart_files: int = 1
     model_cache_size: int = 16
     parity_tolerance: float = 1e-4
 
@@ -73,11 +81,16 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "broker"
 
     @property
+    def upload_temp_dir(self) -> Path:
+        return self.resolved_data_dir / "tmp" / "uploads"
+
+    @property
     def credentials_file(self) -> Path:
         return self.resolved_data_dir / "credentials.json"
 
     def ensure_dirs(self) -> None:
-        for path in (self.resolved_data_dir, self.artifacts_dir, self.broker_dir / "queue",
+        for path in (self.resolved_data_dir, self.artifacts_dir, self.upload_temp_dir,
+                     self.broker_dir / "queue",
                      self.broker_dir / "processed", self.broker_dir / "control"):
             path.mkdir(parents=True, exist_ok=True)
 

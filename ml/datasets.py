@@ -1,16 +1,23 @@
-"""Built-in datasets from installed packages, their schemas, seeded splits and preprocessing."""
+"""Datasets: built-ins from installed packages, schemas, the canonical stored form, seeded
+splits and preprocessing."""
 
 import hashlib
 import math
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from ml.errors import DataError
 
 TEST_FRACTION = 0.2
+PREVIEW_ROWS = 5
+# A preview shows feature values only for samples this small; for larger ones, only targets.
+PREVIEW_MAX_VALUES = 1024
 
 
 @dataclass(frozen=True)
@@ -23,12 +30,10 @@ class Dataset:
     class_names: list[str] | None = None
     feature_names: list[str] | None = None
     description: str = ""
+    target_name: str | None = None
     schema: dict = field(init=False)
 
     def __post_init__(self):
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.x).tobytes())
-        digest.update(np.ascontiguousarray(self.y).tobytes())
         schema = {
             "id": self.id,
             "description": self.description,
@@ -43,9 +48,39 @@ class Dataset:
             "class_counts": (np.bincount(self.y, minlength=len(self.class_names)).tolist()
                              if self.class_names else None),
             "target_shape": list(self.y.shape[1:]) if self.task == "regression" else None,
-            "sha256": digest.hexdigest(),
+            "target_name": self.target_name,
+            "sha256": content_sha256(self.x, self.y),
         }
         object.__setattr__(self, "schema", schema)
+
+    def preview(self, rows: int = PREVIEW_ROWS) -> list[dict]:
+        """The first samples as JSON: features (when small enough to read) and the target."""
+        show_features = math.prod(self.x.shape[1:]) <= PREVIEW_MAX_VALUES
+        samples = []
+        for index in range(min(rows, len(self.x))):
+            target = (self.class_names[int(self.y[index])] if self.class_names
+                      else _readable(self.y[index]))
+            sample = {"features": _readable(self.x[index])} if show_features else {}
+            samples.append({**sample, "target": target})
+        return samples
+
+
+def _readable(values: np.ndarray) -> list:
+    # Through the shortest text of each float32, so 5.1 reads 5.1, not 5.0999999.
+    return np.asarray(values).astype(str).astype(float).tolist()
+
+
+def content_sha256(x: np.ndarray, y: np.ndarray) -> str:
+    """The identity of a dataset's content: dtypes, shapes and bytes of both arrays.
+
+    Hashes the arrays' memory in place (no copy), so a large upload is not held twice.
+    """
+    digest = hashlib.sha256()
+    for array in (x, y):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 def _sklearn_bunch(loader_name: str, dataset_id: str, description: str) -> Dataset:
@@ -165,16 +200,54 @@ def load_builtin(dataset_id: str) -> Dataset:
         raise DataError(f"unknown dataset '{dataset_id}'") from None
 
 
+# --- the canonical stored form ----------------------------------------------------------------
+
+
+def save_canonical(dataset: Dataset, path: Path) -> None:
+    """Write x and y as one uncompressed NPZ, atomically: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A name of its own: two uploads of the same content may be written at once.
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    with partial.open("wb") as handle:
+        np.savez(handle, x=dataset.x, y=dataset.y)
+    os.replace(partial, path)
+
+
+def load_canonical(path: Path, schema: dict) -> Dataset:
+    """A stored dataset with its schema's names; refused if its content is not that hash."""
+    with np.load(path, allow_pickle=False) as arrays:
+        x, y = arrays["x"], arrays["y"]
+    dataset = Dataset(id=schema["id"], x=x, y=y, task=schema["task"], kind=schema["kind"],
+                      class_names=schema["class_names"], feature_names=schema["feature_names"],
+                      description=schema["description"], target_name=schema["target_name"])
+    if dataset.schema["sha256"] != schema["sha256"]:
+        raise DataError(f"the stored file of dataset '{schema['id']}' does not match its sha256")
+    return dataset
+
+
 # --- splits and preprocessing ----------------------------------------------------------------
+
+
+def split_sizes(num_samples: int, validation_split: float) -> dict[str, int]:
+    """Training, validation and test sample counts, as `split` draws them."""
+    test = math.ceil(num_samples * TEST_FRACTION)
+    validation = math.ceil((num_samples - test) * validation_split)
+    return {"train": num_samples - test - validation, "validation": validation, "test": test}
+
+
+def split_record(schema: dict, seed: int, validation_split: float) -> dict:
+    """What a job records of the split it trains on: enough to draw the same one again."""
+    return {"seed": seed, "test_fraction": TEST_FRACTION, "validation_split": validation_split,
+            "stratified": schema["task"] == "classification",
+            **split_sizes(schema["num_samples"], validation_split)}
 
 
 def split_problem(num_samples: int, num_classes: int | None,
                   validation_split: float) -> str | None:
     """Why these split fractions cannot work on this dataset, or None."""
-    rest = num_samples - math.ceil(num_samples * TEST_FRACTION)
-    validation = math.ceil(rest * validation_split)
+    sizes = split_sizes(num_samples, validation_split)
     needed = num_classes or 1
-    for part, size in (("training", rest - validation), ("validation", validation)):
+    for part, size in (("training", sizes["train"]), ("validation", sizes["validation"])):
         if size < needed:
             return (f"{validation_split} leaves {size} {part} samples of {num_samples} "
                     f"(after the {TEST_FRACTION:.0%} test split); at least {needed} needed")

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from api.deps import PrincipalDep, SettingsDep
+from api.deps import PrincipalDep, SessionDep, SettingsDep
 from core.services.specs import SpecService
 from ml.spec import catalog
 
@@ -24,7 +24,8 @@ def get_catalog(principal: PrincipalDep) -> dict[str, Any]:
 
 @router.post("/specs/validate")
 def validate_spec(body: Annotated[dict[str, Any], Body()], principal: PrincipalDep,
-                  settings: SettingsDep) -> dict[str, Any]:
+                  session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Per-layer output shapes and parameter counts, the total, and every error at once."""
     body = {k: v for k, v in body.items() if k not in ("submission_id", "max_runtime_s")}
-    return SpecService(settings).inspect(body, require_dataset=False).as_dict()
+    return SpecService(session, settings).inspect(principal, body,
+                                                  require_dataset=False).as_dict()

@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -15,9 +15,15 @@ from core.repositories.workers import WorkerRepository
 from core.services.auth import Principal
 from core.services.specs import SpecService
 from core.settings import Settings
+from ml.datasets import split_record
 from ml.spec import JobSpec
 
 MAX_ATTEMPTS_LIMIT = 10
+
+
+class ValidJob(NamedTuple):
+    spec: JobSpec
+    dataset: dict[str, Any]  # the schema of the dataset it trains on
 
 
 class JobService:
@@ -26,13 +32,14 @@ class JobService:
         self.settings = settings
         self.jobs = JobRepository(session)
 
-    def validate(self, body: dict[str, Any]) -> JobSpec:
+    def validate(self, principal: Principal, body: dict[str, Any]) -> ValidJob:
         """The whole validation of DESIGN §3, before anything is stored or queued."""
-        inspection = SpecService(self.settings).inspect(body, require_dataset=True)
+        inspection = SpecService(self.session, self.settings).inspect(principal, body,
+                                                                     require_dataset=True)
         if inspection.issues:
             summary = "; ".join(str(issue) for issue in inspection.issues)
             raise Invalid(f"the job spec is invalid: {summary}", inspection.details())
-        return inspection.spec
+        return ValidJob(inspection.spec, inspection.dataset)
 
     def route(self, device: str) -> str:
         """The queue for a requested device: `auto` takes a GPU when a CUDA worker is alive."""
@@ -53,7 +60,7 @@ class JobService:
             existing = self.jobs.get_by_submission(principal.id, submission_id)
             if existing is not None:
                 return existing, False
-        spec = self.validate(body)
+        spec, dataset = self.validate(principal, body)
         owner = ModelRepository(self.session).get(spec.model.name)
         if owner is not None and owner.owner_id != principal.id and not principal.is_admin:
             raise Conflict(f"model name '{spec.model.name}' belongs to another user",
@@ -71,6 +78,8 @@ class JobService:
             id=str(uuid.uuid4()), owner_id=principal.id, submission_id=submission_id,
             status=JobStatus.queued, model_name=spec.model.name, framework=spec.framework,
             requested_device=spec.device, queue=self.route(spec.device), dataset=spec.dataset,
+            dataset_sha256=dataset["sha256"],
+            split=split_record(dataset, spec.training.seed, spec.training.validation_split),
             spec=spec.model_dump(mode="json"), max_runtime_s=runtime, max_attempts=attempts,
         ))
         # The row is committed before the message is sent: a lost message leaves a queued

@@ -3,7 +3,10 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import NotFound
+from sqlalchemy.orm import Session
+
+from core.errors import Forbidden, NotFound
+from core.services.auth import Principal
 from core.services.datasets import DatasetService
 from core.settings import Settings
 from ml.errors import SpecError, SpecIssue
@@ -15,6 +18,7 @@ class Inspection:
     spec: Any = None  # JobSpec or Draft, when the body parses
     analysis: Analysis | None = None
     issues: list[SpecIssue] = field(default_factory=list)
+    dataset: dict[str, Any] | None = None  # the schema of the dataset named, if readable
 
     def details(self) -> list[dict[str, Any]]:
         return [{"field": issue.path, "message": issue.message, "value": issue.value}
@@ -28,10 +32,10 @@ class Inspection:
 
 
 class SpecService:
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, session: Session, settings: Settings):
+        self.session, self.settings = session, settings
 
-    def inspect(self, body: Any, require_dataset: bool) -> Inspection:
+    def inspect(self, principal: Principal, body: Any, require_dataset: bool) -> Inspection:
         """Every problem of a job body at once: schema, shapes, limits, dataset fit."""
         try:
             spec = parse_job_spec(body, JobSpec if require_dataset else Draft)
@@ -42,15 +46,17 @@ class SpecService:
             issues.append(SpecIssue("training.epochs", f"{spec.training.epochs} exceeds the "
                                     f"limit of {self.settings.max_epochs}", spec.training.epochs))
         complete = len(analysis.layers) == len(spec.model.layers)
+        dataset = None
         if spec.dataset is not None:
             try:
-                schema = DatasetService().schema(spec.dataset)
-            except NotFound as error:
+                dataset = DatasetService(self.session, self.settings).schema(principal,
+                                                                             spec.dataset)
+            except (NotFound, Forbidden) as error:
                 issues.append(SpecIssue("dataset", error.message, spec.dataset))
             else:
                 if complete:
                     try:
-                        check_dataset_fit(spec, schema, analysis)
+                        check_dataset_fit(spec, dataset, analysis)
                     except SpecError as error:
                         issues.extend(error.issues)
-        return Inspection(spec=spec, analysis=analysis, issues=issues)
+        return Inspection(spec=spec, analysis=analysis, issues=issues, dataset=dataset)

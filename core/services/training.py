@@ -17,6 +17,7 @@ from core.db import session_scope
 from core.models import Job, JobStatus
 from core.queue import send_job
 from core.repositories.jobs import METRIC_FIELDS, JobRepository
+from core.services.datasets import DatasetService
 from core.services.registry import RegistryService
 from core.settings import Settings
 from ml.catalog import OBJECTIVES
@@ -182,14 +183,14 @@ class TrainingService:
                           history: list[dict[str, Any]]) -> "Trained | None":
         from ml.artifacts import export_max_abs_diff, write_model
         from ml.backends import get_backend
-        from ml.datasets import load_builtin
         from ml.spec import JobSpec, analyze
         from ml.training import EpochMetrics, prepare, train
 
         spec = JobSpec.model_validate(job.spec)
         backend = get_backend(spec.framework)
         backend.configure(self.settings.torch_threads)
-        dataset = load_builtin(spec.dataset)
+        with session_scope(self.settings) as session:
+            dataset = DatasetService(session, self.settings).load(job.dataset, job.dataset_sha256)
         data = prepare(spec, dataset)
         result = train(spec, data, hooks, device=job.queue,
                        checkpoint_dir=self.store.job_checkpoint_dir(job.id),

@@ -15,6 +15,7 @@ from capas import Client
 from ml.datasets import load_builtin
 from ml.spec import LAYER_TYPES
 from tests.conftest import EXAMPLES, ROOT, every_layer_job, free_port
+from tests.datafiles import iris_csv
 
 CAPAS = str(Path(sys.executable).parent / "capas")
 
@@ -147,6 +148,24 @@ def test_a_killed_worker_is_restarted_and_its_job_resumes(service):
     rows = httpx.get(f"{url}/jobs/{job['id']}/metrics", headers=headers).json()
     assert [row["epoch"] for row in rows] == list(range(1, 41))
     assert "restarting" in service["log"].read_text()
+
+
+def test_cli_uploads_and_lists_datasets(service, tmp_path):
+    iris = tmp_path / "iris.csv"
+    iris.write_bytes(iris_csv())
+    done = capas(service, "datasets", "upload", str(iris), "--target", "species")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "150 samples of 4, classification" in " ".join(done.stdout.split())
+    dataset_id = done.stdout.split("dataset ", 1)[1].split()[0]
+    listed = capas(service, "datasets", "list")
+    assert listed.returncode == 0 and dataset_id in listed.stdout
+    assert "builtin:spirals" in listed.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a,b,label\n1,2,x\n3,nan,y\n")
+    refused = capas(service, "datasets", "upload", str(bad), "--target", "label")
+    assert refused.returncode == 1
+    message = " ".join(refused.stderr.split())  # as rich wraps it
+    assert "error 422" in message and "row 3, column 'b'" in message
 
 
 def test_ctrl_c_stops_api_and_worker(service):

@@ -154,3 +154,35 @@ def test_datasets_lists_the_builtins(api):
                    "builtin:moons", "builtin:circles", "builtin:spirals", "builtin:xor",
                    "builtin:sine"]
     assert api.get("/datasets/builtin:digits").json()["feature_shape"] == [8, 8, 1]
+
+
+def test_builtins_are_described_with_a_preview(api):
+    listed = api.get("/datasets").json()
+    assert all(d["source"] == "builtin" and d["preview"] is None for d in listed)
+    digits = api.get("/datasets/builtin:digits").json()
+    assert digits["kind"] == "image"
+    assert digits["num_classes"] == 10 and sum(digits["class_counts"]) == 1797
+    assert len(digits["preview"]) == 5 and digits["preview"][0]["target"] == "0"
+    iris = api.get("/datasets/builtin:iris").json()
+    assert iris["preview"][0] == {"features": [5.1, 3.5, 1.4, 0.2], "target": "setosa"}
+    assert_error(api.delete("/datasets/builtin:iris"), 403, "forbidden")
+
+
+def test_a_job_records_the_dataset_hash_and_split(api):
+    job = api.post("/jobs", json=tiny_job()).json()
+    assert job["dataset_sha256"] == api.get("/datasets/builtin:iris").json()["sha256"]
+    assert job["split"] == {"seed": 3, "test_fraction": 0.2, "validation_split": 0.2,
+                            "stratified": True, "train": 96, "validation": 24, "test": 30}
+
+
+def test_an_upload_has_its_own_larger_body_cap(api):
+    api.settings.max_upload_mb = 1
+    client = TestClient(create_app(api.settings), headers=dict(api.headers))
+    csv = b"a,b,label\n" + b"1.5,2.5,x\n3.5,4.5,y\n" * 40_000  # 0.8 MB
+    response = client.post("/datasets", files={"file": ("big.csv", csv)},
+                           data={"target": "label"})
+    assert response.status_code == 201, response.text
+    error = assert_error(client.post("/datasets", files={"file": ("big.csv", csv * 2)},
+                                     data={"target": "label"}), 413, "payload_too_large")
+    assert error["message"].startswith("request body exceeds")
+    assert list(api.settings.upload_temp_dir.iterdir()) == []
