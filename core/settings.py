@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     max_body_mb: int = 32
     model_cache_size: int = 16
     parity_tolerance: float = 1e-4
+    # Adaptive batching defaults, per model overridable: concurrent requests for one version
+    # are merged into one ONNX Runtime call of at most this many instances, waiting at most
+    # this long for the batch to fill (never when only one request waits).
+    batch_max_size: int = Field(default=64, ge=1)
+    batch_max_delay_ms: float = Field(default=2.0, ge=0)
 
     @property
     def resolved_data_dir(self) -> Path:
