@@ -4,9 +4,10 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodySizeLimit
-from api.routes import datasets, health, jobs, me, models
+from api.routes import datasets, health, jobs, me, models, v2
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
+from ml.serving import AdaptiveBatcher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -15,8 +16,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Train and serve neural networks from a declarative layer spec.")
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
+    app.state.batcher = AdaptiveBatcher()
     errors.install(app)
-    for router in (health.router, jobs.router, models.router, datasets.router, me.router):
+    for router in (health.router, jobs.router, models.router, datasets.router, me.router,
+                   v2.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
     return app

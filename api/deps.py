@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.db import session_factory
 from core.services.auth import AuthService, Principal
+from core.services.inference import InferenceService
 from core.settings import Settings
 
 
@@ -43,3 +44,12 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_inference(request: Request, session: SessionDep,
+                  settings: SettingsDep) -> InferenceService:
+    return InferenceService(session, settings, request.app.state.predictors,
+                            request.app.state.batcher)
+
+
+InferenceDep = Annotated[InferenceService, Depends(get_inference)]
