@@ -5,6 +5,7 @@ The Open Inference Protocol routes (`/v2/...`) answer errors in that protocol's 
 `error` as a string.
 """
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,17 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 V2_PREFIX = "/v2"
 
 
+def _json_safe(value: Any) -> Any:
+    """Echoed values may hold NaN or infinities, which JSON cannot carry: spell them out."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def error_response(status: int, code: str, message: str,
                    details: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None,
@@ -32,7 +44,7 @@ def error_response(status: int, code: str, message: str,
         body = {"error": message, "code": code, "details": details or []}
     else:
         body = {"error": {"code": code, "message": message, "details": details or []}}
-    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+    return JSONResponse(_json_safe(jsonable_encoder(body)), status_code=status, headers=headers)
 
 
 def _field(loc: tuple) -> str:
