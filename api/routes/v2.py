@@ -128,8 +128,9 @@ def _split_body(body: bytes, header_length: int | None) -> tuple[InferRequest, b
     split = len(body) if header_length is None else header_length
     try:
         return InferRequest.model_validate_json(body[:split]), body[split:]
-    except ValidationError as error:
-        raise RequestValidationError(error.errors()) from None
+    except ValidationError as error:  # rendered like any other invalid body
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                      for e in error.errors()]) from None
 
 
 def _input_batch(request: InferRequest, binary: bytes, target: ServingTarget) -> np.ndarray:
