@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from api import errors
 from api.limits import BodySizeLimit
 from api.routes import datasets, health, jobs, me, models, v2
+from core.cache import ExpiringCache
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
 from ml.serving import AdaptiveBatcher
@@ -16,6 +17,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Train and serve neural networks from a declarative layer spec.")
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
+    app.state.principals = ExpiringCache(settings.lookup_cache_s)
+    app.state.targets = ExpiringCache(settings.lookup_cache_s)
     app.state.batcher = AdaptiveBatcher()
     errors.install(app)
     for router in (health.router, jobs.router, models.router, datasets.router, me.router,

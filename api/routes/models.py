@@ -55,10 +55,13 @@ def get_model(name: str, principal: PrincipalDep, session: SessionDep,
 
 @router.patch("/models/{name}", response_model=ModelOut)
 def update_model(name: str, body: ModelPatch, principal: PrincipalDep, session: SessionDep,
-                 settings: SettingsDep) -> ModelOut:
+                 settings: SettingsDep, inference: InferenceDep) -> ModelOut:
     service = RegistryService(session, settings)
     changes = body.batching.model_dump(include=body.batching.model_fields_set)
-    return model_out(service, service.configure_batching(principal, name, changes))
+    model = service.configure_batching(principal, name, changes)
+    session.commit()  # before this process resolves the model again
+    inference.forget(name)
+    return model_out(service, model)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelCard)
@@ -82,8 +85,11 @@ def download_artifact(name: str, version: str, fmt: str, principal: PrincipalDep
 
 @router.put("/models/{name}/aliases/{alias}", response_model=AliasOut)
 def set_alias(name: str, alias: str, body: AliasIn, principal: PrincipalDep,
-              session: SessionDep, settings: SettingsDep) -> dict:
-    return RegistryService(session, settings).set_alias(principal, name, alias, body.version)
+              session: SessionDep, settings: SettingsDep, inference: InferenceDep) -> dict:
+    moved = RegistryService(session, settings).set_alias(principal, name, alias, body.version)
+    session.commit()  # before this process resolves the model again
+    inference.forget(name)
+    return moved
 
 
 @router.get("/models/{name}/aliases/{alias}", response_model=AliasOut)
