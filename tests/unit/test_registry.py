@@ -345,3 +345,46 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_answer(registry):
     finally:
         registry.patch("/models/iris", json={"batching": {"max_batch_size": None}})
     assert {r.headers["X-Capas-Batch-Size"] for r in responses} == {"1"}
+
+
+def test_the_batcher_merges_up_to_the_limit_and_fails_only_the_batch_that_failed(registry):
+    from ml.serving import AdaptiveBatcher, BatchPolicy, Predictor
+
+    card = registry.get("/models/iris/versions/1").json()
+    onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
+    predictor = Predictor.load(onnx_file)
+    rows = RAW[:5].astype(np.float32)
+    expected = predictor.predict(rows)
+    policy = BatchPolicy(max_batch_size=4, max_delay_ms=50)
+
+    async def submit(batches: list[np.ndarray]) -> list:
+        batcher = AdaptiveBatcher()
+        answers = await asyncio.gather(
+            *[batcher.predict("v1", predictor, b, policy) for b in batches],
+            return_exceptions=True)
+        assert batcher.lanes == {}  # a drained lane is gone
+        return answers
+
+    # All five wait together: the first four are merged, the fifth runs alone.
+    answers = asyncio.run(submit([rows[i:i + 1] for i in range(5)]))
+    assert [size for _, size in answers] == [4, 4, 4, 4, 1]
+    np.testing.assert_allclose(np.concatenate([out for out, _ in answers]), expected, atol=1e-6)
+    # A request larger than the limit is never split; it runs in a batch of its own.
+    answers = asyncio.run(submit([rows, rows[:1]]))
+    assert [size for _, size in answers] == [5, 1]
+    # A malformed batch fails the batch it was merged into, and nothing else.
+    answers = asyncio.run(submit([rows[:1], rows[:1, :3], rows[:1], rows[:1], rows[:1]]))
+    assert all(isinstance(a, Exception) for a in answers[:4])
+    assert answers[4][1] == 1
+    np.testing.assert_allclose(answers[4][0], expected[:1], atol=1e-6)
+
+
+def test_an_alias_moved_by_another_api_process_is_seen_after_the_lookup_cache(registry):
+    other_settings = registry.settings.model_copy(update={"lookup_cache_s": 0.0})
+    other = TestClient(create_app(other_settings), headers=dict(registry.headers))
+    registry.put("/models/iris/aliases/shadow", json={"version": 1})
+    body = {"instances": [RAW[0].tolist()], "alias": "shadow"}
+    assert other.post("/models/iris/predict", json=body).json()["version"] == 1
+    registry.put("/models/iris/aliases/shadow", json={"version": 2})
+    # Without a lookup cache, the other process asks SQL on every request.
+    assert other.post("/models/iris/predict", json=body).json()["version"] == 2
