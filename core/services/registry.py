@@ -71,14 +71,12 @@ class Artifact:
     sha256: str
 
 
-def positive_version(value: Any, field: str = "version") -> int:
-    """A version number from a path or body, refused in the API's own words."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise Invalid(f"{field}: expected a positive integer, received {value!r}",
-                      [{"field": field, "value": value}])
-    return value
+def positive_version(value: str) -> int:
+    """A version number from a URL path, refused in the API's own words."""
+    if not value.isdigit() or int(value) < 1:
+        raise Invalid(f"version: expected a positive integer, received {value!r}",
+                      [{"field": "version", "value": value}])
+    return int(value)
 
 
 class RegistryService:
