@@ -29,6 +29,14 @@ class Conflict(CapasError):
     status, code = 409, "conflict"
 
 
+class PayloadTooLarge(CapasError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(CapasError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Invalid(CapasError):
     status, code = 422, "invalid"
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import zlib
 from typing import Annotated, Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from api.deps import InferenceDep, PrincipalDep, SessionDep, SettingsDep
 from api.routes.health import readiness
 from api.routes.models import BATCH_SIZE_HEADER
-from core.errors import Invalid
+from core.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
 from core.services.registry import RegistryService, ServingTarget, positive_version
 from ml.onnx_export import INPUT_NAME, OUTPUT_NAME
 
@@ -23,6 +24,8 @@ DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32":
              "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
              "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
 MODEL_DATATYPES = {"float32": "FP32"}
+# Request bodies the Triton client compresses on request (`request_compression_algorithm`).
+CONTENT_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class TensorIn(BaseModel):
@@ -102,10 +105,10 @@ async def model_ready(name: str, principal: PrincipalDep, inference: InferenceDe
 @router.post("/models/{name}/infer")
 @router.post("/models/{name}/versions/{version}/infer")
 async def infer(name: str, request: Request, principal: PrincipalDep, inference: InferenceDep,
-                version: str | None = None,
-                header_length: Annotated[int | None, Header(alias=HEADER_LENGTH)] = None
-                ) -> Response:
-    body = await request.body()
+                settings: SettingsDep, version: str | None = None,
+                header_length: Annotated[int | None, Header(alias=HEADER_LENGTH)] = None,
+                content_encoding: Annotated[str | None, Header()] = None) -> Response:
+    body = _decoded(await request.body(), content_encoding, settings.max_body_mb * 1024 * 1024)
     infer_request, binary = _split_body(body, header_length)
     target = await inference.target(principal, name, _version(version))
     batch = _input_batch(infer_request, binary, target)
@@ -117,6 +120,26 @@ async def infer(name: str, request: Request, principal: PrincipalDep, inference:
 
 def _version(value: str | None) -> int | None:
     return None if value is None else positive_version(value)
+
+
+def _decoded(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """The body uncompressed, never past the body size cap (a small bomb stays small)."""
+    if encoding in (None, "identity"):
+        return body
+    if encoding not in CONTENT_ENCODINGS:
+        raise UnsupportedMediaType(
+            f"Content-Encoding: expected one of identity, {', '.join(CONTENT_ENCODINGS)}, "
+            f"received {encoding!r}", [{"field": "Content-Encoding", "value": encoding}])
+    decompressor = zlib.decompressobj(CONTENT_ENCODINGS[encoding])
+    try:
+        decoded = decompressor.decompress(body, max_bytes + 1)
+    except zlib.error as error:
+        raise Invalid(f"body: not valid {encoding} data ({error})",
+                      [{"field": "body", "value": None}]) from None
+    if len(decoded) > max_bytes:
+        raise PayloadTooLarge(f"body: more than {max_bytes} bytes once uncompressed",
+                              [{"field": "body", "value": None}])
+    return decoded
 
 
 def _split_body(body: bytes, header_length: int | None) -> tuple[InferRequest, bytes]:

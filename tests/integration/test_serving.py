@@ -65,6 +65,10 @@ def test_the_triton_client_works_unchanged_and_matches_the_native_framework(
     # No outputs named: the client asks for every output in binary.
     result = client.infer(name, [tensor], headers=auth())
     np.testing.assert_allclose(result.as_numpy("output"), native, atol=1e-5)
+    for encoding in ("gzip", "deflate"):
+        result = client.infer(name, [tensor], headers=auth(),
+                              request_compression_algorithm=encoding)
+        np.testing.assert_allclose(result.as_numpy("output"), native, atol=1e-5)
 
     served = cluster_api.post(f"/models/{name}/predict", json={"instances": RAW.tolist()}).json()
     np.testing.assert_allclose(served["probabilities"], native, atol=1e-5)

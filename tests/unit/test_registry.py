@@ -6,6 +6,7 @@ Models are trained by the worker's own code (`TrainingService.run`) in this proc
 import asyncio
 import hashlib
 import json
+import zlib
 
 import httpx
 import numpy as np
@@ -304,6 +305,13 @@ def test_v2_errors_name_the_field_in_the_protocols_error_shape(registry):
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "inputs[0].parameters.binary_data_size"
     assert registry.post("/v2/models/nope/infer", json={"inputs": []}).status_code == 404
+    response = registry.post("/v2/models/iris/infer", content=b"{}",
+                             headers={"Content-Encoding": "br"})
+    assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
+    bomb = zlib.compress(b" " * (registry.settings.max_body_mb * 1024 * 1024 + 1))
+    response = registry.post("/v2/models/iris/infer", content=bomb,
+                             headers={"Content-Encoding": "deflate"})
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
 
 
 async def concurrent_predictions(app, count: int) -> list[httpx.Response]:
