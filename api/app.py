@@ -4,10 +4,12 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodySizeLimit
-from api.routes import datasets, health, jobs, me, models, specs
+from api.routes import datasets, health, jobs, me, models, specs, v2
 from api.uploads import upload_body_limit
+from core.cache import ExpiringCache
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
+from ml.serving import AdaptiveBatcher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -16,9 +18,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Train and serve neural networks from a declarative layer spec.")
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
+    app.state.principals = ExpiringCache(settings.lookup_cache_s)
+    app.state.targets = ExpiringCache(settings.lookup_cache_s)
+    app.state.batcher = AdaptiveBatcher()
     errors.install(app)
     for router in (health.router, specs.router, jobs.router, models.router, datasets.router,
-                   me.router):
+                   me.router, v2.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
                        route_limits={("POST", "/datasets"): upload_body_limit(settings)})

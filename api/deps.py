@@ -4,15 +4,17 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from core.db import session_factory
-from core.services.auth import AuthService, Principal
+from core.db import session_factory, session_scope
+from core.services.auth import AuthService, Principal, hash_key
+from core.services.inference import InferenceService
 from core.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -35,11 +37,31 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_principal(
-    session: SessionDep,
+def _authenticate(settings: Settings, key: str | None) -> Principal:
+    with session_scope(settings) as session:
+        return AuthService(session).authenticate(key)
+
+
+async def get_principal(
+    request: Request, settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return AuthService(session).authenticate(credentials.credentials if credentials else None)
+    key = credentials.credentials if credentials else None
+    # Keyed by the hash, as stored: the process keeps no key in the clear.
+    cache_key = hash_key(key) if key else None
+    principal = request.app.state.principals.get(cache_key) if key else None
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate, settings, key)
+        request.app.state.principals.put(cache_key, principal)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_inference(request: Request, settings: SettingsDep) -> InferenceService:
+    state = request.app.state
+    return InferenceService(settings, state.predictors, state.targets, state.batcher)
+
+
+InferenceDep = Annotated[InferenceService, Depends(get_inference)]

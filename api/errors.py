@@ -1,5 +1,11 @@
-"""Every error leaves the API as `{"error": {"code", "message", "details"}}`."""
+"""Every error leaves the API as `{"error": {"code", "message", "details"}}`.
 
+The Open Inference Protocol routes (`/v2/...`) answer errors in that protocol's own shape,
+`{"error": "<message>"}` (plus `code` and `details` beside it), because its clients read
+`error` as a string.
+"""
+
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,11 +22,29 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               503: "unavailable"}
 
 
+V2_PREFIX = "/v2"
+
+
+def _json_safe(value: Any) -> Any:
+    """Echoed values may hold NaN or infinities, which JSON cannot carry: spell them out."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def error_response(status: int, code: str, message: str,
                    details: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details or []}}
-    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+                   headers: dict[str, str] | None = None,
+                   request: Request | None = None) -> JSONResponse:
+    if request is not None and request.url.path.startswith(V2_PREFIX):
+        body = {"error": message, "code": code, "details": details or []}
+    else:
+        body = {"error": {"code": code, "message": message, "details": details or []}}
+    return JSONResponse(_json_safe(jsonable_encoder(body)), status_code=status, headers=headers)
 
 
 def _field(loc: tuple) -> str:
@@ -33,18 +57,19 @@ def _field(loc: tuple) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(CapasError)
-    async def capas_error(_: Request, exc: CapasError) -> JSONResponse:
+    async def capas_error(request: Request, exc: CapasError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers, request)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"field": _field(e["loc"]), "message": e["msg"], "value": e.get("input")}
                    for e in exc.errors()]
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
-        return error_response(422, "invalid", f"invalid request: {summary}", details)
+        return error_response(422, "invalid", f"invalid request: {summary}", details,
+                              request=request)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"),
-                              str(exc.detail), headers=exc.headers)
+                              str(exc.detail), headers=exc.headers, request=request)

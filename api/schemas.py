@@ -3,7 +3,8 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 
 def _utc_iso(value: datetime | None) -> str | None:
@@ -14,6 +15,27 @@ def _utc_iso(value: datetime | None) -> str | None:
 
 
 Timestamp = Annotated[datetime | None, PlainSerializer(_utc_iso, return_type=str | None)]
+
+
+def _positive_int(value: Any) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise PydanticCustomError("positive_integer",
+                                  "expected a positive integer, received {value}",
+                                  {"value": repr(value)})
+    return value
+
+
+def _non_negative_number(value: Any) -> Any:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e6:
+        raise PydanticCustomError("non_negative_number",
+                                  "expected a number of milliseconds from 0, received {value}",
+                                  {"value": repr(value)})
+    return value
+
+
+# Refused in the API's own words ("version: expected a positive integer, received -3").
+PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+Milliseconds = Annotated[float, BeforeValidator(_non_negative_number)]
 
 
 class Orm(BaseModel):
@@ -82,6 +104,12 @@ class VersionSummary(Orm):
     onnx_max_abs_diff: float
     created_at: Timestamp
     metrics: dict[str, Any]
+    formats: list[str]
+
+
+class Batching(BaseModel):
+    max_batch_size: int
+    max_delay_ms: float
 
 
 class ModelOut(BaseModel):
@@ -89,13 +117,79 @@ class ModelOut(BaseModel):
     owner_id: int
     created_at: Timestamp
     latest_version: int | None
+    aliases: dict[str, int]
+    batching: Batching
     versions: list[VersionSummary]
+
+
+class BatchingIn(BaseModel):
+    """Per-model adaptive batching; `null` restores the service default."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_batch_size: PositiveInt | None = None
+    max_delay_ms: Milliseconds | None = None
+
+
+class ModelPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batching: BatchingIn
+
+
+class ExportParity(BaseModel):
+    max_abs_diff: float
+    tolerance: float
+
+
+class ModelCard(BaseModel):
+    """One version: how it was made, what it expects, what it has, how far its export is."""
+
+    name: str
+    version: int
+    job_id: str
+    created_at: Timestamp
+    aliases: list[str]
+    framework: str
+    library_versions: dict[str, str]
+    spec: dict[str, Any]
+    dataset: dict[str, Any]
+    metrics: dict[str, Any]
+    params: int
+    device: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    task: str
+    class_names: list[str] | None
+    preprocessing: dict[str, Any]
+    files: dict[str, str]
+    formats: list[str]
+    export_parity: ExportParity
+    servable: bool
+
+
+class AliasIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: PositiveInt
+
+
+class AliasMove(BaseModel):
+    version: int
+    previous_version: int | None
+    user_id: int | None
+    at: Timestamp
+
+
+class AliasOut(BaseModel):
+    model: str
+    alias: str
+    version: int
+    history: list[AliasMove]
 
 
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     instances: Annotated[list[Any], Field(min_length=1)]
-    version: Annotated[int | None, Field(ge=1)] = None
+    version: PositiveInt | None = None
+    alias: str | None = None
 
 
 class PredictByNameIn(PredictIn):

@@ -12,7 +12,7 @@ from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from core.errors import Invalid, TooLarge, UnsupportedMediaType
+from core.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
 from core.settings import Settings
 
 MB = 1024 * 1024
@@ -108,7 +108,7 @@ class _Receiver:
             return
         self.upload.size += end - start
         if self.upload.size > self.max_file_bytes:
-            raise TooLarge(f"the file exceeds the upload limit of {self.max_upload_mb} MB",
+            raise PayloadTooLarge(f"the file exceeds the upload limit of {self.max_upload_mb} MB",
                            [{"field": FILE_FIELD, "value": self.upload.filename,
                              "limit_mb": self.max_upload_mb}])
         self.file.write(data[start:end])

@@ -266,13 +266,17 @@ def job(job_id: str) -> None:
 def predict(model: str,
             input: Annotated[Path, typer.Option(
                 "--input", "-i", help='JSON file: a list of instances or {"instances": [...]}')],
-            version: int | None = None) -> None:
+            version: Annotated[int | None, typer.Option(help="this version")] = None,
+            alias: Annotated[str | None, typer.Option(
+                help="the version this alias points at (default: production, else latest)")
+            ] = None) -> None:
     """Predict with a published model."""
     data = json.loads(input.read_text())
     instances = data["instances"] if isinstance(data, dict) else data
     with Client() as client:
         try:
-            console.print_json(data=client.predict(model, instances, version=version))
+            console.print_json(data=client.predict(model, instances, version=version,
+                                                   alias=alias))
         except CapasAPIError as error:
             _fail(error)
 
@@ -336,6 +340,32 @@ def datasets_show(dataset_id: str) -> None:
             _fail(error)
 
 
+@app.command()
+def models() -> None:
+    """List the registry: models, their latest version and aliases."""
+    with Client() as client:
+        try:
+            items = client.models()
+        except CapasAPIError as error:
+            _fail(error)
+    table = Table("model", "versions", "latest", "aliases", "frameworks")
+    for item in items:
+        table.add_row(item["name"], str(len(item["versions"])), str(item["latest_version"]),
+                      ", ".join(f"{a}→{v}" for a, v in item["aliases"].items()),
+                      ", ".join(sorted({v["framework"] for v in item["versions"]})))
+    console.print(table)
+
+
+@app.command()
+def card(model: str, version: int) -> None:
+    """Show the model card of one version as JSON."""
+    with Client() as client:
+        try:
+            console.print_json(data=client.model_version(model, version))
+        except CapasAPIError as error:
+            _fail(error)
+
+
 @datasets_app.command("delete")
 def datasets_delete(dataset_id: str) -> None:
     """Delete an uploaded dataset (refused while a queued or running job uses it)."""
@@ -345,6 +375,37 @@ def datasets_delete(dataset_id: str) -> None:
         except CapasAPIError as error:
             _fail(error)
     console.print(f"dataset {dataset_id} deleted")
+
+
+@app.command()
+def alias(model: str, name: str, version: int) -> None:
+    """Point an alias (e.g. production) at a version of a model."""
+    with Client() as client:
+        try:
+            moved = client.set_alias(model, name, version)
+        except CapasAPIError as error:
+            _fail(error)
+    previous = moved["history"][-1]["previous_version"]
+    console.print(f"{model}@{name} → version {version}"
+                  + (f" (was {previous})" if previous else ""))
+
+
+@app.command()
+def download(model: str, version: int,
+             format: Annotated[str, typer.Option(
+                 "--format", "-f", help="onnx, safetensors or keras")] = "onnx",
+             output: Annotated[Path | None, typer.Option(
+                 "--output", "-o", help="file to write (default: MODEL-vVERSION.EXT)")] = None,
+             ) -> None:
+    """Download an artifact of a version, checked against the sha256 on its card."""
+    suffixes = {"onnx": ".onnx", "safetensors": ".safetensors", "keras": ".keras"}
+    destination = output or Path(f"{model}-v{version}{suffixes.get(format, '')}")
+    with Client() as client:
+        try:
+            saved = client.download(model, version, format, destination)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"saved {saved}")
 
 
 if __name__ == "__main__":

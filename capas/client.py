@@ -1,5 +1,6 @@
 """The Python client: `Client(url, api_key)` over httpx, one method per route."""
 
+import hashlib
 import json
 import os
 import time
@@ -50,6 +51,15 @@ class Client:
         if response.is_error:
             self._raise(response)
         return response.json() if response.content else None
+
+    @staticmethod
+    def _raise(response: httpx.Response) -> None:
+        try:
+            error = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            error = {"code": "http_error", "message": response.text}
+        raise CapasAPIError(response.status_code, error.get("code", ""),
+                            error.get("message", ""), error.get("details"))
 
     @staticmethod
     def _raise(response: httpx.Response) -> None:
@@ -154,8 +164,44 @@ class Client:
     def model(self, name: str) -> dict:
         return self.request("GET", f"/models/{name}")
 
-    def predict(self, model: str, instances: list, version: int | None = None) -> dict:
+    def model_version(self, name: str, version: int) -> dict:
+        """The model card of one version."""
+        return self.request("GET", f"/models/{name}/versions/{version}")
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict:
+        return self.request("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
+
+    def alias(self, name: str, alias: str) -> dict:
+        """Where the alias points and every move it made."""
+        return self.request("GET", f"/models/{name}/aliases/{alias}")
+
+    def configure_batching(self, name: str, **batching: int | float | None) -> dict:
+        """Set `max_batch_size` and/or `max_delay_ms` for one model; None restores the default."""
+        return self.request("PATCH", f"/models/{name}", json={"batching": batching})
+
+    def download(self, name: str, version: int, fmt: str, destination: Path) -> Path:
+        """Save an artifact (`onnx`, `safetensors`, `keras`) and check it against its sha256."""
+        digest = hashlib.sha256()
+        with self.http.stream("GET", f"/models/{name}/versions/{version}/artifacts/{fmt}") \
+                as response:
+            if response.is_error:
+                response.read()
+                self._raise(response)
+            with destination.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    handle.write(chunk)
+        if digest.hexdigest() != response.headers["X-Capas-Sha256"]:
+            destination.unlink()
+            raise CapasAPIError(0, "corrupt_download",
+                                f"{fmt} of {name} version {version} did not match its sha256")
+        return destination
+
+    def predict(self, model: str, instances: list, version: int | None = None,
+                alias: str | None = None) -> dict:
         body: dict[str, Any] = {"instances": instances}
         if version is not None:
             body["version"] = version
+        if alias is not None:
+            body["alias"] = alias
         return self.request("POST", f"/models/{model}/predict", json=body)

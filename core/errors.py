@@ -29,16 +29,16 @@ class Conflict(CapasError):
     status, code = 409, "conflict"
 
 
-class Invalid(CapasError):
-    status, code = 422, "invalid"
-
-
-class TooLarge(CapasError):
+class PayloadTooLarge(CapasError):
     status, code = 413, "payload_too_large"
 
 
 class UnsupportedMediaType(CapasError):
     status, code = 415, "unsupported_media_type"
+
+
+class Invalid(CapasError):
+    status, code = 422, "invalid"
 
 
 class Unavailable(CapasError):

@@ -174,10 +174,14 @@ class RegisteredModel(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Adaptive batching of this model's requests; None takes the service-wide default.
+    max_batch_size: Mapped[int | None]
+    max_delay_ms: Mapped[float | None]
 
     versions: Mapped[list["ModelVersion"]] = relationship(
         back_populates="model", order_by="ModelVersion.version"
     )
+    aliases: Mapped[list["ModelAlias"]] = relationship(order_by="ModelAlias.alias")
 
 
 class ModelVersion(Base):
@@ -198,3 +202,35 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     model: Mapped[RegisteredModel] = relationship(back_populates="versions")
+
+
+class ModelAlias(Base):
+    """A name (e.g. ``production``) that points at one version of a model."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias", name="uq_model_aliases"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    version: Mapped[ModelVersion] = relationship(lazy="joined")
+
+
+class ModelAliasEvent(Base):
+    """One move of an alias, kept so that what served when can be told afterwards."""
+
+    __tablename__ = "model_alias_events"
+    __table_args__ = (Index("ix_model_alias_events_model_alias", "model_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    previous_version: Mapped[int | None]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

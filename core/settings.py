@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     max_multipart_files: int = 1
     model_cache_size: int = 16
     parity_tolerance: float = 1e-4
+    # Adaptive batching defaults, per model overridable: concurrent requests for one version
+    # are merged into one ONNX Runtime call of at most this many instances, waiting at most
+    # this long for the batch to fill (never when only one request waits).
+    batch_max_size: int = Field(default=64, ge=1)
+    batch_max_delay_ms: float = Field(default=2.0, ge=0)
+    # How long an API process reuses an API key's user and the version a predict request
+    # resolves to before asking SQL again: a revoked key or a moved alias reaches other API
+    # processes within this time (the process that moved an alias sees it at once).
+    lookup_cache_s: float = Field(default=1.0, ge=0)
 
     @property
     def resolved_data_dir(self) -> Path:

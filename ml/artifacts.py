@@ -1,5 +1,7 @@
 """A trained model on disk: spec JSON, canonical weights (safetensors), ONNX export, manifest.
 
+Models trained by TensorFlow also have a ``.keras`` file, written by the worker with Keras.
+
 Nothing here runs code on load: weights are plain tensors loaded into a model rebuilt from
 the spec, and every file is checked against the sha256 in the manifest.
 """
@@ -18,8 +20,10 @@ from ml.serving import Predictor
 from ml.spec import JobSpec
 
 FORMAT = "capas-model/1"
-SPEC_FILE, WEIGHTS_FILE, ONNX_FILE, MANIFEST_FILE = (
-    "spec.json", "weights.safetensors", "model.onnx", "manifest.json")
+SPEC_FILE, WEIGHTS_FILE, ONNX_FILE, KERAS_FILE, MANIFEST_FILE = (
+    "spec.json", "weights.safetensors", "model.onnx", "model.keras", "manifest.json")
+# The downloadable formats and their files; a version has those whose file its manifest lists.
+FORMAT_FILES = {"onnx": ONNX_FILE, "safetensors": WEIGHTS_FILE, "keras": KERAS_FILE}
 
 
 class ArtifactIntegrityError(RuntimeError):
@@ -42,15 +46,25 @@ def verify(directory: Path, manifest: dict, filename: str) -> Path:
     return path
 
 
+def available_formats(manifest: dict) -> list[str]:
+    return [fmt for fmt, filename in FORMAT_FILES.items() if filename in manifest["files"]]
+
+
 def write_model(directory: Path, spec: JobSpec, weights: dict[str, np.ndarray],
-                preprocessing: Preprocessing, manifest: dict) -> dict:
-    """Write the four files; return the manifest completed with the files' sha256."""
+                preprocessing: Preprocessing, manifest: dict,
+                extra_files: tuple[str, ...] = ()) -> dict:
+    """Write the four files; return the manifest completed with the files' sha256.
+
+    `extra_files` name files the caller already wrote into `directory` (a framework's own
+    format); they are hashed and listed with the others.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SPEC_FILE).write_text(spec.model_dump_json(indent=2))
     save_file({k: np.ascontiguousarray(v) for k, v in weights.items()},
               str(directory / WEIGHTS_FILE))
     onnx.save(export(spec.model, weights, preprocessing), str(directory / ONNX_FILE))
-    files = {name: sha256_of(directory / name) for name in (SPEC_FILE, WEIGHTS_FILE, ONNX_FILE)}
+    files = {name: sha256_of(directory / name)
+             for name in (SPEC_FILE, WEIGHTS_FILE, ONNX_FILE, *extra_files)}
     manifest = {"format": FORMAT, **manifest, "preprocessing": preprocessing.to_json(),
                 "files": files}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))

@@ -1,10 +1,13 @@
-"""ONNX Runtime predictor: loads a published model's export and checks request instances.
+"""ONNX Runtime serving: the predictor, request instance checks and adaptive batching.
 
 Imports neither framework, so the API can serve without TensorFlow or torch.
 """
 
+import asyncio
 import math
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +63,112 @@ class Predictor:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch_size: int  # instances per merged call; 1 turns batching off
+    max_delay_ms: float  # the longest the oldest waiting request waits for the batch to fill
+
+
+@dataclass
+class _Waiting:
+    batch: np.ndarray
+    future: asyncio.Future
+    arrived: float
+
+
+@dataclass
+class _Lane:
+    """The requests waiting for one model version, drained by one task at a time."""
+
+    predictor: Predictor
+    policy: BatchPolicy
+    waiting: deque[_Waiting] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    drainer: asyncio.Task | None = None
+
+
+class AdaptiveBatcher:
+    """Merges concurrent requests for one model version into one ONNX Runtime call.
+
+    A request that finds its version idle runs at once, alone; requests that arrive while a
+    call is running wait for it and are then merged, up to `max_batch_size` instances, waiting
+    up to `max_delay_ms` (counted from the oldest one's arrival) for more to fill the batch
+    only when more than one is waiting. Inference runs in a thread, off the event loop.
+    """
+
+    def __init__(self) -> None:
+        self.lanes: dict[Hashable, _Lane] = {}
+
+    async def predict(self, key: Hashable, predictor: Predictor, batch: np.ndarray,
+                      policy: BatchPolicy) -> tuple[np.ndarray, int]:
+        """The outputs for `batch` and the size of the batch they were computed in."""
+        if policy.max_batch_size <= 1:
+            return await asyncio.to_thread(predictor.predict, batch), len(batch)
+        loop = asyncio.get_running_loop()
+        lane = self.lanes.get(key)
+        if lane is None:
+            lane = self.lanes[key] = _Lane(predictor, policy)
+        lane.predictor, lane.policy = predictor, policy
+        waiting = _Waiting(batch, loop.create_future(), loop.time())
+        lane.waiting.append(waiting)
+        lane.arrived.set()
+        if lane.drainer is None:
+            lane.drainer = asyncio.create_task(self._drain(key, lane))
+        return await waiting.future
+
+    async def _drain(self, key: Hashable, lane: _Lane) -> None:
+        loop = asyncio.get_running_loop()
+        while lane.waiting:
+            await self._fill(lane, loop)
+            taken = self._take(lane)
+            if not taken:
+                continue
+            try:
+                merged = taken[0].batch if len(taken) == 1 else np.concatenate(
+                    [w.batch for w in taken])
+                outputs = await asyncio.to_thread(lane.predictor.predict, merged)
+            except Exception as error:  # every request of the batch gets the failure
+                for w in taken:
+                    if not w.future.done():
+                        w.future.set_exception(error)
+                continue
+            start = 0
+            for w in taken:
+                if not w.future.done():  # a caller that went away is simply skipped
+                    w.future.set_result((outputs[start:start + len(w.batch)], len(merged)))
+                start += len(w.batch)
+        # No await since the last check: nothing can have arrived in between.
+        del self.lanes[key]
+
+    @staticmethod
+    async def _fill(lane: _Lane, loop: asyncio.AbstractEventLoop) -> None:
+        policy = lane.policy
+        deadline = lane.waiting[0].arrived + policy.max_delay_ms / 1000
+        while (len(lane.waiting) > 1
+               and sum(len(w.batch) for w in lane.waiting) < policy.max_batch_size):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            lane.arrived.clear()
+            try:
+                await asyncio.wait_for(lane.arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    @staticmethod
+    def _take(lane: _Lane) -> list[_Waiting]:
+        """The oldest requests that fit in one batch (always at least one)."""
+        taken: list[_Waiting] = []
+        rows = 0
+        while lane.waiting:
+            head = lane.waiting[0]
+            if head.future.done():  # cancelled while waiting
+                lane.waiting.popleft()
+                continue
+            if taken and rows + len(head.batch) > lane.policy.max_batch_size:
+                break
+            taken.append(lane.waiting.popleft())
+            rows += len(head.batch)
+        return taken

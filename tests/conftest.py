@@ -6,6 +6,7 @@ import socket
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.settings import Settings
@@ -95,6 +96,37 @@ def every_layer_job(framework: str, name: str = "every-layer") -> dict:
                       "objective": "categorical_crossentropy"},
             "training": {"optimizer": {"type": "rmsprop"}, "epochs": 2, "batch_size": 64},
             "dataset": "builtin:digits", "framework": framework}
+
+
+def native_outputs(card: dict, weights_file: Path, raw: np.ndarray) -> np.ndarray:
+    """What the framework that trained a version computes on raw inputs, from its weights file.
+
+    The model is rebuilt from the card's spec, the downloaded weights loaded into it and the
+    card's preprocessing applied, as the framework itself would run it.
+    """
+    from safetensors.numpy import load_file
+
+    from ml.backends import get_backend
+    from ml.datasets import Preprocessing
+    from ml.spec import JobSpec
+
+    spec = JobSpec.model_validate(card["spec"])
+    backend = get_backend(card["framework"])
+    native = backend.build(spec.model)
+    backend.set_weights(native, load_file(str(weights_file)))
+    return backend.predict(native, Preprocessing.from_json(card["preprocessing"]).apply(raw))
+
+
+def keras_file_outputs(keras_file: Path, card: dict, raw: np.ndarray) -> np.ndarray:
+    """What a downloaded `.keras` file computes, loaded by Keras in safe mode."""
+    from ml.backends import get_backend
+    from ml.datasets import Preprocessing
+
+    keras = get_backend("tensorflow").keras  # configured as the worker does, torch first
+
+    model = keras.saving.load_model(keras_file, safe_mode=True)
+    x = Preprocessing.from_json(card["preprocessing"]).apply(raw)
+    return keras.ops.convert_to_numpy(model(x, training=False))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from api.deps import SettingsDep
 from core.db import get_engine
 from core.errors import Unavailable
 from core.queue import broker_reachable
+from core.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -17,8 +18,8 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(settings: SettingsDep) -> dict:
+async def readiness(settings: Settings) -> dict[str, bool]:
+    """Whether SQL and the broker answer; raises 503 naming what does not."""
     def check() -> dict[str, bool]:
         try:
             with get_engine(settings).connect() as connection:
@@ -33,4 +34,9 @@ async def readyz(settings: SettingsDep) -> dict:
         down = ", ".join(name for name, ok in checks.items() if not ok)
         raise Unavailable(f"not ready: {down} unreachable",
                           [{"field": k, "value": v} for k, v in checks.items()])
-    return {"status": "ready", **checks}
+    return checks
+
+
+@router.get("/readyz")
+async def readyz(settings: SettingsDep) -> dict:
+    return {"status": "ready", **await readiness(settings)}

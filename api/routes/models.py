@@ -1,47 +1,117 @@
-"""The model registry and prediction through ONNX Runtime."""
+"""The model registry (versions, cards, aliases, downloads) and `/predict`."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
 
-from api.deps import PrincipalDep, SessionDep, SettingsDep
-from api.schemas import ModelOut, PredictByNameIn, PredictIn, PredictOut, VersionSummary
+from api.deps import InferenceDep, PrincipalDep, SessionDep, SettingsDep
+from api.schemas import (
+    AliasIn,
+    AliasOut,
+    ModelCard,
+    ModelOut,
+    ModelPatch,
+    PredictByNameIn,
+    PredictIn,
+    PredictOut,
+    VersionSummary,
+)
 from core.models import RegisteredModel
-from core.services.registry import RegistryService
+from core.services.registry import RegistryService, positive_version
+from ml.artifacts import available_formats
 
 router = APIRouter(tags=["models"])
+BATCH_SIZE_HEADER = "X-Capas-Batch-Size"
 
 
-def model_out(model: RegisteredModel) -> ModelOut:
+def model_out(service: RegistryService, model: RegisteredModel) -> ModelOut:
     versions = [VersionSummary.model_validate({
         **{c: getattr(v, c) for c in VersionSummary.model_fields if hasattr(v, c)},
         "metrics": v.card.get("metrics", {}),
+        "formats": available_formats(v.card),
     }) for v in model.versions]
+    by_id = {v.id: v.version for v in model.versions}
+    policy = service.policy(model)
     return ModelOut(name=model.name, owner_id=model.owner_id, created_at=model.created_at,
                     latest_version=versions[-1].version if versions else None,
+                    aliases={a.alias: by_id[a.version_id] for a in model.aliases},
+                    batching={"max_batch_size": policy.max_batch_size,
+                              "max_delay_ms": policy.max_delay_ms},
                     versions=versions)
 
 
 @router.get("/models", response_model=list[ModelOut])
 def list_models(principal: PrincipalDep, session: SessionDep,
                 settings: SettingsDep) -> list[ModelOut]:
-    return [model_out(m) for m in RegistryService(session, settings).visible(principal)]
+    service = RegistryService(session, settings)
+    return [model_out(service, m) for m in service.visible(principal)]
 
 
 @router.get("/models/{name}", response_model=ModelOut)
 def get_model(name: str, principal: PrincipalDep, session: SessionDep,
               settings: SettingsDep) -> ModelOut:
-    return model_out(RegistryService(session, settings).get(principal, name))
+    service = RegistryService(session, settings)
+    return model_out(service, service.get(principal, name))
+
+
+@router.patch("/models/{name}", response_model=ModelOut)
+def update_model(name: str, body: ModelPatch, principal: PrincipalDep, session: SessionDep,
+                 settings: SettingsDep, inference: InferenceDep) -> ModelOut:
+    service = RegistryService(session, settings)
+    changes = body.batching.model_dump(include=body.batching.model_fields_set)
+    model = service.configure_batching(principal, name, changes)
+    session.commit()  # before this process resolves the model again
+    inference.forget(name)
+    return model_out(service, model)
+
+
+@router.get("/models/{name}/versions/{version}", response_model=ModelCard)
+def get_version(name: str, version: str, principal: PrincipalDep, session: SessionDep,
+                settings: SettingsDep) -> dict:
+    return RegistryService(session, settings).card(principal, name, positive_version(version))
+
+
+@router.get("/models/{name}/versions/{version}/artifacts/{fmt}",
+            response_class=FileResponse, responses={200: {"content": {
+                "application/octet-stream": {}}}})
+def download_artifact(name: str, version: str, fmt: str, principal: PrincipalDep,
+                      session: SessionDep, settings: SettingsDep) -> FileResponse:
+    artifact = RegistryService(session, settings).artifact(
+        principal, name, positive_version(version), fmt)
+    return FileResponse(artifact.path, media_type="application/octet-stream",
+                        filename=artifact.filename,
+                        headers={"ETag": f'"{artifact.sha256}"',
+                                 "X-Capas-Sha256": artifact.sha256})
+
+
+@router.put("/models/{name}/aliases/{alias}", response_model=AliasOut)
+def set_alias(name: str, alias: str, body: AliasIn, principal: PrincipalDep,
+              session: SessionDep, settings: SettingsDep, inference: InferenceDep) -> dict:
+    moved = RegistryService(session, settings).set_alias(principal, name, alias, body.version)
+    session.commit()  # before this process resolves the model again
+    inference.forget(name)
+    return moved
+
+
+@router.get("/models/{name}/aliases/{alias}", response_model=AliasOut)
+def get_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDep,
+              settings: SettingsDep) -> dict:
+    return RegistryService(session, settings).alias(principal, name, alias)
 
 
 @router.post("/models/{name}/predict", response_model=PredictOut,
              response_model_exclude_none=True)
-def predict(name: str, body: PredictIn, request: Request, principal: PrincipalDep,
-            session: SessionDep, settings: SettingsDep) -> dict:
-    return RegistryService(session, settings).predict(
-        principal, name, body.instances, body.version, request.app.state.predictors)
+async def predict(name: str, body: PredictIn, principal: PrincipalDep,
+                  inference: InferenceDep, response: Response) -> dict:
+    result, batch_size = await inference.predict(principal, name, body.instances,
+                                                 body.version, body.alias)
+    response.headers[BATCH_SIZE_HEADER] = str(batch_size)
+    return result
 
 
 @router.post("/predict", response_model=PredictOut, response_model_exclude_none=True)
-def predict_by_body(body: PredictByNameIn, request: Request, principal: PrincipalDep,
-                    session: SessionDep, settings: SettingsDep) -> dict:
-    return RegistryService(session, settings).predict(
-        principal, body.model, body.instances, body.version, request.app.state.predictors)
+async def predict_by_body(body: PredictByNameIn, principal: PrincipalDep,
+                          inference: InferenceDep, response: Response) -> dict:
+    result, batch_size = await inference.predict(principal, body.model, body.instances,
+                                                 body.version, body.alias)
+    response.headers[BATCH_SIZE_HEADER] = str(batch_size)
+    return result

@@ -1,20 +1,21 @@
-"""Queries on the model registry: models and their versions."""
+"""Queries on the model registry: models, their versions, aliases and the aliases' history."""
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from core.models import ModelVersion, RegisteredModel
+from core.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, utcnow
 
 
 class ModelRepository:
     def __init__(self, session: Session):
         self.session = session
 
-    def get(self, name: str) -> RegisteredModel | None:
-        return self.session.scalar(
-            select(RegisteredModel).where(RegisteredModel.name == name)
-            .options(selectinload(RegisteredModel.versions))
-        )
+    def get(self, name: str, with_versions: bool = True) -> RegisteredModel | None:
+        query = select(RegisteredModel).where(RegisteredModel.name == name)
+        if with_versions:
+            query = query.options(selectinload(RegisteredModel.versions),
+                                  selectinload(RegisteredModel.aliases))
+        return self.session.scalar(query)
 
     def get_or_create(self, name: str, owner_id: int) -> RegisteredModel:
         model = self.get(name)
@@ -26,7 +27,8 @@ class ModelRepository:
 
     def visible_to(self, owner_id: int | None) -> list[RegisteredModel]:
         query = (select(RegisteredModel).order_by(RegisteredModel.name)
-                 .options(selectinload(RegisteredModel.versions)))
+                 .options(selectinload(RegisteredModel.versions),
+                          selectinload(RegisteredModel.aliases)))
         if owner_id is not None:
             query = query.where(RegisteredModel.owner_id == owner_id)
         return list(self.session.scalars(query))
@@ -53,3 +55,33 @@ class ModelRepository:
             select(ModelVersion).where(ModelVersion.model_id == model.id)
             .order_by(ModelVersion.version.desc()).limit(1)
         )
+
+    def aliased_version(self, model: RegisteredModel, alias: str) -> ModelVersion | None:
+        return self.session.scalar(
+            select(ModelVersion).join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
+            .where(ModelAlias.model_id == model.id, ModelAlias.alias == alias)
+        )
+
+    def set_alias(self, model: RegisteredModel, alias: str, version: ModelVersion,
+                  user_id: int) -> ModelAliasEvent:
+        """Point `alias` at `version` and record the move; returns the recorded move."""
+        row = self.session.scalar(select(ModelAlias).where(ModelAlias.model_id == model.id,
+                                                           ModelAlias.alias == alias))
+        previous = row.version.version if row is not None else None
+        if row is None:
+            row = ModelAlias(model_id=model.id, alias=alias, version_id=version.id)
+            self.session.add(row)
+        else:
+            row.version_id, row.updated_at = version.id, utcnow()
+        event = ModelAliasEvent(model_id=model.id, alias=alias, version=version.version,
+                                previous_version=previous, user_id=user_id)
+        self.session.add(event)
+        self.session.flush()
+        return event
+
+    def alias_history(self, model: RegisteredModel, alias: str) -> list[ModelAliasEvent]:
+        return list(self.session.scalars(
+            select(ModelAliasEvent)
+            .where(ModelAliasEvent.model_id == model.id, ModelAliasEvent.alias == alias)
+            .order_by(ModelAliasEvent.id)
+        ))

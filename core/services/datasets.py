@@ -13,7 +13,7 @@ from core.errors import (
     Forbidden,
     Invalid,
     NotFound,
-    TooLarge,
+    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from core.models import Dataset as DatasetRow
@@ -38,7 +38,7 @@ UPLOAD_ID_PREFIX = "ds_"
 
 
 def _http_error(error: UploadError) -> CapasError:
-    kind = (TooLarge if isinstance(error, UploadTooLarge)
+    kind = (PayloadTooLarge if isinstance(error, UploadTooLarge)
             else UnsupportedMediaType if isinstance(error, NotThatFormat) else Invalid)
     return kind(str(error), error.details)
 

@@ -1,11 +1,12 @@
-"""The model registry: publish versions from jobs, read model cards, serve predictions."""
+"""The model registry: publish versions from jobs, model cards, aliases, artifact downloads."""
 
+import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy.orm import Session
 
 from core.artifacts import ArtifactStore
@@ -14,8 +15,17 @@ from core.models import Job, ModelVersion, RegisteredModel
 from core.repositories.models import ModelRepository
 from core.services.auth import Principal
 from core.settings import Settings
-from ml.artifacts import ONNX_FILE, ArtifactIntegrityError, verify
-from ml.serving import InstanceError, Predictor, to_batch
+from ml.artifacts import (
+    FORMAT_FILES,
+    ONNX_FILE,
+    ArtifactIntegrityError,
+    available_formats,
+    verify,
+)
+from ml.serving import BatchPolicy, Predictor
+
+DEFAULT_ALIAS = "production"
+ALIAS_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
 class PredictorCache:
@@ -40,6 +50,35 @@ class PredictorCache:
         return predictor
 
 
+@dataclass(frozen=True)
+class ServingTarget:
+    """A resolved, servable model version with its loaded session and batching policy."""
+
+    model: str
+    version: ModelVersion
+    predictor: Predictor
+    policy: BatchPolicy
+
+    @property
+    def card(self) -> dict:
+        return self.version.card
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    filename: str
+    sha256: str
+
+
+def positive_version(value: str) -> int:
+    """A version number from a URL path, refused in the API's own words."""
+    if not value.isdigit() or int(value) < 1:
+        raise Invalid(f"version: expected a positive integer, received {value!r}",
+                      [{"field": "version", "value": value}])
+    return int(value)
+
+
 class RegistryService:
     def __init__(self, session: Session, settings: Settings):
         self.settings = settings
@@ -53,66 +92,125 @@ class RegistryService:
         succeeded without its version, nor registered twice.
         """
         model = self.models.get_or_create(manifest["model_name"], job.owner_id)
+        tolerance = self.settings.parity_tolerance
         version = self.models.add_version(
             model, job_id=job.id, framework=manifest["framework"],
             artifact_dir=self.store.relative(directory),
-            card={**manifest, "onnx_max_abs_diff": max_abs_diff},
+            card={**manifest, "export_parity": {"max_abs_diff": max_abs_diff,
+                                                "tolerance": tolerance}},
             onnx_max_abs_diff=max_abs_diff,
-            servable=max_abs_diff <= self.settings.parity_tolerance,
+            servable=max_abs_diff <= tolerance,
         )
         return version.version
 
     def visible(self, principal: Principal) -> list[RegisteredModel]:
         return self.models.visible_to(principal.owner_filter())
 
-    def get(self, principal: Principal, name: str) -> RegisteredModel:
-        model = self.models.get(name)
+    def get(self, principal: Principal, name: str, with_versions: bool = True
+            ) -> RegisteredModel:
+        model = self.models.get(name, with_versions)
         if model is None:
             raise NotFound(f"model '{name}' not found", [{"field": "name", "value": name}])
         principal.check_owner(model.owner_id)
         return model
 
-    def resolve(self, principal: Principal, name: str, version: int | None) -> ModelVersion:
+    def policy(self, model: RegisteredModel) -> BatchPolicy:
+        return BatchPolicy(
+            max_batch_size=model.max_batch_size or self.settings.batch_max_size,
+            max_delay_ms=(model.max_delay_ms if model.max_delay_ms is not None
+                          else self.settings.batch_max_delay_ms))
+
+    def configure_batching(self, principal: Principal, name: str,
+                           changes: dict[str, int | float | None]) -> RegisteredModel:
+        """Set the model's `max_batch_size` / `max_delay_ms`; None restores the default."""
         model = self.get(principal, name)
-        found = (self.models.get_version(model, version) if version is not None
-                 else self.models.latest_version(model))
+        for setting, value in changes.items():
+            setattr(model, setting, value)
+        return model
+
+    def resolve(self, principal: Principal, name: str, version: int | None = None,
+                alias: str | None = None) -> ModelVersion:
+        """`version`, else `alias`, else the `production` alias if set, else the latest."""
+        model = self.get(principal, name, with_versions=False)
+        if version is not None:
+            found = self.models.get_version(model, version)
+            if found is None:
+                raise NotFound(f"model '{name}' has no version {version}",
+                               [{"field": "version", "value": version}])
+            return found
+        if alias is not None:
+            found = self.models.aliased_version(model, alias)
+            if found is None:
+                raise NotFound(f"model '{name}' has no alias '{alias}'",
+                               [{"field": "alias", "value": alias}])
+            return found
+        found = (self.models.aliased_version(model, DEFAULT_ALIAS)
+                 or self.models.latest_version(model))
         if found is None:
-            what = f"version {version}" if version is not None else "any version"
-            raise NotFound(f"model '{name}' has no {what}",
-                           [{"field": "version", "value": version}])
+            raise NotFound(f"model '{name}' has no version yet",
+                           [{"field": "version", "value": None}])
         return found
 
-    def predict(self, principal: Principal, name: str, instances: list[Any],
-                version: int | None, cache: PredictorCache) -> dict[str, Any]:
-        found = self.resolve(principal, name, version)
+    def card(self, principal: Principal, name: str, version: int) -> dict[str, Any]:
+        model = self.get(principal, name)
+        found = self.resolve(principal, name, version=version)
+        return {
+            **found.card,
+            "name": name, "version": found.version, "job_id": found.job_id,
+            "created_at": found.created_at, "servable": found.servable,
+            "aliases": [a.alias for a in model.aliases if a.version_id == found.id],
+            "formats": available_formats(found.card),
+        }
+
+    def set_alias(self, principal: Principal, name: str, alias: str,
+                  version: int) -> dict[str, Any]:
+        if not ALIAS_PATTERN.fullmatch(alias):
+            raise Invalid(f"alias: expected up to 64 letters, digits, '.', '_' or '-' starting "
+                          f"with a letter, received {alias!r}", [{"field": "alias",
+                                                                  "value": alias}])
+        target = self.resolve(principal, name, version=version)
+        model = self.get(principal, name, with_versions=False)
+        self.models.set_alias(model, alias, target, principal.id)
+        return self.alias(principal, name, alias)
+
+    def alias(self, principal: Principal, name: str, alias: str) -> dict[str, Any]:
+        found = self.resolve(principal, name, alias=alias)
+        model = self.get(principal, name, with_versions=False)
+        history = [{"version": e.version, "previous_version": e.previous_version,
+                    "user_id": e.user_id, "at": e.at}
+                   for e in self.models.alias_history(model, alias)]
+        return {"model": name, "alias": alias, "version": found.version, "history": history}
+
+    def artifact(self, principal: Principal, name: str, version: int, fmt: str) -> Artifact:
+        """A downloadable file of the version, checked against the sha256 on its card."""
+        found = self.resolve(principal, name, version=version)
+        formats = available_formats(found.card)
+        if fmt not in formats:
+            raise NotFound(f"format: model '{name}' version {found.version} has no '{fmt}' "
+                           f"artifact; available: {', '.join(formats)}",
+                           [{"field": "format", "value": fmt, "available": formats}])
+        filename = FORMAT_FILES[fmt]
+        try:
+            path = verify(self.store.resolve(found.artifact_dir), found.card, filename)
+        except ArtifactIntegrityError as error:
+            raise Conflict(f"model '{name}' version {found.version}: {error}") from None
+        suffix = Path(filename).suffix
+        return Artifact(path=path, filename=f"{name}-v{found.version}{suffix}",
+                        sha256=found.card["files"][filename])
+
+    def serving_target(self, principal: Principal, name: str, version: int | None,
+                       alias: str | None, cache: PredictorCache) -> ServingTarget:
+        """The version to serve, refused with 409 when its export does not match."""
+        found = self.resolve(principal, name, version, alias)
         if not found.servable:
             raise Conflict(
                 f"model '{name}' version {found.version} is not served: its ONNX export "
                 f"differs from the trained model by {found.onnx_max_abs_diff:.3g} (tolerance "
-                f"{self.settings.parity_tolerance:g})")
-        if len(instances) > self.settings.max_predict_batch:
-            raise Invalid(f"instances: {len(instances)} instances exceed the limit of "
-                          f"{self.settings.max_predict_batch}",
-                          [{"field": "instances", "value": len(instances)}])
-        card = found.card
-        try:
-            batch = to_batch(instances, card["input"]["shape"])
-        except InstanceError as error:
-            raise Invalid(str(error), [{"field": f"instances[{error.index}]",
-                                        "value": instances[error.index]}]) from None
+                f"{found.card['export_parity']['tolerance']:g})",
+                [{"field": "version", "value": found.version}])
         try:
             predictor = cache.get(found, self.store.resolve(found.artifact_dir))
         except ArtifactIntegrityError as error:
             raise Conflict(f"model '{name}' version {found.version}: {error}") from None
-        outputs = predictor.predict(batch)
-        return {"model": name, "version": found.version, **_format(card, outputs)}
-
-
-def _format(card: dict, outputs: np.ndarray) -> dict[str, Any]:
-    classes = card.get("class_names")
-    if card["task"] != "classification":
-        return {"predictions": outputs.tolist()}
-    if outputs.shape[-1] == 1:  # one logistic unit: probability of the second class
-        outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
-    return {"predictions": [classes[i] for i in outputs.argmax(axis=-1)],
-            "probabilities": outputs.round(6).tolist(), "classes": classes}
+        return ServingTarget(model=name, version=found, predictor=predictor,
+                             policy=self.policy(found.model))

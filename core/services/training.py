@@ -181,8 +181,9 @@ class TrainingService:
 
     def _train_and_export(self, job: Job, hooks: JobHooks,
                           history: list[dict[str, Any]]) -> "Trained | None":
-        from ml.artifacts import export_max_abs_diff, write_model
+        from ml.artifacts import KERAS_FILE, export_max_abs_diff, write_model
         from ml.backends import get_backend
+        from ml.datasets import TEST_FRACTION
         from ml.spec import JobSpec, analyze
         from ml.training import EpochMetrics, prepare, train
 
@@ -201,21 +202,33 @@ class TrainingService:
         weights = backend.get_weights(result.native)
         directory = self.store.job_model_dir(job.id)
         shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
+        directory.mkdir(parents=True)
+        native_files: tuple[str, ...] = ()
+        if spec.framework == "tensorflow":
+            # Keras's own format, for download only: the service never loads it.
+            result.native.model.save(directory / KERAS_FILE)
+            native_files = (KERAS_FILE,)
+        analysis = analyze(spec.model)
         manifest = write_model(directory, spec, weights, data.preprocessing, {
             "job_id": job.id,
             "model_name": spec.model.name,
             "framework": spec.framework,
             "library_versions": _library_versions(spec.framework),
+            "spec": spec.model_dump(mode="json"),
             "input": {"shape": spec.model.input.shape, "dtype": spec.model.input.dtype},
+            "output": {"shape": list(analysis.output_shape), "dtype": "float32"},
             "task": spec.model.task,
             "class_names": dataset.class_names if spec.model.task == "classification" else None,
             "dataset": {"id": dataset.id, "sha256": dataset.schema["sha256"],
                         "seed": spec.training.seed,
-                        "validation_split": spec.training.validation_split},
-            "params": analyze(spec.model).total_params,
+                        "split": {"test_fraction": TEST_FRACTION,
+                                  "validation_split": spec.training.validation_split,
+                                  "train": len(data.x_train), "validation": len(data.x_val),
+                                  "test": len(data.x_test)}},
+            "params": analysis.total_params,
             "device": result.device,
             "metrics": {"final": hooks.final, "best": hooks.best, "test": result.test_metrics},
-        })
+        }, extra_files=native_files)
         raw_val = data.x_val * data.preprocessing.scale + data.preprocessing.shift
         max_diff = export_max_abs_diff(directory, manifest, raw_val,
                                        backend.predict(result.native, data.x_val))

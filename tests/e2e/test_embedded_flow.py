@@ -1,5 +1,6 @@
 """`capas up` as a subprocess, then the whole flow over HTTP and through the CLI."""
 
+import hashlib
 import json
 import os
 import signal
@@ -52,7 +53,7 @@ def capas(service, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-def test_the_four_steps(service):
+def test_the_four_steps(service, tmp_path):
     url, headers = service["url"], {"Authorization": f"Bearer {service['key']}"}
     # 1. First start printed the admin key once and saved it where the CLI finds it.
     assert service["key"] in service["log"].read_text()
@@ -95,6 +96,28 @@ def test_the_four_steps(service):
 
     listed = capas(service, "jobs")
     assert listed.returncode == 0 and job_id in listed.stdout
+
+    # 4. The registry through the CLI: an alias steers predictions, artifacts download.
+    moved = capas(service, "alias", "digits-mlp", "production", "1")
+    assert moved.returncode == 0 and "digits-mlp@production → version 1" in moved.stdout
+    request = tmp_path / "instances.json"
+    request.write_text(json.dumps({"instances": instances[:2]}))
+    predicted = capas(service, "predict", "digits-mlp", "--input", str(request))
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["version"] == 1
+    predicted = capas(service, "predict", "digits-mlp", "--input", str(request),
+                      "--version", "2")
+    assert json.loads(predicted.stdout)["version"] == 2
+    card = json.loads(capas(service, "card", "digits-mlp", "2").stdout)
+    assert card["formats"] == ["onnx", "safetensors", "keras"]
+    saved = capas(service, "download", "digits-mlp", "2", "--format", "keras",
+                  "--output", str(tmp_path / "digits.keras"))
+    assert saved.returncode == 0, saved.stderr
+    assert hashlib.sha256((tmp_path / "digits.keras").read_bytes()).hexdigest() == \
+        card["files"]["model.keras"]
+    missing = capas(service, "download", "digits-mlp", "1", "--format", "keras")
+    assert missing.returncode == 1 and "available: onnx, safetensors" in missing.stderr
+    assert "production→1" in capas(service, "models").stdout
     predicted = capas(service, "predict", "digits-mlp", "--input", "/dev/stdin")
     assert predicted.returncode != 0  # empty stdin is not JSON: a clean refusal, not a crash
 

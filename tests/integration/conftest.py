@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -13,7 +14,7 @@ from core.db import session_scope
 from core.migrate import upgrade
 from core.services.auth import AuthService
 from core.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +86,25 @@ def wait_for(client: TestClient, job_id: str, done, timeout_s: float = 180) -> d
 def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 180) -> dict:
     return wait_for(client, job_id,
                     lambda job: job["status"] in ("succeeded", "failed", "cancelled"), timeout_s)
+
+
+@pytest.fixture(scope="session")
+def cluster_server(cluster_settings, cluster_api):
+    """The cluster API as its own process (`capas api`), for clients that need a real socket.
+
+    Yields its `host:port`; `cluster_api`'s key authenticates against it.
+    """
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "capas.cli", "api", "--host", "127.0.0.1",
+                                "--port", str(port)], cwd=ROOT, env=cluster_env(cluster_settings))
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the API process exited"
+        try:
+            if httpx.get(f"http://{address}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    yield address
+    stop(process)

@@ -1,0 +1,229 @@
+"""Serving latency and throughput: `/predict` and v2 binary against the bare ONNX Runtime call.
+
+A running embedded service (`capas up`) trains and publishes two models: the MLP example
+(small: HTTP and JSON dominate) and a wide MLP (millions of weights: inference dominates).
+For each, side by side in one run:
+  - the bare ONNX Runtime call on the downloaded export, one instance, in this process;
+  - `POST /models/{name}/predict` (JSON) and `POST /v2/models/{name}/infer` (binary tensor
+    data) with one instance per request, at concurrency 1, 8 and 32, with adaptive batching
+    on (the service defaults) and off (`max_batch_size` 1).
+It prints p50 and p99 latency, requests per second and the mean batch size the service
+reported, then the issue's two ratios:
+    single-instance p50 − bare call                        (target ≤ 1 ms)
+    throughput at concurrency 32, batching on / off       (target ≥ 3×)
+Client and service share this machine's cores; the load generator's own cost is in the
+figures. Run: `.venv/bin/python bench/predict.py [--seconds S] [--models mlp wide]`.
+"""
+
+import argparse
+import asyncio
+import copy
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from bench.common import embedded_service, run_job  # noqa: E402
+from ml.datasets import load_builtin  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mlp-digits.json"
+CONCURRENCY = (1, 8, 32)
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def model_specs() -> dict[str, dict]:
+    small = json.loads(EXAMPLE.read_text())
+    small["model"]["name"] = "bench-mlp"
+    small["training"]["epochs"] = 3
+    wide = copy.deepcopy(small)
+    wide["model"]["name"] = "bench-wide"
+    wide["model"]["layers"] = [{"type": "dense", "units": 2048, "activation": "relu"},
+                               {"type": "dense", "units": 2048, "activation": "relu"},
+                               {"type": "dense", "units": 10, "activation": "softmax"}]
+    wide["training"]["epochs"] = 1
+    return {"mlp": small, "wide": wide}
+
+
+@dataclass
+class Result:
+    route: str
+    concurrency: int
+    batching: str
+    latencies_s: list[float]
+    wall_s: float
+    batch_sizes: list[int]
+
+    def row(self) -> list[str]:
+        p50, p99 = np.percentile(self.latencies_s, [50, 99]) * 1000
+        mean_batch = f"{statistics.mean(self.batch_sizes):.1f}" if self.batch_sizes else "-"
+        return [self.route, str(self.concurrency), self.batching, f"{p50:.3f}", f"{p99:.3f}",
+                f"{len(self.latencies_s) / self.wall_s:.0f}", mean_batch]
+
+    @property
+    def p50_ms(self) -> float:
+        return float(np.percentile(self.latencies_s, 50) * 1000)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_s) / self.wall_s
+
+
+def bare_onnx_runtime(onnx_bytes: bytes, instance: np.ndarray, seconds: float) -> Result:
+    """The same session options the service uses, one instance per call."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    feed = {"input": instance[None]}
+    for _ in range(20):
+        session.run(["output"], feed)
+    latencies = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        begin = time.perf_counter()
+        session.run(["output"], feed)
+        latencies.append(time.perf_counter() - begin)
+    return Result("bare ONNX Runtime", 1, "-", latencies, sum(latencies), [])
+
+
+def v2_binary_body(instance: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    raw = np.ascontiguousarray(instance[None], dtype="<f4").tobytes()
+    header = json.dumps({
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, *instance.shape],
+                    "parameters": {"binary_data_size": len(raw)}}],
+        "outputs": [{"name": "output", "parameters": {"binary_data": True}}],
+    }).encode()
+    return header + raw, {HEADER_LENGTH: str(len(header)),
+                          "Content-Type": "application/octet-stream"}
+
+
+def http_request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Connection:
+    """A bare HTTP/1.1 keep-alive connection.
+
+    The load generator shares the cores with the service, so it must cost far less than
+    what it measures: a general client (httpx) adds about half a millisecond per request.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    async def send(self, request: bytes) -> tuple[int, dict[str, str]]:
+        self.writer.write(request)
+        status = int((await self.reader.readline()).split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) != b"\r\n":
+            key, value = line.decode().split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+        await self.reader.readexactly(int(headers["content-length"]))
+        return status, headers
+
+
+async def load(url: httpx.URL, headers: dict[str, str], route: str, name: str,
+               instances: np.ndarray, concurrency: int, seconds: float,
+               batching: str) -> Result:
+    """`concurrency` clients in a closed loop, each sending its next request on an answer."""
+    host = f"{url.host}:{url.port}"
+    requests = []
+    for x in instances:
+        if route == "/predict":
+            body = json.dumps({"instances": [x.tolist()]}).encode()
+            extra = {"Content-Type": "application/json"}
+            path = f"/models/{name}/predict"
+        else:
+            (body, extra), path = v2_binary_body(x), f"/v2/models/{name}/infer"
+        requests.append(http_request(host, path, body, {**headers, **extra}))
+    latencies: list[float] = []
+    batch_sizes: list[int] = []
+    connections = [Connection(*await asyncio.open_connection(url.host, url.port))
+                   for _ in range(concurrency)]
+
+    async def one_client(offset: int, deadline: float) -> None:
+        connection, index = connections[offset], offset
+        while time.perf_counter() < deadline:
+            begin = time.perf_counter()
+            status, answer = await connection.send(requests[index % len(requests)])
+            if status != 200:
+                raise RuntimeError(f"{route} answered {status}")
+            latencies.append(time.perf_counter() - begin)
+            batch_sizes.append(int(answer["x-capas-batch-size"]))
+            index += concurrency
+
+    warmup = time.perf_counter() + 0.3
+    await asyncio.gather(*[one_client(i, warmup) for i in range(concurrency)])
+    latencies.clear()
+    batch_sizes.clear()
+    started = time.perf_counter()
+    await asyncio.gather(*[one_client(i, started + seconds) for i in range(concurrency)])
+    wall = time.perf_counter() - started
+    for connection in connections:
+        connection.writer.close()
+    return Result(route, concurrency, batching, latencies, wall, batch_sizes)
+
+
+def bench_model(client: httpx.Client, spec: dict, seconds: float) -> None:
+    name = spec["model"]["name"]
+    job = run_job(client, spec)
+    card = client.get(f"/models/{name}/versions/{job['model_version']}").json()
+    onnx_bytes = client.get(f"/models/{name}/versions/{card['version']}/artifacts/onnx").content
+    digits = load_builtin("builtin:digits")
+    instances = digits.x[:256].reshape(256, *card["input"]["shape"]).astype(np.float32)
+
+    results = [bare_onnx_runtime(onnx_bytes, instances[0], seconds)]
+    headers = {"Authorization": client.headers["Authorization"]}
+    for batching, setting in (("on", None), ("off", 1)):
+        client.patch(f"/models/{name}", json={"batching": {"max_batch_size": setting}}
+                     ).raise_for_status()
+        for route in ("/predict", "v2 binary"):
+            for concurrency in CONCURRENCY:
+                results.append(asyncio.run(load(client.base_url, headers, route, name,
+                                                instances, concurrency, seconds, batching)))
+    client.patch(f"/models/{name}", json={"batching": {"max_batch_size": None}})
+
+    print(f"\n{name}: {card['params']:,} parameters, input {card['input']['shape']}, "
+          f"{seconds:g} s per line")
+    columns = ["route", "conc", "batching", "p50 ms", "p99 ms", "req/s", "mean batch"]
+    table = [columns, *[r.row() for r in results]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    for row in table:
+        print("  ".join(cell.rjust(width) if i else cell.ljust(width)
+                        for i, (cell, width) in enumerate(zip(row, widths, strict=True))))
+
+    def find(route: str, concurrency: int, batching: str) -> Result:
+        return next(r for r in results if (r.route, r.concurrency, r.batching)
+                    == (route, concurrency, batching))
+
+    bare = results[0]
+    for route in ("/predict", "v2 binary"):
+        single = find(route, 1, "on")
+        ratio = find(route, 32, "on").throughput / find(route, 32, "off").throughput
+        print(f"{route}: single-instance p50 − bare = {single.p50_ms - bare.p50_ms:.3f} ms "
+              f"(target ≤ 1 ms); concurrency 32 throughput batching on/off = {ratio:.2f}× "
+              f"(target ≥ 3×)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured time per line")
+    parser.add_argument("--models", nargs="+", choices=["mlp", "wide"], default=["mlp", "wide"])
+    args = parser.parse_args()
+    specs = model_specs()
+    with embedded_service() as client:
+        for model in args.models:
+            bench_model(client, specs[model], args.seconds)
+
+
+if __name__ == "__main__":
+    main()

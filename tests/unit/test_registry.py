@@ -1,0 +1,398 @@
+"""The registry and serving on the embedded stack: cards, aliases, downloads, predict, v2, batching.
+
+Models are trained by the worker's own code (`TrainingService.run`) in this process.
+"""
+
+import asyncio
+import hashlib
+import json
+import zlib
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from core.db import session_scope
+from core.migrate import upgrade
+from core.models import Role
+from core.services.auth import AuthService
+from core.services.training import TrainingService
+from core.settings import Settings
+from ml.artifacts import ONNX_FILE
+from ml.datasets import load_builtin
+from tests.conftest import keras_file_outputs, native_outputs, tiny_job
+
+IRIS = load_builtin("builtin:iris")
+RAW = IRIS.x[::10]  # 15 raw instances across the three classes
+
+
+def train_version(settings: Settings, client: TestClient, framework: str, name: str) -> dict:
+    response = client.post("/jobs", json=tiny_job(framework, epochs=5, name=name))
+    assert response.status_code == 202, response.text
+    TrainingService(settings).run(response.json()["id"], "unit-worker")
+    job = client.get(f"/jobs/{response.json()['id']}").json()
+    assert job["status"] == "succeeded", job["failure_reason"]
+    return job
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """`iris` v1 (pytorch) and v2 (tensorflow), and `drifted`, published over tolerance."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("registry") / "data")
+    settings.ensure_dirs()
+    upgrade(settings)
+    with session_scope(settings) as session:
+        key = AuthService(session).bootstrap_admin(settings)
+    client = TestClient(create_app(settings))
+    client.headers["Authorization"] = f"Bearer {key}"
+    client.settings = settings
+    train_version(settings, client, "pytorch", "iris")
+    train_version(settings, client, "tensorflow", "iris")
+    # A negative tolerance makes any export "too far": the refusal path, for real.
+    train_version(settings.model_copy(update={"parity_tolerance": -1.0}), client, "pytorch",
+                  "drifted")
+    return client
+
+
+def error_of(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    return error
+
+
+def download(client: TestClient, name: str, version: int, fmt: str, path) -> dict:
+    response = client.get(f"/models/{name}/versions/{version}/artifacts/{fmt}")
+    assert response.status_code == 200, response.text
+    path.write_bytes(response.content)
+    assert hashlib.sha256(response.content).hexdigest() == response.headers["X-Capas-Sha256"]
+    return response.headers
+
+
+def test_the_model_lists_versions_and_the_card_describes_one(registry):
+    model = registry.get("/models/iris").json()
+    assert [(v["version"], v["framework"], v["formats"]) for v in model["versions"]] == [
+        (1, "pytorch", ["onnx", "safetensors"]),
+        (2, "tensorflow", ["onnx", "safetensors", "keras"])]
+    assert model["latest_version"] == 2 and model["aliases"] == {}
+    assert model["batching"] == {"max_batch_size": 64, "max_delay_ms": 2.0}
+
+    card = registry.get("/models/iris/versions/2").json()
+    assert card["name"] == "iris" and card["version"] == 2 and card["framework"] == "tensorflow"
+    assert card["spec"]["model"]["layers"][0] == {**tiny_job()["model"]["layers"][0],
+                                                   **card["spec"]["model"]["layers"][0]}
+    assert {"tensorflow", "keras", "numpy", "onnx", "python"} <= set(card["library_versions"])
+    assert card["dataset"]["sha256"] == IRIS.schema["sha256"] and card["dataset"]["seed"] == 3
+    split = card["dataset"]["split"]
+    assert split["train"] + split["validation"] + split["test"] == len(IRIS.x)
+    assert card["metrics"]["final"]["epoch"] == 5 and "val_loss" in card["metrics"]["best"]
+    assert card["params"] == 4 * 8 + 8 + 8 * 3 + 3
+    assert card["input"] == {"shape": [4], "dtype": "float32"}
+    assert card["output"] == {"shape": [3], "dtype": "float32"}
+    assert card["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert card["formats"] == ["onnx", "safetensors", "keras"] and card["servable"]
+    assert 0 <= card["export_parity"]["max_abs_diff"] <= card["export_parity"]["tolerance"]
+    directory = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model"
+    for filename, digest in card["files"].items():
+        assert hashlib.sha256((directory / filename).read_bytes()).hexdigest() == digest
+
+    error = error_of(registry.get("/models/iris/versions/9"), 404, "not_found")
+    assert error["details"] == [{"field": "version", "value": 9}]
+    error = error_of(registry.get("/models/iris/versions/-3"), 422, "invalid")
+    assert error["message"] == "version: expected a positive integer, received '-3'"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_onnx_runtime_predictions_equal_the_native_frameworks(registry, version, tmp_path):
+    card = registry.get(f"/models/iris/versions/{version}").json()
+    download(registry, "iris", version, "safetensors", tmp_path / "weights.safetensors")
+    native = native_outputs(card, tmp_path / "weights.safetensors", RAW)
+
+    served = registry.post("/models/iris/predict",
+                           json={"instances": RAW.tolist(), "version": version}).json()
+    np.testing.assert_allclose(served["probabilities"], native, atol=1e-5)
+    assert served["predictions"] == [card["class_names"][i] for i in native.argmax(axis=1)]
+    v2 = registry.post(f"/v2/models/iris/versions/{version}/infer", json={"inputs": [
+        {"name": "input", "datatype": "FP32", "shape": list(RAW.shape),
+         "data": RAW.ravel().tolist()}]}).json()
+    np.testing.assert_allclose(np.reshape(v2["outputs"][0]["data"], native.shape), native,
+                               atol=1e-5)
+    if card["framework"] == "tensorflow":
+        download(registry, "iris", version, "keras", tmp_path / "model.keras")
+        np.testing.assert_allclose(keras_file_outputs(tmp_path / "model.keras", card, RAW),
+                                   native, atol=1e-5)
+
+
+def test_predict_picks_version_then_alias_then_production_then_latest(registry):
+    def served_version(**body) -> int:
+        response = registry.post("/models/iris/predict", json={"instances": [RAW[0].tolist()],
+                                                               **body})
+        assert response.status_code == 200, response.text
+        return response.json()["version"]
+
+    assert served_version() == 2
+    moved = registry.put("/models/iris/aliases/staging", json={"version": 1}).json()
+    assert moved["version"] == 1 and moved["history"][-1]["previous_version"] is None
+    assert served_version(alias="staging") == 1
+    assert served_version() == 2  # staging is not production
+    registry.put("/models/iris/aliases/production", json={"version": 1})
+    assert served_version() == 1
+    assert served_version(version=2, alias="production") == 2
+    moved = registry.put("/models/iris/aliases/production", json={"version": 2}).json()
+    assert [(m["version"], m["previous_version"]) for m in moved["history"]][-2:] == [
+        (1, None), (2, 1)]
+    assert registry.get("/models/iris/aliases/production").json()["version"] == 2
+    assert registry.get("/models/iris").json()["aliases"] == {"production": 2, "staging": 1}
+    assert registry.get("/models/iris/versions/2").json()["aliases"] == ["production"]
+    # The predict-by-body route resolves the same way.
+    same = registry.post("/predict", json={"model": "iris", "alias": "staging",
+                                           "instances": [RAW[0].tolist()]}).json()
+    assert same["version"] == 1
+
+
+def test_alias_and_version_errors_name_the_field_and_value(registry):
+    error = error_of(registry.put("/models/iris/aliases/production", json={"version": -3}),
+                     422, "invalid")
+    assert error["message"] == "invalid request: version: expected a positive integer, " \
+                               "received -3"
+    assert error["details"][0]["field"] == "version" and error["details"][0]["value"] == -3
+    error = error_of(registry.put("/models/iris/aliases/production", json={"version": 7}),
+                     404, "not_found")
+    assert error["details"] == [{"field": "version", "value": 7}]
+    error = error_of(registry.put("/models/iris/aliases/9lives", json={"version": 1}),
+                     422, "invalid")
+    assert error["details"] == [{"field": "alias", "value": "9lives"}]
+    error = error_of(registry.post("/models/iris/predict",
+                                   json={"instances": [[1, 2, 3, 4]], "alias": "nope"}),
+                     404, "not_found")
+    assert error["details"] == [{"field": "alias", "value": "nope"}]
+    error = error_of(registry.post("/models/iris/predict",
+                                   json={"instances": [[1, 2, 3, 4]], "version": 0}),
+                     422, "invalid")
+    assert "version: expected a positive integer, received 0" in error["message"]
+
+
+def test_members_cannot_move_or_read_another_users_model(registry):
+    with session_scope(registry.settings) as session:
+        _, key = AuthService(session).create_user("student-registry", Role.member)
+    student = TestClient(registry.app, headers={"Authorization": f"Bearer {key}"})
+    error_of(student.put("/models/iris/aliases/production", json={"version": 1}),
+             403, "forbidden")
+    error_of(student.get("/models/iris/versions/1/artifacts/onnx"), 403, "forbidden")
+    response = student.get("/v2/models/iris")
+    assert response.status_code == 403 and response.json()["code"] == "forbidden"
+    assert student.get("/models").json() == []
+
+
+def test_downloads_come_only_from_intact_files_this_service_wrote(registry, tmp_path):
+    card = registry.get("/models/iris/versions/1").json()
+    headers = download(registry, "iris", 1, "onnx", tmp_path / "m.onnx")
+    assert headers["X-Capas-Sha256"] == card["files"][ONNX_FILE]
+    assert 'filename="iris-v1.onnx"' in headers["Content-Disposition"]
+    error = error_of(registry.get("/models/iris/versions/1/artifacts/keras"), 404, "not_found")
+    assert error["message"] == ("format: model 'iris' version 1 has no 'keras' artifact; "
+                                "available: onnx, safetensors")
+    assert error["details"] == [{"field": "format", "value": "keras",
+                                 "available": ["onnx", "safetensors"]}]
+    error = error_of(registry.get("/models/iris/versions/1/artifacts/pickle"), 404, "not_found")
+    assert error["details"][0]["value"] == "pickle"
+
+
+def test_a_tampered_export_is_neither_downloaded_nor_served(registry, tmp_path):
+    job = train_version(registry.settings, registry, "pytorch", "tampered")
+    onnx_file = registry.settings.artifacts_dir / "jobs" / job["id"] / "model" / ONNX_FILE
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
+    error = error_of(registry.get("/models/tampered/versions/1/artifacts/onnx"), 409, "conflict")
+    assert "model.onnx does not match its sha256" in error["message"]
+    error = error_of(registry.post("/models/tampered/predict", json={"instances": [[1] * 4]}),
+                     409, "conflict")
+    assert "model.onnx does not match its sha256" in error["message"]
+
+
+def test_a_version_whose_export_does_not_match_is_refused_with_409(registry):
+    version = registry.get("/models/drifted").json()["versions"][0]
+    assert version["servable"] is False
+    error = error_of(registry.post("/models/drifted/predict", json={"instances": [[1] * 4]}),
+                     409, "conflict")
+    assert "is not served: its ONNX export differs" in error["message"]
+    response = registry.get("/v2/models/drifted/ready")
+    assert response.status_code == 409 and "is not served" in response.json()["error"]
+
+
+def test_predict_checks_instances_and_the_batch_limit(registry):
+    error = error_of(registry.post("/models/iris/predict",
+                                   content=b'{"instances": [[1, 2, 3, 4], [1, 2, NaN, 4]]}',
+                                   headers={"Content-Type": "application/json"}),
+                     422, "invalid")
+    assert error["message"] == "instances[1]: contains NaN or infinite values"
+    assert error["details"] == [{"field": "instances[1]", "value": [1, 2, "NaN", 4]}]
+    error = error_of(registry.post("/models/iris/predict", json={"instances": [[1, 2, 3]]}),
+                     422, "invalid")
+    assert error["message"].startswith("instances[0]: expected 4 values in shape [4]")
+    limit = registry.settings.max_predict_batch
+    error = error_of(registry.post("/models/iris/predict",
+                                   json={"instances": [[1, 2, 3, 4]] * (limit + 1)}),
+                     422, "invalid")
+    assert error["details"] == [{"field": "instances", "value": limit + 1}]
+
+
+def v2_binary_request(instances: np.ndarray, binary_output: bool) -> tuple[bytes, dict]:
+    raw = np.ascontiguousarray(instances, dtype="<f4").tobytes()
+    header = json.dumps({
+        "id": "req-1",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": list(instances.shape),
+                    "parameters": {"binary_data_size": len(raw)}}],
+        "outputs": [{"name": "output", "parameters": {"binary_data": binary_output}}],
+    }).encode()
+    return header + raw, {"Inference-Header-Content-Length": str(len(header)),
+                          "Content-Type": "application/octet-stream"}
+
+
+def test_v2_metadata_readiness_and_binary_inference(registry):
+    anonymous = TestClient(registry.app)
+    assert anonymous.get("/v2/health/live").status_code == 200
+    assert anonymous.get("/v2/health/ready").json() == {"ready": True}
+    assert anonymous.get("/v2").status_code == 401
+    assert "binary_tensor_data" in registry.get("/v2").json()["extensions"]
+    meta = registry.get("/v2/models/iris").json()
+    assert meta == {"name": "iris", "versions": ["1", "2"], "platform": "onnxruntime_onnx",
+                    "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
+                    "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 3]}]}
+    assert registry.get("/v2/models/iris/versions/1").json()["versions"] == ["1"]
+    assert registry.get("/v2/models/iris/versions/1/ready").json()["ready"] is True
+
+    expected = registry.post("/models/iris/predict", json={"instances": RAW.tolist(),
+                                                           "version": 1}).json()
+    body, headers = v2_binary_request(RAW, binary_output=True)
+    response = registry.post("/v2/models/iris/versions/1/infer", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    length = int(response.headers["Inference-Header-Content-Length"])
+    header = json.loads(response.content[:length])
+    assert header["id"] == "req-1" and header["model_version"] == "1"
+    output = header["outputs"][0]
+    assert output["shape"] == [len(RAW), 3] and output["datatype"] == "FP32"
+    values = np.frombuffer(response.content[length:], "<f4").reshape(output["shape"])
+    assert output["parameters"]["binary_data_size"] == values.nbytes
+    np.testing.assert_allclose(values, expected["probabilities"], atol=1e-5)
+
+    body, headers = v2_binary_request(RAW, binary_output=False)
+    answer = registry.post("/v2/models/iris/versions/1/infer", content=body,
+                           headers=headers).json()
+    np.testing.assert_allclose(np.reshape(answer["outputs"][0]["data"], (-1, 3)),
+                               expected["probabilities"], atol=1e-5)
+
+
+def test_v2_errors_name_the_field_in_the_protocols_error_shape(registry):
+    def v2_error(body: dict, status: int = 422) -> dict:
+        response = registry.post("/v2/models/iris/infer", json=body)
+        assert response.status_code == status, response.text
+        assert isinstance(response.json()["error"], str)
+        return response.json()
+
+    tensor = {"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}
+    error = v2_error({"inputs": [tensor]})
+    assert error["error"] == "inputs[0].shape: expected [-1, 4], received [1, 3]"
+    error = v2_error({"inputs": [{**tensor, "shape": [1, 4]}]})
+    assert error["details"] == [{"field": "inputs[0].data", "value": None}]
+    error = v2_error({"inputs": [{**tensor, "name": "x"}]})
+    assert error["error"] == "inputs: expected one tensor named 'input', received ['x']"
+    error = v2_error({"inputs": [{**tensor, "datatype": "BYTES"}]})
+    assert error["details"][0]["field"] == "inputs[0].datatype"
+    body, headers = v2_binary_request(RAW, binary_output=True)
+    response = registry.post("/v2/models/iris/infer", content=body[:-4], headers=headers)
+    assert response.status_code == 422
+    assert response.json()["details"][0]["field"] == "inputs[0].parameters.binary_data_size"
+    assert registry.post("/v2/models/nope/infer", json={"inputs": []}).status_code == 404
+    response = registry.post("/v2/models/iris/infer", content=b"{}",
+                             headers={"Content-Encoding": "br"})
+    assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
+    bomb = zlib.compress(b" " * (registry.settings.max_body_mb * 1024 * 1024 + 1))
+    response = registry.post("/v2/models/iris/infer", content=bomb,
+                             headers={"Content-Encoding": "deflate"})
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+
+
+async def concurrent_predictions(app, count: int) -> list[httpx.Response]:
+    key = app.state.test_key
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                 headers={"Authorization": f"Bearer {key}"}) as client:
+        return await asyncio.gather(*[
+            client.post("/models/iris/predict",
+                        json={"instances": [RAW[i % len(RAW)].tolist()], "version": 1})
+            for i in range(count)])
+
+
+def test_concurrent_requests_are_merged_and_each_gets_its_own_answer(registry):
+    registry.app.state.test_key = registry.headers["Authorization"].split()[1]
+    alone = registry.post("/models/iris/predict", json={"instances": [RAW[0].tolist()],
+                                                        "version": 1})
+    assert alone.headers["X-Capas-Batch-Size"] == "1"  # one waiting request runs at once
+
+    expected = registry.post("/models/iris/predict", json={"instances": RAW.tolist(),
+                                                           "version": 1}).json()
+    # A generous delay lets the merge happen even on a loaded machine; it only bounds waits.
+    registry.patch("/models/iris", json={"batching": {"max_batch_size": 8,
+                                                      "max_delay_ms": 200}})
+    try:
+        responses = asyncio.run(concurrent_predictions(registry.app, 24))
+    finally:
+        restored = registry.patch("/models/iris", json={"batching": {
+            "max_batch_size": None, "max_delay_ms": None}}).json()
+    assert restored["batching"] == {"max_batch_size": 64, "max_delay_ms": 2.0}
+    sizes = [int(r.headers["X-Capas-Batch-Size"]) for r in responses]
+    assert max(sizes) > 1 and max(sizes) <= 8
+    for i, response in enumerate(responses):
+        assert response.json()["probabilities"][0] == pytest.approx(
+            expected["probabilities"][i % len(RAW)], abs=1e-6)
+
+    registry.patch("/models/iris", json={"batching": {"max_batch_size": 1}})
+    try:
+        responses = asyncio.run(concurrent_predictions(registry.app, 12))
+    finally:
+        registry.patch("/models/iris", json={"batching": {"max_batch_size": None}})
+    assert {r.headers["X-Capas-Batch-Size"] for r in responses} == {"1"}
+
+
+def test_the_batcher_merges_up_to_the_limit_and_fails_only_the_batch_that_failed(registry):
+    from ml.serving import AdaptiveBatcher, BatchPolicy, Predictor
+
+    card = registry.get("/models/iris/versions/1").json()
+    onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
+    predictor = Predictor.load(onnx_file)
+    rows = RAW[:5].astype(np.float32)
+    expected = predictor.predict(rows)
+    policy = BatchPolicy(max_batch_size=4, max_delay_ms=50)
+
+    async def submit(batches: list[np.ndarray]) -> list:
+        batcher = AdaptiveBatcher()
+        answers = await asyncio.gather(
+            *[batcher.predict("v1", predictor, b, policy) for b in batches],
+            return_exceptions=True)
+        assert batcher.lanes == {}  # a drained lane is gone
+        return answers
+
+    # All five wait together: the first four are merged, the fifth runs alone.
+    answers = asyncio.run(submit([rows[i:i + 1] for i in range(5)]))
+    assert [size for _, size in answers] == [4, 4, 4, 4, 1]
+    np.testing.assert_allclose(np.concatenate([out for out, _ in answers]), expected, atol=1e-6)
+    # A request larger than the limit is never split; it runs in a batch of its own.
+    answers = asyncio.run(submit([rows, rows[:1]]))
+    assert [size for _, size in answers] == [5, 1]
+    # A malformed batch fails the batch it was merged into, and nothing else.
+    answers = asyncio.run(submit([rows[:1], rows[:1, :3], rows[:1], rows[:1], rows[:1]]))
+    assert all(isinstance(a, Exception) for a in answers[:4])
+    assert answers[4][1] == 1
+    np.testing.assert_allclose(answers[4][0], expected[:1], atol=1e-6)
+
+
+def test_an_alias_moved_by_another_api_process_is_seen_after_the_lookup_cache(registry):
+    other_settings = registry.settings.model_copy(update={"lookup_cache_s": 0.0})
+    other = TestClient(create_app(other_settings), headers=dict(registry.headers))
+    registry.put("/models/iris/aliases/shadow", json={"version": 1})
+    body = {"instances": [RAW[0].tolist()], "alias": "shadow"}
+    assert other.post("/models/iris/predict", json=body).json()["version"] == 1
+    registry.put("/models/iris/aliases/shadow", json={"version": 2})
+    # Without a lookup cache, the other process asks SQL on every request.
+    assert other.post("/models/iris/predict", json=body).json()["version"] == 2
