@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodySizeLimit
-from api.routes import datasets, health, jobs, me, models, specs, v2
+from api.routes import datasets, health, jobs, models, specs, users, v2
 from api.uploads import upload_body_limit
 from core.cache import ExpiringCache
 from core.services.registry import PredictorCache
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.batcher = AdaptiveBatcher()
     errors.install(app)
     for router in (health.router, specs.router, jobs.router, models.router, datasets.router,
-                   me.router, v2.router):
+                   users.router, v2.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
                        route_limits={("POST", "/datasets"): upload_body_limit(settings)})

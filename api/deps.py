@@ -59,6 +59,11 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+async def require_person(principal: PrincipalDep) -> None:
+    """For routers whose every route needs a member's or admin's key (not an app key)."""
+    principal.check_person()
+
+
 async def get_inference(request: Request, settings: SettingsDep) -> InferenceService:
     state = request.app.state
     return InferenceService(settings, state.predictors, state.targets, state.batcher)

@@ -1,7 +1,7 @@
 """Response and request bodies of the REST API."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic_core import PydanticCustomError
@@ -208,6 +208,35 @@ class Me(BaseModel):
     id: int
     name: str
     role: str
+    models: list[str] | None = None  # an app key's models
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
+    role: Literal["admin", "member", "app"] = "member"
+    models: Annotated[list[str], Field(min_length=1)] | None = None
+
+
+class UserCreated(Me):
+    api_key: str  # shown once
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Annotated[int | None, Field(ge=1)] = None
+
+
+class KeyOut(Orm):
+    id: int
+    user_id: int
+    prefix: str
+    created_at: Timestamp
+    revoked_at: Timestamp
+
+
+class KeyCreated(KeyOut):
+    api_key: str  # shown once
 
 
 class DatasetOut(BaseModel):

@@ -22,6 +22,10 @@ app = typer.Typer(help="Train and serve neural networks from a declarative layer
 datasets_app = typer.Typer(help="Upload, list, show and delete datasets.",
                            no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+users_app = typer.Typer(help="Users (admins only) and API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+keys_app = typer.Typer(help="Your API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -338,6 +342,59 @@ def datasets_show(dataset_id: str) -> None:
             console.print_json(data=client.dataset(dataset_id))
         except CapasAPIError as error:
             _fail(error)
+
+
+@users_app.command("create")
+def users_create(name: str,
+                 role: Annotated[str, typer.Option(help="member, admin or app")] = "member",
+                 model: Annotated[list[str] | None, typer.Option(
+                     help="for an app: a model it may predict with (repeat for more)")] = None
+                 ) -> None:
+    """Add a user and print its first API key, shown this once."""
+    with Client() as client:
+        try:
+            user = client.create_user(name, role, model)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"user {user['name']} ({user['role']}), key (shown once): {user['api_key']}")
+
+
+@keys_app.command("create")
+def keys_create(user_id: Annotated[int | None, typer.Option(
+        help="an admin may make a key for another user")] = None) -> None:
+    """Make a new API key, printed this once."""
+    with Client() as client:
+        try:
+            key = client.create_key(user_id)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"key {key['id']} (shown once): {key['api_key']}")
+
+
+@keys_app.command("list")
+def keys_list(user_id: int | None = None) -> None:
+    """List keys by id and prefix (the keys themselves are never shown again)."""
+    with Client() as client:
+        try:
+            keys = client.keys(user_id)
+        except CapasAPIError as error:
+            _fail(error)
+    table = Table("id", "prefix", "created", "revoked")
+    for key in keys:
+        table.add_row(str(key["id"]), key["prefix"], key["created_at"][:19],
+                      (key["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    with Client() as client:
+        try:
+            client.revoke_key(key_id)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"key {key_id} revoked")
 
 
 @app.command()

@@ -73,6 +73,21 @@ class Client:
     def me(self) -> dict:
         return self.request("GET", "/me")
 
+    def create_user(self, name: str, role: str = "member",
+                    models: list[str] | None = None) -> dict:
+        """An admin adds a user; the answer's `api_key` is shown this once."""
+        return self.request("POST", "/users", json={"name": name, "role": role,
+                                                    "models": models or None})
+
+    def create_key(self, user_id: int | None = None) -> dict:
+        return self.request("POST", "/keys", json={"user_id": user_id})
+
+    def keys(self, user_id: int | None = None) -> list[dict]:
+        return self.request("GET", "/keys", params={"user_id": user_id} if user_id else {})
+
+    def revoke_key(self, key_id: int) -> None:
+        self.request("DELETE", f"/keys/{key_id}")
+
     def datasets(self) -> list[dict]:
         return self.request("GET", "/datasets")
 

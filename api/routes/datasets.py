@@ -1,14 +1,14 @@
 """Datasets: upload (multipart, streamed), list, schema with a preview, delete."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.deps import PrincipalDep, SessionDep, SettingsDep, require_person
 from api.schemas import DatasetOut
 from api.uploads import receive_upload
 from core.services.datasets import DatasetService
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(require_person)])
 
 
 @router.post("", status_code=201, response_model=DatasetOut)

@@ -3,13 +3,13 @@
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 
-from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.deps import PrincipalDep, SessionDep, SettingsDep, require_person
 from core.services.specs import SpecService
 from ml.spec import catalog
 
-router = APIRouter(tags=["specs"])
+router = APIRouter(tags=["specs"], dependencies=[Depends(require_person)])
 
 
 @cache

@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import ApiKey, User
+from core.models import ApiKey, User, utcnow
 
 
 class UserRepository:
@@ -13,11 +13,28 @@ class UserRepository:
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(User)) or 0
 
-    def add(self, name: str, role: str) -> User:
-        user = User(name=name, role=role)
+    def add(self, name: str, role: str, models: list[str] | None = None) -> User:
+        user = User(name=name, role=role, models=models)
         self.session.add(user)
         self.session.flush()
         return user
+
+    def get(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def all(self) -> list[User]:
+        return list(self.session.scalars(select(User).order_by(User.id)))
+
+    def keys_of(self, user_id: int) -> list[ApiKey]:
+        return list(self.session.scalars(
+            select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id)))
+
+    def get_key(self, key_id: int) -> ApiKey | None:
+        return self.session.get(ApiKey, key_id)
+
+    def revoke_key(self, key: ApiKey) -> None:
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
 
     def get_by_name(self, name: str) -> User | None:
         return self.session.scalar(select(User).where(User.name == name))

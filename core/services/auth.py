@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from core.errors import Forbidden, Unauthorized
-from core.models import Role, User
+from core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from core.models import ApiKey, Role, User
 from core.repositories.users import UserRepository
 from core.settings import Settings
 
@@ -25,32 +25,95 @@ class Principal:
     id: int
     name: str
     role: str
+    models: tuple[str, ...] = ()  # what an `app` key may predict with
 
     @property
     def is_admin(self) -> bool:
         return self.role == Role.admin
+
+    @property
+    def is_app(self) -> bool:
+        return self.role == Role.app
 
     def owner_filter(self) -> int | None:
         """The owner id to restrict listings to; admins see everything."""
         return None if self.is_admin else self.id
 
     def check_owner(self, owner_id: int) -> None:
+        if self.is_app:
+            raise Forbidden(f"an app key can only predict, with the models {list(self.models)}")
         if not self.is_admin and owner_id != self.id:
             raise Forbidden("this resource belongs to another user")
+
+    def may_use_model(self, name: str, owner_id: int) -> bool:
+        if self.is_app:
+            return name in self.models
+        return self.is_admin or owner_id == self.id
+
+    def check_model(self, name: str, owner_id: int) -> None:
+        if not self.may_use_model(name, owner_id):
+            raise Forbidden(f"model '{name}' belongs to another user"
+                            if not self.is_app else
+                            f"this app key may predict with {list(self.models)}, not '{name}'",
+                            [{"field": "model", "value": name}])
+
+    def check_person(self) -> None:
+        """Everything but predicting needs a member's or an admin's key."""
+        if self.is_app:
+            raise Forbidden(f"an app key can only predict, with the models {list(self.models)}")
+
+    def check_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("this needs an admin key")
 
 
 class AuthService:
     def __init__(self, session: Session):
         self.users = UserRepository(session)
 
-    def create_user(self, name: str, role: Role) -> tuple[User, str]:
-        user = self.users.add(name, role)
-        return user, self.create_key(user)
+    def create_user(self, name: str, role: Role,
+                    models: list[str] | None = None) -> tuple[User, str]:
+        if self.users.get_by_name(name) is not None:
+            raise Conflict(f"name: a user '{name}' already exists",
+                           [{"field": "name", "value": name}])
+        if role == Role.app and not models:
+            raise Invalid("models: an app key needs the models it may predict with",
+                          [{"field": "models", "value": models}])
+        if role != Role.app and models:
+            raise Invalid(f"models: only an app key is limited to models; a {role} sees its own",
+                          [{"field": "models", "value": models}])
+        user = self.users.add(name, role, models)
+        key, _ = self.create_key(user)
+        return user, key
 
-    def create_key(self, user: User) -> str:
+    def create_key(self, user: User) -> tuple[str, ApiKey]:
+        """A new key for the user: returned once in the clear, stored hashed."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        self.users.add_key(user, key[:12], hash_key(key))
-        return key
+        return key, self.users.add_key(user, key[:12], hash_key(key))
+
+    def user(self, principal: Principal, user_id: int | None) -> User:
+        """The caller, or (for an admin) the user named by id."""
+        if user_id is not None and user_id != principal.id:
+            principal.check_admin()
+        user = self.users.get(user_id if user_id is not None else principal.id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found", [{"field": "user_id", "value": user_id}])
+        return user
+
+    def keys(self, principal: Principal, user_id: int | None) -> list[ApiKey]:
+        return self.users.keys_of(self.user(principal, user_id).id)
+
+    def revoke_key(self, principal: Principal, key_id: int) -> str:
+        """Revoke a key of the caller's (any key, for an admin); returns its hash."""
+        key = self.users.get_key(key_id)
+        if key is None or not (principal.is_admin or key.user_id == principal.id):
+            raise NotFound(f"key {key_id} not found", [{"field": "key_id", "value": key_id}])
+        self.users.revoke_key(key)
+        return key.key_hash
+
+    def users_all(self, principal: Principal) -> list[User]:
+        principal.check_admin()
+        return self.users.all()
 
     def authenticate(self, key: str | None) -> Principal:
         if not key:
@@ -58,7 +121,8 @@ class AuthService:
         record = self.users.active_key_by_hash(hash_key(key))
         if record is None:
             raise Unauthorized("invalid or revoked API key")
-        return Principal(record.user.id, record.user.name, record.user.role)
+        user = record.user
+        return Principal(user.id, user.name, user.role, tuple(user.models or ()))
 
     def bootstrap_admin(self, settings: Settings) -> str | None:
         """On first start, create the admin and save its key where the CLI finds it."""

@@ -104,6 +104,8 @@ class RegistryService:
         return version.version
 
     def visible(self, principal: Principal) -> list[RegisteredModel]:
+        if principal.is_app:
+            return [m for m in self.models.visible_to(None) if m.name in principal.models]
         return self.models.visible_to(principal.owner_filter())
 
     def get(self, principal: Principal, name: str, with_versions: bool = True
@@ -111,7 +113,7 @@ class RegistryService:
         model = self.models.get(name, with_versions)
         if model is None:
             raise NotFound(f"model '{name}' not found", [{"field": "name", "value": name}])
-        principal.check_owner(model.owner_id)
+        principal.check_model(name, model.owner_id)
         return model
 
     def policy(self, model: RegisteredModel) -> BatchPolicy:
@@ -123,6 +125,7 @@ class RegistryService:
     def configure_batching(self, principal: Principal, name: str,
                            changes: dict[str, int | float | None]) -> RegisteredModel:
         """Set the model's `max_batch_size` / `max_delay_ms`; None restores the default."""
+        principal.check_person()
         model = self.get(principal, name)
         for setting, value in changes.items():
             setattr(model, setting, value)
@@ -164,6 +167,7 @@ class RegistryService:
 
     def set_alias(self, principal: Principal, name: str, alias: str,
                   version: int) -> dict[str, Any]:
+        principal.check_person()
         if not ALIAS_PATTERN.fullmatch(alias):
             raise Invalid(f"alias: expected up to 64 letters, digits, '.', '_' or '-' starting "
                           f"with a letter, received {alias!r}", [{"field": "alias",

@@ -63,7 +63,7 @@ def test_missing_or_wrong_key_is_401(api, header):
 
 
 def test_me(api):
-    assert api.get("/me").json() == {"id": 1, "name": "admin", "role": "admin"}
+    assert api.get("/me").json() == {"id": 1, "name": "admin", "role": "admin", "models": None}
 
 
 def test_unknown_job_and_model_are_404(api):
