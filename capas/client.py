@@ -61,15 +61,6 @@ class Client:
         raise CapasAPIError(response.status_code, error.get("code", ""),
                             error.get("message", ""), error.get("details"))
 
-    @staticmethod
-    def _raise(response: httpx.Response) -> None:
-        try:
-            error = response.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            error = {"code": "http_error", "message": response.text}
-        raise CapasAPIError(response.status_code, error.get("code", ""),
-                            error.get("message", ""), error.get("details"))
-
     def me(self) -> dict:
         return self.request("GET", "/me")
 

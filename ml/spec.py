@@ -234,8 +234,7 @@ class Pool(Spatial):
 
     def output_shape(self, shape: Shape) -> Shape:
         self._check_input(shape)
-        window = self._tuple(self.pool_size, "pool_size")
-        strides = window if self.strides is None else self._tuple(self.strides, "strides")
+        window, strides = self.window()
         spatial = self._spatial_out(shape, window, strides, (1,) * self.rank, self.padding,
                                     "pool_size")
         return (*spatial, shape[-1])

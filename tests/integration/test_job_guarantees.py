@@ -1,6 +1,5 @@
 """What must never be lost (DESIGN §6), against the real PostgreSQL, Redis and Celery workers."""
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from capas import Client
 from core.db import session_scope
 from core.models import JobMetric, ModelVersion
 from core.queue import TRAIN_TASK, celery_for
@@ -135,24 +135,14 @@ def test_sigterm_gives_the_job_back_and_another_worker_finishes_it(cluster_api, 
 
 
 def read_events(url: str, key: str, job_id: str, last_id: int, stop_after: int | None):
-    """(id, kind, data) from the stream, resuming after `last_id`; at most `stop_after`."""
+    """(id, kind, data) from the client's stream, resuming after `last_id`; at most
+    `stop_after` events (the stream is then closed), else until the `end` event."""
     events = []
-    headers = {"Authorization": f"Bearer {key}", "Last-Event-ID": str(last_id)}
-    with httpx.stream("GET", f"{url}/jobs/{job_id}/events", headers=headers,
-                      timeout=60) as response:
-        assert response.status_code == 200
-        block: dict[str, str] = {}
-        for line in response.iter_lines():
-            if line:
-                name, _, value = line.partition(": ")
-                block[name] = value
-                continue
-            if "event" in block:
-                events.append((int(block.get("id", 0)), block["event"],
-                               json.loads(block["data"])))
-                if block["event"] == "end" or (stop_after and len(events) >= stop_after):
-                    return events
-            block = {}
+    with Client(url, key) as client:
+        for event in client.events(job_id, last_event_id=last_id):
+            events.append(event)
+            if stop_after and len(events) >= stop_after:
+                break
     return events
 
 

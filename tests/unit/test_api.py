@@ -14,16 +14,6 @@ from core.services.auth import AuthService
 from tests.conftest import example, tiny_job
 
 
-@pytest.fixture
-def api(embedded_settings):
-    with session_scope(embedded_settings) as session:
-        key = AuthService(session).bootstrap_admin(embedded_settings)
-    client = TestClient(create_app(embedded_settings))
-    client.headers["Authorization"] = f"Bearer {key}"
-    client.settings = embedded_settings
-    return client
-
-
 def assert_error(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]

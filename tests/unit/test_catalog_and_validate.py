@@ -1,21 +1,10 @@
 """`GET /catalog` renders the whole language; `POST /specs/validate` reports everything at once."""
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from core.db import session_scope
-from core.services.auth import AuthService
 from ml.catalog import ACTIVATIONS, COMBINATIONS, INITIALIZERS, OBJECTIVES
 from ml.spec import LAYER_TYPES, OPTIMIZER_TYPES
 from tests.conftest import example
-
-
-@pytest.fixture
-def api(embedded_settings):
-    with session_scope(embedded_settings) as session:
-        key = AuthService(session).bootstrap_admin(embedded_settings)
-    return TestClient(create_app(embedded_settings), headers={"Authorization": f"Bearer {key}"})
 
 
 def test_catalog_lists_every_name_with_parameters_and_formulas(api):

@@ -2,29 +2,15 @@
 
 from datetime import timedelta
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from api.app import create_app
 from core.db import session_scope
 from core.models import Job, JobStatus, utcnow
 from core.queue import messages_in_flight
 from core.repositories.jobs import JobRepository
 from core.repositories.workers import WorkerRepository
-from core.services.auth import AuthService
 from core.services.reconciler import Reconciler
 from tests.conftest import tiny_job
-
-
-@pytest.fixture
-def api(embedded_settings):
-    with session_scope(embedded_settings) as session:
-        key = AuthService(session).bootstrap_admin(embedded_settings)
-    client = TestClient(create_app(embedded_settings),
-                        headers={"Authorization": f"Bearer {key}"})
-    client.settings = embedded_settings
-    return client
 
 
 def submit(api, **overrides) -> dict:
