@@ -41,5 +41,9 @@ class Invalid(CapasError):
     status, code = 422, "invalid"
 
 
+class TooManyRequests(CapasError):
+    status, code = 429, "too_many_requests"
+
+
 class Unavailable(CapasError):
     status, code = 503, "unavailable"

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     resend_grace_s: float = 10.0
     worker_alive_s: float = 30.0
     max_attempts: int = 3
+    # Queued and running jobs one member may have at once (admins are not limited).
+    max_concurrent_jobs: int = 20
 
     max_epochs: int = 1000
     max_params: int = 10_000_000

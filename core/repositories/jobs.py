@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -53,6 +53,12 @@ class JobRepository:
         if status is not None:
             query = query.where(Job.status == status)
         return list(self.session.scalars(query))
+
+    def count_active(self, owner_id: int) -> int:
+        return self.session.scalar(
+            select(func.count()).select_from(Job).where(
+                Job.owner_id == owner_id,
+                Job.status.in_((JobStatus.queued, JobStatus.running)))) or 0
 
     def claim(self, job_id: str, worker: str) -> bool:
         """queued → running in one conditional update: of two deliveries, one wins."""

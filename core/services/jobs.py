@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound, TooManyRequests
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
 from core.queue import send_job
 from core.repositories.jobs import JobRepository
@@ -60,6 +60,12 @@ class JobService:
             existing = self.jobs.get_by_submission(principal.id, submission_id)
             if existing is not None:
                 return existing, False
+        active = self.jobs.count_active(principal.id)
+        if not principal.is_admin and active >= self.settings.max_concurrent_jobs:
+            raise TooManyRequests(
+                f"you have {active} queued or running jobs, the limit is "
+                f"{self.settings.max_concurrent_jobs}: wait for one to finish or cancel one",
+                [{"field": "jobs", "value": active}])
         spec, dataset = self.validate(principal, body)
         owner = ModelRepository(self.session).get(spec.model.name)
         if owner is not None and owner.owner_id != principal.id and not principal.is_admin:

@@ -1,6 +1,7 @@
 """Runs one claimed job in a worker: train, record epochs, export, publish a model version."""
 
 import logging
+import os
 import platform
 import shutil
 import threading
@@ -227,6 +228,9 @@ class TrainingService:
                                   "test": len(data.x_test)}},
             "params": analysis.total_params,
             "device": result.device,
+            # Which process trained it, with how many threads: a worker keeps its framework
+            # (and process) from job to job, and trains with the host's thread count.
+            "runtime": {"pid": os.getpid(), "threads": backend.threads()},
             "metrics": {"final": hooks.final, "best": hooks.best, "test": result.test_metrics},
         }, extra_files=native_files)
         raw_val = data.x_val * data.preprocessing.scale + data.preprocessing.shift

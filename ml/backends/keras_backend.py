@@ -60,6 +60,11 @@ class KerasModel:
     spec: S.ModelSpec
 
 
+def threads() -> int:
+    """The intra-op threads this process trains with (0: TensorFlow's own choice)."""
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
 def configure(threads: int) -> None:
     # Only possible before TensorFlow's runtime starts; later calls keep the first setting.
     with contextlib.suppress(RuntimeError):

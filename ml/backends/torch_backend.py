@@ -45,6 +45,11 @@ def configure(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def threads() -> int:
+    """The intra-op threads this process trains with."""
+    return torch.get_num_threads()
+
+
 def build(model_spec: S.ModelSpec) -> SpecModule:
     return SpecModule(model_spec)
 

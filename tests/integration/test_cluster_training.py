@@ -78,3 +78,21 @@ def test_bad_predict_instances_name_the_first_bad_one(cluster_api, worker):
     response = cluster_api.post(f"/models/{name}/predict",
                                 json={"instances": [[1, 2, 3, 4]], "version": 7})
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_a_worker_keeps_its_framework_and_the_hosts_thread_count(framework, cluster_api,
+                                                                 cluster_settings, worker):
+    """Two jobs in a row run in the same worker process (the framework imported once, then
+    kept) with the thread count chosen for the host, not the framework's default."""
+    runtimes = []
+    for run in range(2):
+        name = f"kept-{framework}-{run}"
+        job = wait_for_job(cluster_api, cluster_api.post(
+            "/jobs", json=tiny_job(framework, epochs=1, name=name)).json()["id"])
+        assert job["status"] == "succeeded", job["failure_reason"]
+        with session_scope(cluster_settings) as session:
+            runtimes.append(session.scalar(select(ModelVersion.card).where(
+                ModelVersion.job_id == job["id"]))["runtime"])
+    assert runtimes[0]["pid"] == runtimes[1]["pid"]
+    assert runtimes[0]["threads"] == runtimes[1]["threads"] == cluster_settings.torch_threads

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from core.db import session_scope
@@ -151,3 +152,18 @@ def test_the_event_stream_replays_and_resumes_after_last_event_id(api):
                               headers={"Last-Event-ID": third}).text)
     assert resumed == events[4:]
     assert api.get("/jobs/nope/events").status_code == 404
+
+
+def test_a_member_has_a_limited_number_of_active_jobs(api):
+    member_key = api.post("/users", json={"name": "busy"}).json()["api_key"]
+    member = TestClient(api.app, headers={"Authorization": f"Bearer {member_key}"})
+    limit = api.settings.max_concurrent_jobs
+    for _ in range(limit):
+        assert member.post("/jobs", json=tiny_job()).status_code == 202
+    refused = member.post("/jobs", json=tiny_job())
+    assert refused.status_code == 429
+    assert refused.json()["error"]["details"] == [{"field": "jobs", "value": limit}]
+    first = member.get("/jobs").json()["items"][0]["id"]
+    member.post(f"/jobs/{first}/cancel")
+    assert member.post("/jobs", json=tiny_job()).status_code == 202
+    assert api.post("/jobs", json=tiny_job()).status_code == 202  # admins are not limited
