@@ -4,6 +4,8 @@ from fastapi import FastAPI
 
 from api import errors
 from api.limits import BodySizeLimit
+from api.metrics import Metrics, MetricsMiddleware
+from api.metrics import router as metrics_router
 from api.routes import datasets, health, jobs, models, specs, users, v2
 from api.uploads import upload_body_limit
 from core.cache import ExpiringCache
@@ -22,9 +24,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.targets = ExpiringCache(settings.lookup_cache_s)
     app.state.batcher = AdaptiveBatcher()
     errors.install(app)
-    for router in (health.router, specs.router, jobs.router, models.router, datasets.router,
-                   users.router, v2.router):
+    app.state.metrics = Metrics(settings)
+    for router in (health.router, metrics_router, specs.router, jobs.router, models.router,
+                   datasets.router, users.router, v2.router):
         app.include_router(router)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
                        route_limits={("POST", "/datasets"): upload_body_limit(settings)})
     return app

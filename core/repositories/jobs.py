@@ -54,6 +54,10 @@ class JobRepository:
             query = query.where(Job.status == status)
         return list(self.session.scalars(query))
 
+    def count_by_status(self) -> dict[str, int]:
+        return dict(self.session.execute(
+            select(Job.status, func.count()).group_by(Job.status)).all())
+
     def count_active(self, owner_id: int) -> int:
         return self.session.scalar(
             select(func.count()).select_from(Job).where(

@@ -22,6 +22,14 @@ class WorkerRepository:
         self.session.execute(statement.on_conflict_do_update(
             index_elements=["name"], set_={"queues": queues, "last_seen": now}))
 
+    def alive_count_by_queue(self, seen_after: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for queues in self.session.scalars(select(WorkerNode.queues)
+                                           .where(WorkerNode.last_seen >= seen_after)):
+            for queue in queues:
+                counts[queue] = counts.get(queue, 0) + 1
+        return counts
+
     def alive_queues(self, seen_after: datetime) -> set[str]:
         rows = self.session.scalars(select(WorkerNode.queues)
                                     .where(WorkerNode.last_seen >= seen_after))
