@@ -182,6 +182,53 @@ def _fail(error: CapasAPIError) -> None:
 
 
 @app.command()
+def validate(spec_file: Path) -> None:
+    """Check a job file: each layer's output shape and parameters, and every error at once."""
+    body = json.loads(spec_file.read_text())
+    with Client() as client:
+        try:
+            report = client.validate(body)
+        except CapasAPIError as error:
+            _fail(error)
+    if report.get("layers"):
+        table = Table("#", "layer", "output shape", "parameters")
+        types = [layer.get("type", "?") for layer in body.get("model", {}).get("layers", [])]
+        for row in report["layers"]:
+            table.add_row(str(row["index"]), types[row["index"]],
+                          "×".join(map(str, row["output_shape"])), f"{row['params']:,}")
+        console.print(table)
+        console.print(f"total parameters: {report['total_params']:,}")
+    for error in report["errors"]:
+        err.print(f"[red]{error['field']}[/]: {error['message']}")
+    if not report["valid"]:
+        raise typer.Exit(1)
+    console.print("[green]valid[/]")
+
+
+@app.command()
+def catalog(kind: Annotated[str, typer.Argument(
+        help="layers, activations, combinations, objectives, optimizers or initializers")
+        ] = "activations") -> None:
+    """Show the vocabulary of the spec language."""
+    with Client() as client:
+        try:
+            entries = client.catalog()
+        except CapasAPIError as error:
+            _fail(error)
+    if kind not in entries or not isinstance(entries[kind], list):
+        err.print(f"[red]kind: unknown '{kind}'[/]; choose from layers, activations, "
+                  "combinations, objectives, optimizers, initializers")
+        raise typer.Exit(1)
+    table = Table("name", "formula or parameters", "range")
+    for entry in entries[kind]:
+        detail = entry.get("formula") or ", ".join(
+            p["name"] + (f"={p['default']}" if "default" in p else "")
+            for p in entry.get("parameters", []))
+        table.add_row(entry.get("name") or entry.get("type"), detail, entry.get("range", ""))
+    console.print(table)
+
+
+@app.command()
 def submit(spec_file: Path,
            framework: Annotated[str | None, typer.Option(
                help="tensorflow or pytorch; overrides the file's framework")] = None,

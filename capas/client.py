@@ -79,6 +79,13 @@ class Client:
     def revoke_key(self, key_id: int) -> None:
         self.request("DELETE", f"/keys/{key_id}")
 
+    def catalog(self) -> dict:
+        return self.request("GET", "/catalog")
+
+    def validate(self, body: dict) -> dict:
+        """Shapes, parameter counts and every error of a draft, without submitting it."""
+        return self.request("POST", "/specs/validate", json=body)
+
     def datasets(self) -> list[dict]:
         return self.request("GET", "/datasets")
 

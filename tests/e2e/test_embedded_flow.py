@@ -122,6 +122,23 @@ def test_the_four_steps(service, tmp_path):
     assert predicted.returncode != 0  # empty stdin is not JSON: a clean refusal, not a crash
 
 
+def test_cli_validates_a_draft_and_shows_the_catalog(service, tmp_path):
+    done = capas(service, "validate", str(EXAMPLES / "cnn-digits.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "conv2d" in done.stdout and "8×8×16" in done.stdout
+    assert "total parameters: 17,322" in done.stdout
+    body = json.loads((EXAMPLES / "cnn-digits.json").read_text())
+    body["model"]["layers"][2]["pool_size"] = 16
+    bad = tmp_path / "bad-pool.json"
+    bad.write_text(json.dumps(body))
+    refused = capas(service, "validate", str(bad))
+    assert refused.returncode == 1
+    assert "model.layers[2].pool_size: 16×16 is larger than the input (8×8)" in \
+        " ".join(refused.stderr.split())
+    listed = capas(service, "catalog", "activations")
+    assert listed.returncode == 0 and "elliott" in listed.stdout and "(-1, 1)" in listed.stdout
+
+
 def test_cli_reports_errors_with_field_and_value(service, tmp_path):
     body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
     body["model"]["layers"][0]["units"] = -3
