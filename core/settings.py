@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     resend_grace_s: float = 10.0
     worker_alive_s: float = 30.0
     max_attempts: int = 3
+    # A checkpoint after every epoch, but not more often than this: epochs of a few
+    # milliseconds would spend longer writing checkpoints than training.
+    checkpoint_min_interval_s: float = 1.0
     # Queued and running jobs one member may have at once (admins are not limited).
     max_concurrent_jobs: int = 20
 

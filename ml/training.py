@@ -7,6 +7,7 @@ prepared arrays and a `TrainingHooks` that it calls after every epoch and checks
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -146,41 +147,61 @@ def score(spec: JobSpec, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]
     return {"mae": float(np.mean(np.abs(outputs - y.reshape(outputs.shape))))}
 
 
-def checkpoint_epoch(checkpoint_dir: Path | None) -> int:
-    """The last epoch a checkpoint in this folder holds (0: none)."""
-    if checkpoint_dir is None or not (checkpoint_dir / CHECKPOINT_META).is_file():
-        return 0
-    return json.loads((checkpoint_dir / CHECKPOINT_META).read_text())["epoch"]
+@dataclass
+class Checkpoints:
+    """Where a job's checkpoint lives, and when the next one is due.
 
+    A checkpoint is written after an epoch when `min_interval_s` has passed since the last
+    one, after the final epoch, and when training is about to stop (a worker handing its job
+    back keeps its last finished epoch). With epochs longer than the interval, that is every
+    epoch; with epochs of a few milliseconds, writing each would cost more than the epoch.
+    """
 
-def write_checkpoint(checkpoint_dir: Path, epoch: int, state_file: str,
-                     write: Callable[[Path], None]) -> None:
-    """Write the backend's state through a temporary file, then record the epoch it holds:
-    a crash at any point leaves the previous checkpoint whole."""
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    temporary = checkpoint_dir / f".{state_file}.tmp"
-    write(temporary)
-    os.replace(temporary, checkpoint_dir / state_file)
-    meta = checkpoint_dir / f".{CHECKPOINT_META}.tmp"
-    meta.write_text(json.dumps({"epoch": epoch, "state": state_file}))
-    os.replace(meta, checkpoint_dir / CHECKPOINT_META)
+    directory: Path
+    min_interval_s: float = 0.0
+    last_written: float = -math.inf
+
+    @property
+    def epoch(self) -> int:
+        """The last epoch the checkpoint holds (0: none)."""
+        meta = self.directory / CHECKPOINT_META
+        return json.loads(meta.read_text())["epoch"] if meta.is_file() else 0
+
+    def path(self, state_file: str) -> Path:
+        return self.directory / state_file
+
+    def due(self, epoch: int, epochs: int, stopping: bool) -> bool:
+        return (stopping or epoch == epochs
+                or time.monotonic() - self.last_written >= self.min_interval_s)
+
+    def write(self, epoch: int, state_file: str, write: Callable[[Path], None]) -> None:
+        """Write the backend's state through a temporary file, then record the epoch it
+        holds: a crash at any point leaves the previous checkpoint whole."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = self.directory / f".{state_file}.tmp"
+        write(temporary)
+        os.replace(temporary, self.path(state_file))
+        meta = self.directory / f".{CHECKPOINT_META}.tmp"
+        meta.write_text(json.dumps({"epoch": epoch, "state": state_file}))
+        os.replace(meta, self.directory / CHECKPOINT_META)
+        self.last_written = time.monotonic()
 
 
 def train(spec: JobSpec, data: PreparedData, hooks: TrainingHooks, device: str = "cpu",
-          checkpoint_dir: Path | None = None,
+          checkpoints: Checkpoints | None = None,
           history: list[EpochMetrics] = ()) -> TrainResult:
-    """Train, checkpointing every epoch into `checkpoint_dir` and resuming from what is there.
+    """Train, checkpointing as `checkpoints` says and resuming from the one already there.
 
     `history` holds the epochs already reported by an earlier attempt; those up to the
     checkpoint's epoch are replayed into early stopping so a resumed job decides the same way.
     """
     backend = get_backend(spec.framework)
     supervisor = _Supervisor(spec, hooks)
-    resumed = checkpoint_epoch(checkpoint_dir)
+    resumed = checkpoints.epoch if checkpoints is not None else 0
     for metrics in history:
         if metrics.epoch <= resumed:
             supervisor.observe(metrics)
-    native, used_device = backend.fit(spec, data, supervisor, device, checkpoint_dir)
+    native, used_device = backend.fit(spec, data, supervisor, device, checkpoints)
     test = score(spec, backend.predict(native, data.x_test), data.y_test)
     return TrainResult(native=native, device=used_device,
                        test_metrics={f"test_{k}": v for k, v in test.items()},

@@ -186,7 +186,7 @@ class TrainingService:
         from ml.backends import get_backend
         from ml.datasets import TEST_FRACTION
         from ml.spec import JobSpec, analyze
-        from ml.training import EpochMetrics, prepare, train
+        from ml.training import Checkpoints, EpochMetrics, prepare, train
 
         spec = JobSpec.model_validate(job.spec)
         backend = get_backend(spec.framework)
@@ -194,8 +194,9 @@ class TrainingService:
         with session_scope(self.settings) as session:
             dataset = DatasetService(session, self.settings).load(job.dataset, job.dataset_sha256)
         data = prepare(spec, dataset)
-        result = train(spec, data, hooks, device=job.queue,
-                       checkpoint_dir=self.store.job_checkpoint_dir(job.id),
+        checkpoints = Checkpoints(self.store.job_checkpoint_dir(job.id),
+                                  self.settings.checkpoint_min_interval_s)
+        result = train(spec, data, hooks, device=job.queue, checkpoints=checkpoints,
                        history=[EpochMetrics(**row) for row in history])
         if hooks.stop_reason is not None:
             return None

@@ -97,9 +97,7 @@ def build(model_spec: S.ModelSpec) -> KerasModel:
 CHECKPOINT_FILE = "keras.npz"
 
 
-def _save_checkpoint(model: keras.Model, checkpoint_dir: Path, epoch: int) -> None:
-    from ml.training import write_checkpoint
-
+def _save_checkpoint(model: keras.Model, checkpoints, epoch: int) -> None:
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"optimizer_{i}": np.asarray(v.numpy())
                    for i, v in enumerate(model.optimizer.variables)})
@@ -108,11 +106,11 @@ def _save_checkpoint(model: keras.Model, checkpoint_dir: Path, epoch: int) -> No
         with path.open("wb") as handle:
             np.savez(handle, **arrays)
 
-    write_checkpoint(checkpoint_dir, epoch, CHECKPOINT_FILE, write)
+    checkpoints.write(epoch, CHECKPOINT_FILE, write)
 
 
-def _load_checkpoint(model: keras.Model, checkpoint_dir: Path) -> None:
-    with np.load(checkpoint_dir / CHECKPOINT_FILE, allow_pickle=False) as saved:
+def _load_checkpoint(model: keras.Model, checkpoints) -> None:
+    with np.load(checkpoints.path(CHECKPOINT_FILE), allow_pickle=False) as saved:
         model.set_weights([saved[f"weight_{i}"] for i in range(len(model.weights))])
         model.optimizer.build(model.trainable_variables)
         for i, variable in enumerate(model.optimizer.variables):
@@ -120,10 +118,10 @@ def _load_checkpoint(model: keras.Model, checkpoint_dir: Path) -> None:
 
 
 class _Reporter(keras.callbacks.Callback):
-    def __init__(self, hooks, metric: str, samples: int, checkpoint_dir: Path | None):
+    def __init__(self, hooks, metric: str, samples: int, epochs: int, checkpoints):
         super().__init__()
         self.hooks, self.samples, self.metric = hooks, samples, metric
-        self.checkpoint_dir = checkpoint_dir
+        self.epochs, self.checkpoints = epochs, checkpoints
         self.started = 0.0
         self.interrupted = False
 
@@ -149,10 +147,12 @@ class _Reporter(keras.callbacks.Callback):
                 self.model.optimizer.learning_rate)),
             duration_s=duration, samples_per_s=self.samples / duration,
         ))
-        if self.hooks.should_stop():
+        stopping = self.hooks.should_stop()
+        if self.checkpoints is not None and self.checkpoints.due(epoch + 1, self.epochs,
+                                                                 stopping):
+            _save_checkpoint(self.model, self.checkpoints, epoch + 1)
+        if stopping:
             self.model.stop_training = True
-        elif self.checkpoint_dir is not None:
-            _save_checkpoint(self.model, self.checkpoint_dir, epoch + 1)
 
 
 def _float(value) -> float | None:
@@ -160,10 +160,8 @@ def _float(value) -> float | None:
 
 
 def fit(spec: S.JobSpec, data, hooks, device: str,
-        checkpoint_dir: Path | None = None) -> tuple[KerasModel, str]:
-    from ml.training import checkpoint_epoch
-
-    start = checkpoint_epoch(checkpoint_dir)
+        checkpoints=None) -> tuple[KerasModel, str]:
+    start = checkpoints.epoch if checkpoints is not None else 0
     # A resumed run reseeds per resume point: TensorFlow's shuffling state cannot be saved,
     # so resumed epochs shuffle differently from an uninterrupted run (torch's do not).
     keras.utils.set_random_seed(spec.training.seed + start)
@@ -177,12 +175,13 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
             optimizer=OPTIMIZERS[spec.training.optimizer.type](spec.training.optimizer),
             loss=LOSSES[spec.model.objective](), metrics=[metric])
         if start:
-            _load_checkpoint(native.train_model, checkpoint_dir)
+            _load_checkpoint(native.train_model, checkpoints)
         native.train_model.fit(
             data.x_train, data.y_train, batch_size=spec.training.batch_size,
             epochs=spec.training.epochs, initial_epoch=start,
             validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0,
-            callbacks=[_Reporter(hooks, metric.name, len(data.x_train), checkpoint_dir)],
+            callbacks=[_Reporter(hooks, metric.name, len(data.x_train), spec.training.epochs,
+                                 checkpoints)],
         )
     return native, "cuda" if use_gpu else "cpu"
 

@@ -1,7 +1,6 @@
 """PyTorch backend: builds an nn.Module from a spec and trains it on in-memory tensors."""
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,8 +63,8 @@ CHECKPOINT_FILE = "torch.pt"
 
 
 def fit(spec: S.JobSpec, data, hooks, device: str,
-        checkpoint_dir: Path | None = None) -> tuple[SpecModule, str]:
-    from ml.training import EpochMetrics, checkpoint_epoch, write_checkpoint
+        checkpoints=None) -> tuple[SpecModule, str]:
+    from ml.training import EpochMetrics
 
     torch.manual_seed(spec.training.seed)
     target = _resolve_device(device)
@@ -81,11 +80,11 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     generator = torch.Generator().manual_seed(spec.training.seed)
     batch_size, n = spec.training.batch_size, len(x_train)
     metric_name = "accuracy" if spec.model.task == "classification" else "mae"
-    start = checkpoint_epoch(checkpoint_dir)
+    start = checkpoints.epoch if checkpoints is not None else 0
     if start:
         # Weights, optimizer state and both random streams: the resumed epochs are the ones
         # an uninterrupted run would have trained.
-        state = torch.load(checkpoint_dir / CHECKPOINT_FILE, map_location=target,
+        state = torch.load(checkpoints.path(CHECKPOINT_FILE), map_location=target,
                            weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -95,8 +94,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     def save(epoch: int) -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": torch.get_rng_state(), "generator": generator.get_state()}
-        write_checkpoint(checkpoint_dir, epoch, CHECKPOINT_FILE,
-                         lambda path: torch.save(state, path))
+        checkpoints.write(epoch, CHECKPOINT_FILE, lambda path: torch.save(state, path))
 
     for epoch in range(start + 1, spec.training.epochs + 1):
         started = time.perf_counter()
@@ -131,10 +129,11 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
             learning_rate=float(optimizer.param_groups[0]["lr"]),
             duration_s=duration, samples_per_s=seen / duration,
         ))
-        if hooks.should_stop():
-            break
-        if checkpoint_dir is not None:
+        stopping = hooks.should_stop()
+        if checkpoints is not None and checkpoints.due(epoch, spec.training.epochs, stopping):
             save(epoch)
+        if stopping:
+            break
     return model.cpu().eval(), str(target)
 
 

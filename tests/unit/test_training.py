@@ -8,7 +8,7 @@ import pytest
 from ml.backends import get_backend
 from ml.datasets import load_builtin
 from ml.spec import parse_job_spec
-from ml.training import Diverged, EpochMetrics, _Supervisor, checkpoint_epoch, prepare, train
+from ml.training import Checkpoints, Diverged, EpochMetrics, _Supervisor, prepare, train
 from tests.conftest import tiny_job
 
 
@@ -75,11 +75,12 @@ def test_a_stopped_job_resumes_from_its_last_epoch_checkpoint(framework, tmp_pat
     spec = parse_job_spec(tiny_job(framework, epochs=6))
     data = prepare(spec, load_builtin(spec.dataset))
     first = Recorder(stop_in_epoch=4)
-    train(spec, data, first, checkpoint_dir=tmp_path)
+    train(spec, data, first, checkpoints=Checkpoints(tmp_path))
     assert [m.epoch for m in first.epochs] == [1, 2, 3]
-    assert checkpoint_epoch(tmp_path) == 3
+    assert Checkpoints(tmp_path).epoch == 3
     second = Recorder()
-    resumed = train(spec, data, second, checkpoint_dir=tmp_path, history=first.epochs)
+    resumed = train(spec, data, second, checkpoints=Checkpoints(tmp_path),
+                    history=first.epochs)
     assert [m.epoch for m in second.epochs] == [4, 5, 6]
     uninterrupted = train(spec, data, Recorder())
     backend = get_backend(framework)
@@ -119,3 +120,14 @@ def test_binary_objective_trains_on_logits():
         spec = parse_job_spec({**body, "framework": framework})
         result = train(spec, prepare(spec, load_builtin(spec.dataset)), Recorder())
         assert result.test_metrics["test_accuracy"] >= 0.85, framework
+
+
+def test_checkpoints_of_short_epochs_are_spaced_but_the_last_is_kept(tmp_path):
+    spec = parse_job_spec(tiny_job(epochs=5))
+    data = prepare(spec, load_builtin(spec.dataset))
+    stopped = Checkpoints(tmp_path / "stopped", min_interval_s=3600)
+    train(spec, data, Recorder(stop_in_epoch=4), checkpoints=stopped)
+    assert stopped.epoch == 1  # the first, then none within the hour until the stop
+    finished = Checkpoints(tmp_path / "finished", min_interval_s=3600)
+    train(spec, data, Recorder(), checkpoints=finished)
+    assert finished.epoch == 5  # the final epoch is always kept
