@@ -159,6 +159,8 @@ class Checkpoints:
 
     directory: Path
     min_interval_s: float = 0.0
+    # Called first: whoever records epochs makes sure the checkpoint's epoch is recorded.
+    before_write: Callable[[], None] | None = None
     last_written: float = -math.inf
 
     @property
@@ -177,6 +179,8 @@ class Checkpoints:
     def write(self, epoch: int, state_file: str, write: Callable[[Path], None]) -> None:
         """Write the backend's state through a temporary file, then record the epoch it
         holds: a crash at any point leaves the previous checkpoint whole."""
+        if self.before_write is not None:
+            self.before_write()
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = self.directory / f".{state_file}.tmp"
         write(temporary)

@@ -3,6 +3,7 @@
 import logging
 import os
 import platform
+import queue
 import shutil
 import threading
 import time
@@ -56,14 +57,68 @@ class Heartbeat(threading.Thread):
         self.join()
 
 
+class EpochWriter(threading.Thread):
+    """Writes finished epochs to SQL behind the training loop, in order.
+
+    A commit can take milliseconds (PostgreSQL waits for its log to reach the disk): longer
+    than a small model's epoch. Training goes on while the row is written; `flush()` waits
+    for every row given so far, and is called before each checkpoint (a checkpoint never
+    holds an epoch whose row is not written) and before the job ends.
+    """
+
+    def __init__(self, settings: Settings, job_id: str):
+        super().__init__(name=f"epochs-{job_id}", daemon=True)
+        self.settings, self.job_id = settings, job_id
+        self.rows: queue.Queue = queue.Queue()
+        self.error: Exception | None = None
+
+    def put(self, epoch: int, row: dict[str, Any], best: dict[str, Any]) -> None:
+        self._raise()
+        self.rows.put((epoch, row, dict(best)))
+
+    def run(self) -> None:
+        while (item := self.rows.get()) is not None:
+            epoch, row, best = item
+            try:
+                if self.error is None:
+                    with session_scope(self.settings) as session:
+                        JobRepository(session).record_epoch(self.job_id, epoch, row, best)
+            except Exception as error:  # surfaced in the training thread by _raise
+                self.error = error
+            finally:
+                self.rows.task_done()
+
+    def flush(self) -> None:
+        """Wait until every epoch given so far is written; raise what writing one raised."""
+        self.rows.join()
+        self._raise()
+
+    def settle(self) -> None:
+        """Wait for the rows still queued, whatever happened (the job is ending anyway)."""
+        self.rows.join()
+
+    def __enter__(self) -> "EpochWriter":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.rows.put(None)
+        self.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 class JobHooks:
     """Records each epoch as it ends; between batches, says whether to stop: on the
     heartbeat's stop request (seen within one poll interval, at no cost per batch) or past
     the job's runtime limit ("timeout")."""
 
     def __init__(self, settings: Settings, job_id: str, heartbeat: Heartbeat,
-                 max_runtime_s: int, task: str):
+                 writer: EpochWriter, max_runtime_s: int, task: str):
         self.settings, self.job_id, self.heartbeat = settings, job_id, heartbeat
+        self.writer = writer
         self.deadline = time.monotonic() + max_runtime_s
         self.monitor = "val_accuracy" if task == "classification" else "val_mae"
         self.best: dict[str, Any] = {}
@@ -83,8 +138,7 @@ class JobHooks:
     def on_epoch_end(self, metrics) -> None:
         row = metrics.as_dict()
         self.replay([row])
-        with session_scope(self.settings) as session:
-            JobRepository(session).record_epoch(self.job_id, metrics.epoch, row, self.best)
+        self.writer.put(metrics.epoch, row, self.best)
 
     def _update_best(self, row: dict[str, Any]) -> None:
         if row.get("val_loss") is not None and row["val_loss"] < self.best.get("val_loss", np.inf):
@@ -124,23 +178,27 @@ class TrainingService:
             job = jobs.get(job_id)
             history = [{k: getattr(row, k) for k in ("epoch", *METRIC_FIELDS)}
                        for row in jobs.metrics(job_id)]
-        with Heartbeat(self.settings, job_id, worker) as heartbeat:
-            self._run_claimed(job, worker, heartbeat, history)
+        with (Heartbeat(self.settings, job_id, worker) as heartbeat,
+              EpochWriter(self.settings, job_id) as writer):
+            hooks = JobHooks(self.settings, job_id, heartbeat, writer, job.max_runtime_s,
+                             OBJECTIVES[job.spec["model"]["objective"]].task)
+            hooks.replay(history)
+            self._run_claimed(job, worker, hooks, history)
 
-    def _run_claimed(self, job: Job, worker: str, heartbeat: Heartbeat,
+    def _run_claimed(self, job: Job, worker: str, hooks: JobHooks,
                      history: list[dict[str, Any]]) -> None:
         job_id = job.id
-        hooks = JobHooks(self.settings, job_id, heartbeat, job.max_runtime_s,
-                         OBJECTIVES[job.spec["model"]["objective"]].task)
-        hooks.replay(history)
         try:
             trained = self._train_and_export(job, hooks, history)
+            hooks.writer.flush()  # every epoch recorded before the job's end is
         except OperationalError as error:  # the database or disk hiccupped: try again
+            hooks.writer.settle()
             log.warning("job %s: transient error, re-queued: %s", job_id, error)
             self._requeue(job_id, job.queue, worker, f"re-queued after a transient error: "
                                                      f"{error.orig or error}")
             return
         except Exception as error:  # every failure ends the job with a reason a student reads
+            hooks.writer.settle()
             reason = _reason(error)
             log.warning("job %s failed: %s", job_id, reason, exc_info=not _is_user_error(error))
             with session_scope(self.settings) as session:
@@ -195,7 +253,8 @@ class TrainingService:
             dataset = DatasetService(session, self.settings).load(job.dataset, job.dataset_sha256)
         data = prepare(spec, dataset)
         checkpoints = Checkpoints(self.store.job_checkpoint_dir(job.id),
-                                  self.settings.checkpoint_min_interval_s)
+                                  self.settings.checkpoint_min_interval_s,
+                                  before_write=hooks.writer.flush)
         result = train(spec, data, hooks, device=job.queue, checkpoints=checkpoints,
                        history=[EpochMetrics(**row) for row in history])
         if hooks.stop_reason is not None:
