@@ -262,16 +262,21 @@ class BatchNormBlock(Block):
         self.momentum, self.epsilon = layer.momentum, layer.epsilon
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        if self.training:
-            axes = tuple(range(x.dim() - 1))
-            mean = x.mean(dim=axes)
-            variance = x.var(dim=axes, unbiased=False)
-            with torch.no_grad():
-                self.moving_mean.lerp_(mean, 1 - self.momentum)
-                self.moving_variance.lerp_(variance, 1 - self.momentum)
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-        return (x - mean) * torch.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+        # [..., C] → [M, C]: torch's fused batch norm on the channels of the last axis.
+        flat = x.reshape(-1, x.shape[-1])
+        if not self.training:
+            return F.batch_norm(flat, self.moving_mean, self.moving_variance, self.gamma,
+                                self.beta, False, 0.0, self.epsilon).reshape(x.shape)
+        moved = self.moving_variance.clone()  # torch moves this copy; the buffer is ours
+        out = F.batch_norm(flat, self.moving_mean, moved, self.gamma, self.beta, True,
+                           1 - self.momentum, self.epsilon)
+        # torch moved the variance towards the unbiased batch variance (n/(n−1) times the
+        # biased one); Keras moves it towards the biased one: rescale torch's step.
+        n = flat.shape[0]
+        with torch.no_grad():
+            kept = self.moving_variance * self.momentum
+            self.moving_variance.copy_(kept + (moved - kept) * (n - 1) / n)
+        return out.reshape(x.shape)
 
     def canonical(self) -> dict[str, torch.Tensor]:
         return {"gamma": self.gamma.detach(), "beta": self.beta.detach(),
