@@ -77,6 +77,13 @@ export function qualityMetric(rows) {
   return rows.some((r) => r.accuracy !== null && r.accuracy !== undefined) ? "accuracy" : "mae";
 }
 
+// A job's final (or a card's) metrics without the bookkeeping that every epoch row carries.
+const BOOKKEEPING = new Set(["epoch", "learning_rate", "duration_s", "samples_per_s"]);
+export function resultMetrics(metrics) {
+  return Object.entries(metrics || {})
+    .filter(([name, value]) => typeof value === "number" && !BOOKKEEPING.has(name));
+}
+
 export const PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2",
   "#db2777", "#4b5563"];
 
@@ -85,7 +92,7 @@ const CHART_LAYOUT = {
   font: { family: "system-ui, sans-serif", size: 12, color: "#1f2937" },
   paper_bgcolor: "rgba(0,0,0,0)",
   plot_bgcolor: "#ffffff",
-  legend: { orientation: "h", y: -0.25 },
+  legend: { orientation: "h", x: 0, xanchor: "left", y: -0.3, yanchor: "top" },
   xaxis: { gridcolor: "#e5e7eb", zeroline: false },
   yaxis: { gridcolor: "#e5e7eb", zeroline: false },
 };

@@ -1,8 +1,10 @@
 // Compare: two or more jobs' curves overlaid, final metrics and epoch times side by side.
 
 import { get } from "../api.js";
-import { PALETTE, el, empty, errorBox, fmt, loading, mount, plot, seconds, statusBadge, when }
-  from "../ui.js";
+import {
+  PALETTE, el, empty, errorBox, fmt, loading, mount, plot, resultMetrics, seconds, statusBadge,
+  when,
+} from "../ui.js";
 import { drawCurves } from "./curves.js";
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -40,7 +42,7 @@ function picker(all, chosen) {
 
 function sideBySide(entries) {
   const finals = [...new Set(entries.flatMap(({ job }) =>
-    Object.keys(job.final_metrics || {}).filter((k) => typeof job.final_metrics[k] === "number")))];
+    resultMetrics(job.final_metrics).map(([name]) => name)))];
   const lines = [
     ["Status", ({ job }) => statusBadge(job.status)],
     ["Framework", ({ job }) => job.framework],

@@ -1,7 +1,9 @@
 // One job: its learning curves growing live, timeline, metrics and a link to its model card.
 
 import { download, follow, get } from "../api.js";
-import { el, errorBox, fmt, loading, mount, seconds, shape, statusBadge, when } from "../ui.js";
+import {
+  el, errorBox, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
+} from "../ui.js";
 import { drawCurves } from "./curves.js";
 import { cancelJob, progress } from "./jobs.js";
 
@@ -43,11 +45,10 @@ function metricsTable(rows) {
 }
 
 function finalMetrics(job) {
-  const final = job.final_metrics || {};
-  const names = Object.keys(final).filter((k) => typeof final[k] === "number");
-  if (!names.length) return null;
+  const final = resultMetrics(job.final_metrics);
+  if (!final.length) return null;
   return el("section", { class: "card" }, el("h2", {}, "Final metrics"),
-    el("dl", { class: "facts" }, names.map((k) => [el("dt", {}, k), el("dd", {}, fmt(final[k]))])));
+    el("dl", { class: "facts" }, final.map(([k, v]) => [el("dt", {}, k), el("dd", {}, fmt(v))])));
 }
 
 export async function render(root, id) {

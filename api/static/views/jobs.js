@@ -103,14 +103,15 @@ export async function render(root) {
     return null;
   }
   const table = el("table", { class: "jobs" },
-    el("thead", {}, el("tr", {}, ["", "Job", "Model", "Status", "Framework", "Device", "Epochs",
+    el("thead", {}, el("tr", {}, ["Pick", "Job", "Model", "Status", "Framework", "Device", "Epochs",
       "Best", ""].map((h) => el("th", { scope: "col" }, h)))), body);
   const nothing = empty("No jobs yet.", el("a", { class: "button primary", href: "#/new" },
     "Define and train a network"));
   mount(root, el("div", { class: "head" }, el("h1", {}, "Jobs"),
     el("div", { class: "actions" }, compareLink,
       el("a", { class: "button primary", href: "#/new" }, "New job"))),
-  el("div", { class: "scroll" }, table), count ? null : nothing);
+  el("section", { class: "card" }, el("div", { class: "scroll" }, table)),
+  count ? null : nothing);
   updateCompare();
   const timer = setInterval(async () => {
     try {

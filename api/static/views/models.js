@@ -1,7 +1,9 @@
 // Models: the registry, one model's versions, aliases and card, and a predict playground.
 
 import { download, get, send } from "../api.js";
-import { el, empty, errorBox, fmt, loading, mount, shape, toast, when } from "../ui.js";
+import {
+  el, empty, errorBox, fmt, loading, mount, resultMetrics, shape, toast, when,
+} from "../ui.js";
 import { playground } from "./playground.js";
 
 const SUFFIX = { onnx: ".onnx", safetensors: ".safetensors", keras: ".keras" };
@@ -73,8 +75,7 @@ function aliasForm(model, onMoved) {
 
 function card(model, c) {
   const metrics = Object.entries(c.metrics).flatMap(([group, values]) =>
-    Object.entries(values || {}).filter(([, v]) => typeof v === "number")
-      .map(([k, v]) => [`${group} ${k}`, fmt(v)]));
+    resultMetrics(values).map(([k, v]) => [`${group} ${k}`, fmt(v)]));
   const facts = [
     ["Job", el("a", { href: `#/jobs/${c.job_id}` }, el("code", {}, c.job_id.slice(0, 8)))],
     ["Framework", `${c.framework} (${Object.entries(c.library_versions)

@@ -134,7 +134,7 @@ export async function render(root) {
           bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map((e) =>
             el("li", {}, el("code", {}, e.field), ` ${e.message}`))) : null);
         }),
-        report?.output_shape ? el("li", { class: "layer io" }, el("span", { class: "name" },
+        report?.output_shape && analysed.size === layers.length ? el("li", { class: "layer io" }, el("span", { class: "name" },
           "output"), el("span", { class: "shape" }, shape(report.output_shape)),
         el("span", { class: "count" }, `${fmt(report.total_params)} params`)) : null));
   }

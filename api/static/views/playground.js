@@ -33,7 +33,7 @@ function answer(out) {
       Array.isArray(prediction) ? prediction.map((v) => fmt(v)).join(", ") : String(fmt(prediction))),
     el("span", { class: "muted small" }, ` (v${out.version})`)),
     probabilities ? el("ol", { class: "bars", "aria-label": "probability of each class" },
-      probabilities.map((p, i) => el("li", { class: p === top ? "top" : null },
+      probabilities.map((p, i) => el("li", { class: p === top ? "best" : null },
         el("span", { class: "label" }, out.classes ? out.classes[i] : String(i)),
         el("span", { class: "bar" }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
         el("span", { class: "value" }, `${(p * 100).toFixed(1)}%`)))) : null);
