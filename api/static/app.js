@@ -44,7 +44,8 @@ function signInForm(problem) {
   el("h1", {}, "Sign in"),
   el("label", { for: "key" }, "API key"), input,
   el("p", { id: "key-help", class: "muted" },
-    "The key that `capas up` printed on its first start (also in capas-data/credentials.json). ",
+    "The key that ", el("code", {}, "capas up"), " printed on its first start (also in ",
+    el("code", {}, "capas-data/credentials.json"), "). ",
     "It stays in this tab only and is forgotten when you close it."),
   problem ? errorBox(problem, "Not signed in") : null,
   el("button", { type: "submit", class: "primary" }, "Sign in"));

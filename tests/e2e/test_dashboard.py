@@ -178,6 +178,22 @@ def test_draw_a_digit_and_get_a_prediction(page, service):
     shot(page, "models-playground")
 
 
+def test_cancel_a_running_job_from_the_list(page, service):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["name"] = "long-runner"
+    body["training"]["epochs"] = 1000
+    job_id = submit(service, body)
+    page.goto(page.url.split("#")[0] + "#/jobs")
+    row = f"#job-{job_id}"
+    page.wait_for_selector(f"{row} .badge.running")
+    page.wait_for_function(  # the epochs counter follows the job's event stream
+        f"document.querySelector('{row} progress')?.value >= 2")
+    page.click(f"{row} button:has-text('Cancel')")
+    page.wait_for_selector(f"{row} .badge.cancelled")
+    assert page.inner_text(f"{row} .reason")  # why it stopped, in words
+    assert page.locator(f"{row} button:has-text('Cancel')").count() == 0
+
+
 def test_a_validation_error_is_placed_on_its_layer(page):
     page.goto(page.url.split("#")[0] + "#/new")
     body = json.loads((EXAMPLES / "cnn-digits.json").read_text())
@@ -212,6 +228,9 @@ def test_catalog_datasets_and_phone_width(page, browser, link):
     page.wait_for_selector("text=First samples")
     assert "setosa" in page.inner_text("table.numbers")
     shot(page, "dataset")
+    page.goto(page.url.split("#")[0] + "#/datasets/builtin:digits")
+    page.wait_for_selector("canvas.sample")
+    shot(page, "dataset-images")
     page.goto(page.url.split("#")[0] + "#/models")
     page.wait_for_selector("main h1:has-text('Models')")
     shot(page, "models")

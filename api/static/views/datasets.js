@@ -59,9 +59,32 @@ async function list(root) {
       uploadForm((dataset) => { location.hash = `#/datasets/${encodeURIComponent(dataset.id)}`; })));
 }
 
+// An image sample drawn as stored (high values bright), scaled to the sample's brightest pixel.
+function picture(features, label) {
+  const [height, width] = [features.length, features[0].length];
+  const canvas = el("canvas", { width, height, class: "sample", role: "img", "aria-label": label });
+  const context = canvas.getContext("2d");
+  const values = features.flat(Infinity);
+  const top = Math.max(...values) || 1;
+  const image = context.createImageData(width, height);
+  features.forEach((row, y) => row.forEach((pixel, x) => {
+    const channels = Array.isArray(pixel) ? pixel : [pixel];
+    const rgb = channels.length >= 3 ? channels.slice(0, 3) : [channels[0], channels[0], channels[0]];
+    const at = (y * width + x) * 4;
+    rgb.forEach((v, c) => { image.data[at + c] = Math.round((255 * v) / top); });
+    image.data[at + 3] = 255;
+  }));
+  context.putImageData(image, 0, 0);
+  return canvas;
+}
+
 function preview(dataset) {
   const samples = dataset.preview || [];
   if (!samples.length) return el("p", { class: "muted" }, "No preview.");
+  if (dataset.kind === "image" && samples.every((s) => s.features)) {
+    return el("div", { class: "samples" }, samples.map((s, i) => el("figure", {},
+      picture(s.features, `sample ${i + 1}: ${s.target}`), el("figcaption", {}, String(s.target)))));
+  }
   const withFeatures = samples.some((s) => s.features);
   const names = dataset.feature_names;
   const flat = (features) => features.flat(Infinity);
@@ -112,9 +135,9 @@ async function show(root, id) {
         } }, "Delete") : null)),
   dataset.description ? el("p", {}, dataset.description) : null,
   el("div", { class: "columns" },
+    el("section", { class: "card" }, el("h2", {}, "First samples"), preview(dataset)),
     el("section", { class: "card" }, el("h2", {}, "Schema"),
-      el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]))),
-    el("section", { class: "card wide" }, el("h2", {}, "First samples"), preview(dataset))));
+      el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])))));
 }
 
 export async function render(root, id) {

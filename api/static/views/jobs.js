@@ -5,6 +5,9 @@ import { el, empty, errorBox, fmt, loading, mount, statusBadge, toast, when } fr
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const REFRESH_MS = 5000;  // how soon a job submitted elsewhere shows up
+// A browser opens at most six HTTP/1.1 connections to one host: streams beyond a few would
+// starve every other request of the page. Jobs not streamed are kept up by the refresh.
+const MAX_STREAMS = 3;
 
 export function bestMetric(job) {
   const best = job.best_metrics || {};
@@ -74,7 +77,14 @@ export async function render(root) {
     jobs.set(job.id, job);
     const old = document.getElementById(`job-${job.id}`);
     if (old) old.replaceWith(row(job)); else body.prepend(row(job));
-    if (!FINISHED.has(job.status) && !streams.has(job.id)) watch(job.id);
+    watchMore();
+  }
+
+  // Streams the unfinished jobs, running ones first, up to MAX_STREAMS at once.
+  function watchMore() {
+    const waiting = [...jobs.values()].filter((j) => !FINISHED.has(j.status) && !streams.has(j.id))
+      .sort((a, b) => (a.status === "running" ? 0 : 1) - (b.status === "running" ? 0 : 1));
+    for (const job of waiting.slice(0, MAX_STREAMS - streams.size)) watch(job.id);
   }
 
   function watch(id) {
@@ -90,7 +100,8 @@ export async function render(root) {
     const page = await get("/jobs?limit=100");
     for (const job of [...page.items].reverse()) {
       const known = jobs.get(job.id);
-      if (!known || known.status !== job.status) update(job);
+      if (!known || known.status !== job.status
+        || (!streams.has(job.id) && known.epochs_done !== job.epochs_done)) update(job);
     }
     return page.items.length;
   }
