@@ -10,6 +10,7 @@ import pytest
 
 from capas import Client
 from tests.conftest import EXAMPLES, ROOT, require
+from tests.datafiles import iris_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Nothing may reach the network: no updates, no sync, no field trials.
@@ -212,6 +213,26 @@ def test_a_validation_error_is_placed_on_its_layer(page):
     page.keyboard.press("End")
     page.click(".hints button:has-text('conv2d')")
     assert '"type": "conv2d' in page.input_value("#spec")
+
+
+def test_upload_a_dataset_and_see_a_refusal_in_words(page, tmp_path):
+    page.goto(page.url.split("#")[0] + "#/datasets")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a,b,label\n1,2,x\n3,nan,y\n")
+    page.set_input_files("#file", str(bad))
+    page.fill("#target", "label")
+    page.click("button:has-text('Upload')")
+    page.wait_for_selector("[role=alert] >> text=row 3, column 'b'")
+    shot(page, "datasets-refused")
+    good = tmp_path / "iris.csv"
+    good.write_bytes(iris_csv())
+    page.set_input_files("#file", str(good))
+    page.fill("#target", "species")
+    page.fill("#name", "my iris")
+    page.click("button:has-text('Upload')")
+    page.wait_for_url(re.compile(r"#/datasets/ds_"))
+    page.wait_for_selector("main h1:has-text('my iris')")
+    assert "setosa (50)" in page.inner_text("dl.facts")
 
 
 def test_catalog_datasets_and_phone_width(page, browser, link):

@@ -59,7 +59,7 @@ function constraint(schema = {}) {
   if (schema.exclusiveMinimum !== undefined) parts.push(`> ${schema.exclusiveMinimum}`);
   if (schema.maximum !== undefined) parts.push(`≤ ${schema.maximum}`);
   if (schema.exclusiveMaximum !== undefined) parts.push(`< ${schema.exclusiveMaximum}`);
-  return [schema.type, ...parts].filter(Boolean).join(" ");
+  return [schema.type, parts.join(" and ")].filter(Boolean).join(", ");
 }
 
 function parameters(params) {

@@ -37,6 +37,9 @@ function uploadForm(onDone) {
     el("option", { value: "regression" }, "regression"))),
   field("image_size", "Image size (ZIP)", el("input", { id: "image_size", name: "image_size",
     placeholder: "32x32" }), "HEIGHTxWIDTH; the most common size otherwise."),
+  field("channels", "Channels (ZIP)", el("select", { id: "channels", name: "channels" },
+    el("option", { value: "" }, "grey if every image is, else colour"),
+    el("option", { value: "1" }, "1 (grey)"), el("option", { value: "3" }, "3 (colour)"))),
   el("button", { type: "submit", class: "primary" }, "Upload"), result);
   return form;
 }

@@ -7,6 +7,7 @@ import { el, errorBox, fmt, loading, mount, shape } from "../ui.js";
 const VALIDATE_DELAY_MS = 300;
 const DRAFT = "capas.draft";  // the editor's text survives a reload of the tab
 const LAYER_FIELD = /^model\.layers\[(\d+)\]/;
+const WIDTH = 88;  // the editor's line length when it rewrites the spec
 
 // What a string value may be, by the key it belongs to; `type` is a layer's or an optimizer's.
 function namesByKey(catalog, datasets) {
@@ -28,6 +29,29 @@ function namesByKey(catalog, datasets) {
     device: ["auto", "cpu", "cuda"],
     dataset: datasets.map((d) => d.id),
   };
+}
+
+// JSON on one line, with a space after each colon and comma, as the examples are written.
+function oneLine(value) {
+  if (Array.isArray(value)) return `[${value.map(oneLine).join(", ")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${oneLine(v)}`)
+      .join(", ")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+// Indented JSON that keeps whatever fits on a line (a layer, a shape) on one line.
+function pretty(value, indent = "") {
+  const line = oneLine(value);
+  if (typeof value !== "object" || value === null || indent.length + line.length <= WIDTH) {
+    return line;
+  }
+  const inner = `${indent}  `;
+  const items = Array.isArray(value) ? value.map((v) => inner + pretty(v, inner))
+    : Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${pretty(v, inner)}`);
+  const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
+  return `${open}\n${items.join(",\n")}\n${indent}${close}`;
 }
 
 function layerSummary(layer) {
@@ -80,7 +104,7 @@ export async function render(root) {
   }
 
   function setText(spec) {
-    editor.value = JSON.stringify(spec, null, 2);
+    editor.value = pretty(spec);
     changed();
   }
 
