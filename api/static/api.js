@@ -89,7 +89,7 @@ export function follow(path, onEvent, onEnd = () => {}) {
   async function connect() {
     const extra = lastId === null ? {} : { "Last-Event-ID": lastId };
     const response = await fetch(path, { headers: headers(extra), signal: controller.signal });
-    if (!response.ok) { await unwrap(response); return; }
+    if (!response.ok) await unwrap(response);  // throws the API's error
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {

@@ -67,13 +67,9 @@ def shot(page, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
-def api(service) -> dict:
-    return {"url": service["url"], "headers": {"Authorization": f"Bearer {service['key']}"}}
-
-
 def submit(service, body: dict) -> str:
-    target = api(service)
-    response = httpx.post(f"{target['url']}/jobs", headers=target["headers"], json=body)
+    response = httpx.post(f"{service['url']}/jobs", json=body,
+                          headers={"Authorization": f"Bearer {service['key']}"})
     assert response.status_code == 202, response.text
     return response.json()["id"]
 
@@ -193,6 +189,17 @@ def test_cancel_a_running_job_from_the_list(page, service):
     page.wait_for_selector(f"{row} .badge.cancelled")
     assert page.inner_text(f"{row} .reason")  # why it stopped, in words
     assert page.locator(f"{row} button:has-text('Cancel')").count() == 0
+
+
+def test_a_failed_job_says_why(page, service):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["name"] = "out-of-time"
+    body["training"]["epochs"] = 1000
+    job_id = submit(service, {**body, "max_runtime_s": 2})
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")
+    page.wait_for_selector("h1 .badge.failed")
+    assert "exceeded max_runtime_s (2 s)" in page.inner_text("[role=alert]")
+    shot(page, "job-failed")
 
 
 def test_a_validation_error_is_placed_on_its_layer(page):

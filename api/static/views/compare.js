@@ -95,7 +95,9 @@ export async function render(root, idList) {
       mount(table, errorBox(error, "A job could not be read"));
       return;
     }
-    const maxEpoch = Math.max(...entries.map((e) => e.job.epochs));
+    // A running job's axis reaches its last epoch, so that its curve is seen to grow.
+    const maxEpoch = Math.max(...entries.map(({ job }) =>
+      (FINISHED.has(job.status) ? job.epochs_done : job.epochs)));
     drawCurves(lossChart, qualityChart,
       entries.map(({ job, rows }) => ({ label: label(job), rows })), maxEpoch);
     plot(timeChart, entries.map(({ job, rows }, i) => ({

@@ -19,8 +19,8 @@ function traces(series, metric) {
   });
 }
 
-// Draws the loss chart and the accuracy (or mae) chart; `maxEpoch` fixes the x axis so that a
-// running job's curve grows towards its last epoch.
+// Draws the loss chart and the accuracy (or mae) chart; `maxEpoch`, when given, fixes the x axis
+// so that a running job's curve grows towards its last epoch.
 export function drawCurves(lossNode, qualityNode, series, maxEpoch) {
   const metric = qualityMetric(series.flatMap((s) => s.rows));
   const xaxis = { title: { text: "epoch" }, range: maxEpoch ? [0.5, maxEpoch + 0.5] : undefined };

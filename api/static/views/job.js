@@ -2,7 +2,7 @@
 
 import { download, follow, get } from "../api.js";
 import {
-  el, errorBox, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
+  el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
 } from "../ui.js";
 import { drawCurves } from "./curves.js";
 import { cancelJob, progress } from "./jobs.js";
@@ -18,7 +18,7 @@ function summary(job) {
         `${job.model_name} version ${job.model_version} (model card)`)
       : job.model_name],
     ["Framework", job.framework],
-    ["Device", job.device ? job.device : `${job.requested_device} (not started)`],
+    ["Device", job.device || `${job.requested_device} (requested)`],
     ["Dataset", el("a", { href: `#/datasets/${encodeURIComponent(job.dataset)}` }, job.dataset)],
     ["Epochs", progress(job)],
     ["Attempt", `${job.attempt} of ${job.max_attempts}`],
@@ -38,7 +38,7 @@ function timeline(job) {
 
 function metricsTable(rows) {
   const used = COLUMNS.filter((c) => rows.some((r) => r[c] !== null && r[c] !== undefined));
-  return el("div", { class: "scroll" }, el("table", { class: "numbers" },
+  return el("div", { class: "scroll tall" }, el("table", { class: "numbers" },
     el("thead", {}, el("tr", {}, used.map((c) => el("th", { scope: "col" }, c)))),
     el("tbody", {}, rows.map((r) => el("tr", {}, used.map((c) => el("td", {},
       c === "duration_s" ? seconds(r[c]) : fmt(r[c]))))))));
@@ -87,7 +87,8 @@ export async function render(root, id) {
 
   function drawRows() {
     const sorted = [...rows.values()].sort((a, b) => a.epoch - b.epoch);
-    drawCurves(lossChart, qualityChart, [{ label: job.model_name, rows: sorted }], job.epochs);
+    drawCurves(lossChart, qualityChart, [{ label: job.model_name, rows: sorted }],
+      FINISHED.has(job.status) ? null : job.epochs);
     lossChart.dataset.epochs = String(sorted.length);
     mount(table, el("h2", {}, "Per epoch"), sorted.length ? metricsTable(sorted)
       : el("p", { class: "muted" }, job.status === "queued" ? "Waiting for a worker…"

@@ -9,7 +9,7 @@ const REFRESH_MS = 5000;  // how soon a job submitted elsewhere shows up
 // starve every other request of the page. Jobs not streamed are kept up by the refresh.
 const MAX_STREAMS = 3;
 
-export function bestMetric(job) {
+function bestMetric(job) {
   const best = job.best_metrics || {};
   for (const name of ["val_accuracy", "accuracy", "val_mae", "mae", "val_loss", "loss"]) {
     if (best[name] !== undefined) return `${name} ${fmt(best[name])}`;
