@@ -67,7 +67,8 @@ async function route() {
   for (const [pattern, view] of ROUTES) {
     const match = path.match(pattern);
     if (!match) continue;
-    const captures = match.slice(1).map((c) => (c === undefined ? undefined : decodeURIComponent(c)));
+    const captures = match.slice(1)
+      .map((c) => (c === undefined ? undefined : decodeURIComponent(c)));
     try {
       cleanup = (await view.render(main, ...captures)) || null;
     } catch (error) {

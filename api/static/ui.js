@@ -11,7 +11,8 @@ export function el(tag, attrs = {}, ...children) {
     else if (value === true) node.setAttribute(name, "");
     else node.setAttribute(name, value);
   }
-  node.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  node.append(...children.flat(Infinity)
+    .filter((c) => c !== null && c !== undefined && c !== false));
   return node;
 }
 
@@ -61,7 +62,8 @@ export function when(iso) {
 
 export function seconds(s) {
   if (s === null || s === undefined) return "—";
-  return s < 60 ? `${s.toFixed(s < 10 ? 2 : 1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
 export function shape(dims) {

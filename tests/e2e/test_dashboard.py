@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from capas import Client
-from tests.conftest import EXAMPLES, ROOT, require
+from tests.conftest import EXAMPLES, ROOT, require, tiny_job
 from tests.datafiles import iris_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -151,7 +151,11 @@ def test_compare_two_jobs(page, service):
 
 
 def test_draw_a_digit_and_get_a_prediction(page, service):
-    page.goto(page.url.split("#")[0] + "#/models/digits-mlp")
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["name"] = "digits-draw"
+    wait(service, submit(service, body))
+    wait(service, submit(service, {**body, "framework": "tensorflow"}))
+    page.goto(page.url.split("#")[0] + "#/models/digits-draw")
     page.wait_for_selector("#model-card")
     page.wait_for_selector(".grid8")
     cells = page.locator(".pixel")
@@ -173,6 +177,23 @@ def test_draw_a_digit_and_get_a_prediction(page, service):
     page.keyboard.press("Space")
     page.wait_for_function(f"document.querySelector('.bars').innerText !== {json.dumps(before)}")
     shot(page, "models-playground")
+    # An alias set from the page steers the registry.
+    page.fill("#alias-name", "production")
+    page.select_option("#alias-version", "1")
+    page.click("button:has-text('Point')")
+    page.wait_for_selector(".badge.alias:has-text('production')")
+    assert "production → v1" in page.inner_text("main")
+
+
+def test_predict_tabular_features_from_a_form(page, service):
+    wait(service, submit(service, tiny_job(name="iris-form")))
+    page.goto(page.url.split("#")[0] + "#/models/iris-form")
+    page.wait_for_selector("label:has-text('petal width (cm)')")
+    page.click("#playground button.chip:has-text('#1')")  # the first sample of iris: a setosa
+    page.wait_for_selector("#prediction")
+    assert page.inner_text("#prediction") in ("setosa", "versicolor", "virginica")
+    assert page.locator(".bars li").count() == 3
+    shot(page, "models-form")
 
 
 def test_cancel_a_running_job_from_the_list(page, service):
@@ -268,4 +289,8 @@ def test_catalog_datasets_and_phone_width(page, browser, link):
     # Readable on a phone: the page does not scroll sideways; wide tables scroll in their box.
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(phone, "jobs-phone")
+    phone.goto(link.split("#")[0] + "#/new")
+    phone.wait_for_selector("#validity")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(phone, "new-job-phone")
     phone.context.close()

@@ -65,7 +65,8 @@ function constraint(schema = {}) {
 function parameters(params) {
   if (!params.length) return el("span", { class: "muted" }, "no parameters");
   return el("ul", { class: "params" }, params.map((p) => el("li", {},
-    el("code", {}, p.name), p.required ? el("strong", {}, " required") : ` = ${JSON.stringify(p.default)}`,
+    el("code", {}, p.name),
+    p.required ? el("strong", {}, " required") : ` = ${JSON.stringify(p.default)}`,
     el("span", { class: "muted" }, ` ${constraint(p.schema)}`),
     p.allowed ? el("span", { class: "muted", title: p.allowed.join(", ") },
       p.allowed.length > MAX_LISTED ? `: one of ${p.allowed.length} names (${p.allowed.slice(0, 3)

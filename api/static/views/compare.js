@@ -50,7 +50,8 @@ function sideBySide(entries) {
     ["Epochs", ({ job }) => `${job.epochs_done}/${job.epochs}`],
     ...finals.map((name) => [name, ({ job }) => fmt(job.final_metrics?.[name])]),
     ["Mean epoch time", ({ rows }) => seconds(mean(rows.map((r) => r.duration_s)))],
-    ["Total training time", ({ rows }) => seconds(rows.reduce((a, r) => a + (r.duration_s || 0), 0))],
+    ["Total training time",
+      ({ rows }) => seconds(rows.reduce((a, r) => a + (r.duration_s || 0), 0))],
     ["Samples per second", ({ rows }) => fmt(mean(rows.map((r) => r.samples_per_s)), 3)],
   ];
   return el("div", { class: "scroll" }, el("table", { class: "numbers side" },
@@ -103,7 +104,8 @@ export async function render(root, idList) {
     plot(timeChart, entries.map(({ job, rows }, i) => ({
       type: "bar", name: label(job), x: rows.map((r) => r.epoch), y: rows.map((r) => r.duration_s),
       marker: { color: PALETTE[i % PALETTE.length] } })),
-    { title: { text: "Seconds per epoch" }, barmode: "group", xaxis: { title: { text: "epoch" } } });
+    { title: { text: "Seconds per epoch" }, barmode: "group",
+      xaxis: { title: { text: "epoch" } } });
     mount(table, el("h2", {}, "Side by side"), sideBySide(entries));
     lossChart.dataset.jobs = String(entries.length);
     if (entries.some(({ job }) => !FINISHED.has(job.status))) timer = setTimeout(load, REFRESH_MS);

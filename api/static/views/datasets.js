@@ -29,7 +29,8 @@ function uploadForm(onDone) {
     el("input", { id: "file", name: "file", type: "file", required: true,
       accept: ".csv,.npz,.zip" })),
   field("target", "Target column (CSV)", el("input", { id: "target", name: "target" })),
-  field("name", "Name", el("input", { id: "name", name: "name" }), "Shown in lists; the file name otherwise."),
+  field("name", "Name", el("input", { id: "name", name: "name" }),
+    "Shown in lists; the file name otherwise."),
   field("description", "Description", el("input", { id: "description", name: "description" })),
   field("task", "Task", el("select", { id: "task", name: "task" },
     el("option", { value: "" }, "infer from the target"),
@@ -59,7 +60,9 @@ async function list(root) {
         el("table", {}, el("thead", {}, el("tr", {}, ["Dataset", "Source", "Kind", "Task",
           "Features", "Samples", "Classes"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, rows))) : empty("No datasets.")),
-      uploadForm((dataset) => { location.hash = `#/datasets/${encodeURIComponent(dataset.id)}`; })));
+      uploadForm((dataset) => {
+        location.hash = `#/datasets/${encodeURIComponent(dataset.id)}`;
+      })));
 }
 
 // An image sample drawn as stored (high values bright), scaled to the sample's brightest pixel.
@@ -72,7 +75,8 @@ function picture(features, label) {
   const image = context.createImageData(width, height);
   features.forEach((row, y) => row.forEach((pixel, x) => {
     const channels = Array.isArray(pixel) ? pixel : [pixel];
-    const rgb = channels.length >= 3 ? channels.slice(0, 3) : [channels[0], channels[0], channels[0]];
+    const rgb = channels.length >= 3 ? channels.slice(0, 3)
+      : [channels[0], channels[0], channels[0]];
     const at = (y * width + x) * 4;
     rgb.forEach((v, c) => { image.data[at + c] = Math.round((255 * v) / top); });
     image.data[at + 3] = 255;
@@ -86,7 +90,8 @@ function preview(dataset) {
   if (!samples.length) return el("p", { class: "muted" }, "No preview.");
   if (dataset.kind === "image" && samples.every((s) => s.features)) {
     return el("div", { class: "samples" }, samples.map((s, i) => el("figure", {},
-      picture(s.features, `sample ${i + 1}: ${s.target}`), el("figcaption", {}, String(s.target)))));
+      picture(s.features, `sample ${i + 1}: ${s.target}`),
+      el("figcaption", {}, String(s.target)))));
   }
   const withFeatures = samples.some((s) => s.features);
   const names = dataset.feature_names;
@@ -99,7 +104,8 @@ function preview(dataset) {
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, samples.map((s, i) => el("tr", {}, el("td", {}, String(i + 1)),
       tabular ? flat(s.features).map((v) => el("td", {}, fmt(v))) : withFeatures
-        ? el("td", { class: "small" }, `${flat(s.features).slice(0, 12).map((v) => fmt(v)).join(", ")}, …`)
+        ? el("td", { class: "small" },
+          `${flat(s.features).slice(0, 12).map((v) => fmt(v)).join(", ")}, …`)
         : null,
       el("td", {}, Array.isArray(s.target) ? s.target.map((v) => fmt(v)).join(", ")
         : String(s.target)))))));
@@ -127,7 +133,8 @@ async function show(root, id) {
     ["Added", when(dataset.created_at)], ["sha256", el("code", { class: "small" }, dataset.sha256)],
   ];
   mount(root, el("div", { class: "head" }, el("h1", {}, dataset.name),
-    el("div", { class: "actions" }, el("a", { class: "button", href: "#/datasets" }, "All datasets"),
+    el("div", { class: "actions" },
+      el("a", { class: "button", href: "#/datasets" }, "All datasets"),
       dataset.source === "upload" ? el("button", { type: "button", class: "danger",
         onclick: async () => {
           if (!confirm(`Delete ${dataset.name}?`)) return;

@@ -46,7 +46,8 @@ function versionsTable(model, current) {
         `no: export differs by ${fmt(v.onnx_max_abs_diff)}`)),
       el("td", {}, when(v.created_at)),
       el("td", {}, v.formats.map((f) => el("button", { type: "button", class: "link small",
-        onclick: () => download(`/models/${encodeURIComponent(model.name)}/versions/${v.version}/artifacts/${f}`,
+        onclick: () => download(
+          `/models/${encodeURIComponent(model.name)}/versions/${v.version}/artifacts/${f}`,
           `${model.name}-v${v.version}${SUFFIX[f] || ""}`).catch((e) => toast(e.message)) },
       f))))))));
 }
@@ -88,7 +89,8 @@ function card(model, c) {
     ["Parameters", fmt(c.params)],
     ["Preprocessing", c.preprocessing.method],
     ["Dataset", el("span", {}, el("a", { href: `#/datasets/${encodeURIComponent(c.dataset.id)}` },
-      c.dataset.id), ` (seed ${c.dataset.seed}`, c.dataset.split ? `; ${c.dataset.split.train} train, `
+      c.dataset.id), ` (seed ${c.dataset.seed}`,
+    c.dataset.split ? `; ${c.dataset.split.train} train, `
       + `${c.dataset.split.validation} validation, ${c.dataset.split.test} test` : "", ")")],
     ["Export parity", `max |ONNX − ${c.framework}| = ${fmt(c.export_parity.max_abs_diff, 3)} `
       + `(tolerance ${fmt(c.export_parity.tolerance, 3)})`],

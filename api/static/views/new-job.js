@@ -68,6 +68,7 @@ export async function render(root) {
   const layerParams = Object.fromEntries(catalog.layers.map((l) => [l.type, l.parameters]));
 
   const editor = el("textarea", { id: "spec", class: "code", spellcheck: "false", rows: 28,
+    wrap: "off",
     "aria-label": "Job spec (JSON)", "aria-describedby": "json-status" });
   const jsonStatus = el("p", { id: "json-status", class: "muted", "aria-live": "polite" });
   const hints = el("div", { class: "hints", "aria-live": "polite" });
@@ -158,9 +159,11 @@ export async function render(root) {
           bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map((e) =>
             el("li", {}, el("code", {}, e.field), ` ${e.message}`))) : null);
         }),
-        report?.output_shape && analysed.size === layers.length ? el("li", { class: "layer io" }, el("span", { class: "name" },
-          "output"), el("span", { class: "shape" }, shape(report.output_shape)),
-        el("span", { class: "count" }, `${fmt(report.total_params)} params`)) : null));
+        // The output only once every layer is analysed: a partial analysis ends early.
+        report?.output_shape && analysed.size === layers.length ? el("li", { class: "layer io" },
+          el("span", { class: "name" }, "output"),
+          el("span", { class: "shape" }, shape(report.output_shape)),
+          el("span", { class: "count" }, `${fmt(report.total_params)} params`)) : null));
   }
 
   async function validate() {
@@ -190,7 +193,7 @@ export async function render(root) {
         offers.slice(0, 24).map((name) => el("button", { type: "button", class: "chip",
           onclick: () => complete(typing[2], name) }, name))) : null,
       params ? el("p", { class: "muted small" }, el("strong", {}, layerType), ": ",
-        params.map((p) => `${p.name}${p.required ? " (required)" : ` = ${JSON.stringify(p.default)}`}`)
+        params.map((p) => p.name + (p.required ? " (required)" : ` = ${JSON.stringify(p.default)}`))
           .join(", ")) : null);
   }
 

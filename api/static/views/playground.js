@@ -30,7 +30,8 @@ function answer(out) {
   const top = probabilities ? Math.max(...probabilities) : null;
   return el("div", { class: "answer" },
     el("p", {}, "Prediction: ", el("strong", { id: "prediction", class: "big" },
-      Array.isArray(prediction) ? prediction.map((v) => fmt(v)).join(", ") : String(fmt(prediction))),
+      Array.isArray(prediction) ? prediction.map((v) => fmt(v)).join(", ")
+        : String(fmt(prediction))),
     el("span", { class: "muted small" }, ` (v${out.version})`)),
     probabilities ? el("ol", { class: "bars", "aria-label": "probability of each class" },
       probabilities.map((p, i) => el("li", { class: p === top ? "best" : null },
@@ -63,8 +64,10 @@ function drawingGrid(c, output) {
   const predict = predictor(c, output);
   const pixels = new Array(SIDE * SIDE).fill(0);
   let painting = null;  // "ink" or "erase" while a pointer is down
-  const cells = pixels.map((_, i) => el("button", { type: "button", class: "pixel", tabindex: i ? "-1" : "0",
-    "aria-label": `row ${Math.floor(i / SIDE) + 1}, column ${(i % SIDE) + 1}`, dataset: { i: String(i) } }));
+  // One tab stop for the whole grid (the first cell); arrows move within it.
+  const cells = pixels.map((_, i) => el("button", { type: "button", class: "pixel",
+    tabindex: i ? "-1" : "0", dataset: { i: String(i) },
+    "aria-label": `row ${Math.floor(i / SIDE) + 1}, column ${(i % SIDE) + 1}` }));
 
   function show(i) {
     cells[i].style.setProperty("--ink", String(pixels[i] / INK));
@@ -187,6 +190,6 @@ export async function playground(root, c) {
     return null;
   }
   const form = await tabularForm(c, output);
-  mount(root, title, el("div", { class: "play" }, form, output));
+  mount(root, title, el("div", { class: "play stacked" }, form, output));
   return null;
 }
