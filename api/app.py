@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from api import errors
+from api import dashboard, errors
 from api.limits import BodySizeLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.metrics import router as metrics_router
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, metrics_router, specs.router, jobs.router, models.router,
                    datasets.router, users.router, v2.router):
         app.include_router(router)
+    dashboard.install(app)  # last: its `/static` mount must not shadow an API route
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
                        route_limits={("POST", "/datasets"): upload_body_limit(settings)})

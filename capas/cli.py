@@ -103,7 +103,7 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
     if port:
         settings.port = port
         os.environ["CAPAS_PORT"] = str(port)
-    _migrate_and_bootstrap(settings)
+    key = _migrate_and_bootstrap(settings)
     url = f"http://{settings.host}:{settings.port}"
     workers = [WorkerSupervisor(_worker_command("cpu", settings.worker_concurrency,
                                                 "capas-embedded@%h"))]
@@ -114,6 +114,11 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
         worker.start()
     console.print(f"Capas is up: API on {url}, data in {settings.resolved_data_dir}. "
                   "Ctrl-C stops it.")
+    # The key rides in the fragment, which browsers never send: the page reads it, keeps it in
+    # its tab's session storage and removes it from the address bar.
+    console.print(f"Dashboard: {url}/#key={key} (signs this browser in once)" if key else
+                  f"Dashboard: {url}/ (sign in with the key in {settings.credentials_file})",
+                  soft_wrap=True)
     # uvicorn re-raises SIGTERM after its own graceful shutdown; turn it into an exit that
     # runs the `finally` below instead of the default handler's immediate death.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,37 +14,9 @@ import pytest
 from capas import Client
 from ml.datasets import load_builtin
 from ml.spec import LAYER_TYPES
-from tests.conftest import EXAMPLES, ROOT, every_layer_job, free_port
+from tests.conftest import EXAMPLES, ROOT, every_layer_job
 from tests.datafiles import iris_csv
-
-CAPAS = str(Path(sys.executable).parent / "capas")
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    port = free_port()
-    env = {**os.environ, "CAPAS_DATA_DIR": str(data_dir), "CAPAS_PORT": str(port)}
-    for name in ("CAPAS_DATABASE_URL", "CAPAS_BROKER_URL", "CAPAS_API_KEY", "CAPAS_URL"):
-        env.pop(name, None)
-    log = (data_dir.parent / "up.log").open("w")
-    process = subprocess.Popen([CAPAS, "up"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (data_dir.parent / "up.log").read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    credentials = json.loads((data_dir / "credentials.json").read_text())
-    yield {"process": process, "url": url, "env": env, "key": credentials["api_key"],
-           "log": data_dir.parent / "up.log"}
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        process.wait(60)
+from tests.e2e.conftest import CAPAS
 
 
 def capas(service, *args: str) -> subprocess.CompletedProcess:

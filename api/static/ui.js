@@ -1,0 +1,114 @@
+// Small DOM helpers shared by the views: elements without innerHTML, errors in words, charts.
+
+// el("a", {href: "#/jobs", class: "x", onclick: fn}, "text", child, [children])
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "class") node.className = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (value === true) node.setAttribute(name, "");
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.flat(Infinity)
+    .filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+export function mount(root, ...children) {
+  root.replaceChildren(...children.flat(Infinity).filter(Boolean));
+}
+
+// An API error (or any error) as a block of words: the message, then each detail's place.
+export function errorBox(error, title = "Something went wrong") {
+  const details = (error.details || []).filter((d) => d.field || d.message);
+  return el("div", { class: "error", role: "alert" },
+    el("strong", {}, title + ": "), error.message || String(error),
+    details.length ? el("ul", {}, details.map((d) => el("li", {},
+      d.field ? el("code", {}, d.field) : null, d.field ? " " : null,
+      d.message || "", d.value !== undefined && d.value !== null
+        ? ` (received ${JSON.stringify(d.value)})` : ""))) : null);
+}
+
+export function empty(message, ...action) {
+  return el("div", { class: "empty" }, el("p", {}, message), ...action);
+}
+
+export function loading(what = "Loading") {
+  return el("p", { class: "loading", role: "status" }, `${what}…`);
+}
+
+let toastTimer;
+export function toast(message) {
+  const box = document.getElementById("toast");
+  box.textContent = message;
+  box.classList.add("shown");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.classList.remove("shown"), 4000);
+}
+
+export function fmt(value, digits = 4) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value !== "number") return String(value);
+  if (Number.isInteger(value)) return value.toLocaleString("en");
+  return Number(value.toPrecision(digits)).toString();
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+export function seconds(s) {
+  if (s === null || s === undefined) return "—";
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+export function shape(dims) {
+  return dims ? `[${dims.join(" × ")}]` : "—";
+}
+
+export function statusBadge(status) {
+  return el("span", { class: `badge ${status}` }, status);
+}
+
+// The metric a job is judged by: accuracy for classification, mean absolute error otherwise.
+export function qualityMetric(rows) {
+  return rows.some((r) => r.accuracy !== null && r.accuracy !== undefined) ? "accuracy" : "mae";
+}
+
+// A job's final (or a card's) metrics without the bookkeeping that every epoch row carries.
+const BOOKKEEPING = new Set(["epoch", "learning_rate", "duration_s", "samples_per_s"]);
+export function resultMetrics(metrics) {
+  return Object.entries(metrics || {})
+    .filter(([name, value]) => typeof value === "number" && !BOOKKEEPING.has(name));
+}
+
+export const PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2",
+  "#db2777", "#4b5563"];
+
+const CHART_LAYOUT = {
+  margin: { l: 56, r: 16, t: 36, b: 44 },
+  font: { family: "system-ui, sans-serif", size: 12, color: "#1f2937" },
+  paper_bgcolor: "rgba(0,0,0,0)",
+  plot_bgcolor: "#ffffff",
+  legend: { orientation: "h", x: 0, xanchor: "left", y: -0.3, yanchor: "top" },
+  xaxis: { gridcolor: "#e5e7eb", zeroline: false },
+  yaxis: { gridcolor: "#e5e7eb", zeroline: false },
+};
+
+// Draws (or redraws in place) a Plotly chart; `layout` overrides the shared look.
+export function plot(node, traces, layout = {}) {
+  if (!window.Plotly) {
+    mount(node, el("p", { class: "muted" }, "Charts need the plotly package on the server."));
+    return;
+  }
+  const merged = {
+    ...CHART_LAYOUT, ...layout,
+    xaxis: { ...CHART_LAYOUT.xaxis, ...(layout.xaxis || {}) },
+    yaxis: { ...CHART_LAYOUT.yaxis, ...(layout.yaxis || {}) },
+  };
+  window.Plotly.react(node, traces, merged, { displaylogo: false, responsive: true });
+}

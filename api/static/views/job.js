@@ -1,0 +1,131 @@
+// One job: its learning curves growing live, timeline, metrics and a link to its model card.
+
+import { download, follow, get } from "../api.js";
+import {
+  el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
+} from "../ui.js";
+import { drawCurves } from "./curves.js";
+import { cancelJob, progress } from "./jobs.js";
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const COLUMNS = ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae",
+  "learning_rate", "duration_s", "samples_per_s"];
+
+function summary(job) {
+  const facts = [
+    ["Model", job.model_version
+      ? el("a", { href: `#/models/${encodeURIComponent(job.model_name)}/${job.model_version}` },
+        `${job.model_name} version ${job.model_version} (model card)`)
+      : job.model_name],
+    ["Framework", job.framework],
+    ["Device", job.device || `${job.requested_device} (requested)`],
+    ["Dataset", el("a", { href: `#/datasets/${encodeURIComponent(job.dataset)}` }, job.dataset)],
+    ["Epochs", progress(job)],
+    ["Attempt", `${job.attempt} of ${job.max_attempts}`],
+    ["Worker", job.worker || "—"],
+    ["Split", job.split ? `${job.split.train} train · ${job.split.validation} validation · `
+      + `${job.split.test} test (seed ${job.split.seed})` : "—"],
+  ];
+  return el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+}
+
+function timeline(job) {
+  if (!job.timeline.length) return el("p", { class: "muted" }, "No events yet.");
+  return el("ol", { class: "timeline" }, job.timeline.map((event) => el("li", {},
+    statusBadge(event.status), " ", el("time", { datetime: event.at }, when(event.at)),
+    event.detail ? el("div", { class: "muted" }, event.detail) : null)));
+}
+
+function metricsTable(rows) {
+  const used = COLUMNS.filter((c) => rows.some((r) => r[c] !== null && r[c] !== undefined));
+  return el("div", { class: "scroll tall" }, el("table", { class: "numbers" },
+    el("thead", {}, el("tr", {}, used.map((c) => el("th", { scope: "col" }, c)))),
+    el("tbody", {}, rows.map((r) => el("tr", {}, used.map((c) => el("td", {},
+      c === "duration_s" ? seconds(r[c]) : fmt(r[c]))))))));
+}
+
+function finalMetrics(job) {
+  const final = resultMetrics(job.final_metrics);
+  if (!final.length) return null;
+  return el("section", { class: "card" }, el("h2", {}, "Final metrics"),
+    el("dl", { class: "facts" }, final.map(([k, v]) => [el("dt", {}, k), el("dd", {}, fmt(v))])));
+}
+
+export async function render(root, id) {
+  mount(root, loading("Loading the job"));
+  let job = await get(`/jobs/${id}`);
+  const rows = new Map();
+  const lossChart = el("div", { class: "chart", id: "loss-chart", role: "img",
+    "aria-label": "loss per epoch, train and validation" });
+  const qualityChart = el("div", { class: "chart", id: "quality-chart", role: "img",
+    "aria-label": "accuracy or mean absolute error per epoch, train and validation" });
+  const header = el("div");
+  const side = el("div");
+  const table = el("section", { class: "card" });
+
+  function drawHeader() {
+    mount(header, el("div", { class: "head" },
+      el("h1", {}, `Job `, el("code", {}, job.id.slice(0, 8)), " ", statusBadge(job.status)),
+      el("div", { class: "actions" },
+        el("a", { class: "button", href: `#/compare/${job.id}` }, "Compare with…"),
+        FINISHED.has(job.status) ? null : el("button", { type: "button", class: "danger",
+          onclick: async () => { const out = await cancelJob(job.id); if (out) refresh(); } },
+        "Cancel"))),
+    job.failure_reason ? el("div", { class: "error", role: "alert" },
+      el("strong", {}, `${job.status === "cancelled" ? "Cancelled" : "Failed"}: `),
+      job.failure_reason) : null,
+    summary(job));
+    mount(side, el("section", { class: "card" }, el("h2", {}, "Timeline"), timeline(job)),
+      finalMetrics(job),
+      el("section", { class: "card" }, el("h2", {}, "Spec"),
+        el("p", {}, `Input ${shape(job.spec.model.input.shape)}, `,
+          `${job.spec.model.layers.length} layers, objective ${job.spec.model.objective}, `,
+          `optimizer ${job.spec.training.optimizer?.type || "adam"}`),
+        el("details", {}, el("summary", {}, "JSON"),
+          el("pre", {}, JSON.stringify(job.spec, null, 2)))));
+  }
+
+  function drawRows() {
+    const sorted = [...rows.values()].sort((a, b) => a.epoch - b.epoch);
+    drawCurves(lossChart, qualityChart, [{ label: job.model_name, rows: sorted }],
+      FINISHED.has(job.status) ? null : job.epochs);
+    lossChart.dataset.epochs = String(sorted.length);
+    mount(table, el("h2", {}, "Per epoch"), sorted.length ? metricsTable(sorted)
+      : el("p", { class: "muted" }, job.status === "queued" ? "Waiting for a worker…"
+        : "No epoch finished yet."),
+    el("p", {}, el("a", { href: `/jobs/${job.id}/metrics.csv`, onclick: downloadCsv },
+      "Download as CSV")));
+  }
+
+  function downloadCsv(event) {
+    event.preventDefault();
+    download(`/jobs/${job.id}/metrics.csv`, `${job.id}-metrics.csv`).catch((e) => alert(e.message));
+  }
+
+  async function refresh() {
+    job = await get(`/jobs/${id}`);
+    drawHeader();
+    drawRows();
+  }
+
+  mount(root, header, el("div", { class: "columns" },
+    el("div", { class: "wide" }, el("section", { class: "card charts" }, lossChart, qualityChart),
+      table),
+    side));
+  drawHeader();
+  for (const row of await get(`/jobs/${id}/metrics`)) rows.set(row.epoch, row);
+  drawRows();
+  if (FINISHED.has(job.status)) return null;
+  // The stream replays the job's events from the start; rows are keyed by epoch, so a replayed
+  // or resumed epoch replaces its row instead of adding one. A burst redraws once per frame.
+  let pending = false;
+  const stream = follow(`/jobs/${id}/events`, (kind, data) => {
+    if (kind !== "epoch") { refresh(); return; }
+    rows.set(data.epoch, data);
+    job = { ...job, epochs_done: Math.max(job.epochs_done, data.epoch) };
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; drawHeader(); drawRows(); });
+  }, () => refresh());
+  return () => stream.stop();
+}

@@ -1,0 +1,267 @@
+// New job: a JSON spec editor offering the catalog's names, the examples one click away, live
+// validation drawn as a layer diagram with each error at its layer, then submit.
+
+import { get, send } from "../api.js";
+import { el, errorBox, fmt, loading, mount, shape } from "../ui.js";
+
+const VALIDATE_DELAY_MS = 300;
+const DRAFT = "capas.draft";  // the editor's text survives a reload of the tab
+const LAYER_FIELD = /^model\.layers\[(\d+)\]/;
+const WIDTH = 88;  // the editor's line length when it rewrites the spec
+
+// What a string value may be, by the key it belongs to; `type` is a layer's or an optimizer's.
+function namesByKey(catalog, datasets) {
+  const activations = [...catalog.activations.map((a) => a.name),
+    ...Object.keys(catalog.activation_aliases)];
+  const initializers = catalog.initializers.map((i) => i.name);
+  return {
+    type: [...catalog.layers.map((l) => l.type), ...catalog.optimizers.map((o) => o.type)],
+    activation: activations,
+    function: activations,
+    combination: catalog.combinations.map((c) => c.name),
+    objective: catalog.objectives.map((o) => o.name),
+    kernel_initializer: initializers,
+    bias_initializer: initializers,
+    recurrent_initializer: initializers,
+    padding: ["valid", "same"],
+    preprocessing: ["auto", "standardize", "minmax", "none"],
+    framework: ["pytorch", "tensorflow"],
+    device: ["auto", "cpu", "cuda"],
+    dataset: datasets.map((d) => d.id),
+  };
+}
+
+// JSON on one line, with a space after each colon and comma, as the examples are written.
+function oneLine(value) {
+  if (Array.isArray(value)) return `[${value.map(oneLine).join(", ")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${oneLine(v)}`)
+      .join(", ")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+// Indented JSON that keeps whatever fits on a line (a layer, a shape) on one line.
+function pretty(value, indent = "") {
+  const line = oneLine(value);
+  if (typeof value !== "object" || value === null || indent.length + line.length <= WIDTH) {
+    return line;
+  }
+  const inner = `${indent}  `;
+  const items = Array.isArray(value) ? value.map((v) => inner + pretty(v, inner))
+    : Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${pretty(v, inner)}`);
+  const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
+  return `${open}\n${items.join(",\n")}\n${indent}${close}`;
+}
+
+function layerSummary(layer) {
+  return Object.entries(layer).filter(([k]) => k !== "type")
+    .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("×") : v}`).join(", ");
+}
+
+export async function render(root) {
+  mount(root, loading("Loading the catalog"));
+  const [catalog, datasets, examples] = await Promise.all([
+    get("/catalog"), get("/datasets"),
+    fetch("/static/examples/index.json").then((r) => r.json())]);
+  const names = namesByKey(catalog, datasets);
+  const layerParams = Object.fromEntries(catalog.layers.map((l) => [l.type, l.parameters]));
+
+  const editor = el("textarea", { id: "spec", class: "code", spellcheck: "false", rows: 28,
+    wrap: "off",
+    "aria-label": "Job spec (JSON)", "aria-describedby": "json-status" });
+  const jsonStatus = el("p", { id: "json-status", class: "muted", "aria-live": "polite" });
+  const hints = el("div", { class: "hints", "aria-live": "polite" });
+  const datasetSelect = el("select", { id: "dataset" },
+    datasets.map((d) => el("option", { value: d.id }, `${d.name} (${d.id})`)));
+  const datasetSchema = el("div", { class: "schema" });
+  const framework = el("select", { id: "framework" },
+    el("option", { value: "pytorch" }, "PyTorch"), el("option", { value: "tensorflow" },
+      "TensorFlow (Keras 3)"));
+  const device = el("select", { id: "device" }, ["auto", "cpu", "cuda"].map((d) =>
+    el("option", { value: d }, d)));
+  const diagram = el("div", { id: "diagram", class: "diagram", "aria-live": "polite" });
+  const submitBox = el("div", { "aria-live": "polite" });
+  const submit = el("button", { type: "submit", class: "primary" }, "Submit job");
+
+  let sequence = 0, timer = null;
+
+  function parse() {
+    try {
+      const spec = JSON.parse(editor.value);
+      if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+        throw new SyntaxError("the spec must be a JSON object");
+      }
+      editor.removeAttribute("aria-invalid");
+      jsonStatus.textContent = "JSON is well formed.";
+      jsonStatus.className = "muted";
+      return spec;
+    } catch (error) {
+      editor.setAttribute("aria-invalid", "true");
+      jsonStatus.textContent = `JSON: ${error.message}`;
+      jsonStatus.className = "reason";
+      return null;
+    }
+  }
+
+  function setText(spec) {
+    editor.value = pretty(spec);
+    changed();
+  }
+
+  function syncControls(spec) {
+    if (spec.dataset && names.dataset.includes(spec.dataset)) datasetSelect.value = spec.dataset;
+    if (spec.framework) framework.value = spec.framework;
+    device.value = spec.device || "auto";
+    const dataset = datasets.find((d) => d.id === datasetSelect.value);
+    mount(datasetSchema, dataset ? el("p", { class: "muted" },
+      `${dataset.kind}, ${dataset.task}: ${fmt(dataset.num_samples)} samples of `,
+      el("strong", {}, shape(dataset.feature_shape)),
+      dataset.class_names ? `, ${dataset.num_classes} classes (${dataset.class_names.slice(0, 10)
+        .join(", ")}${dataset.num_classes > 10 ? ", …" : ""})` : "",
+      dataset.target_shape ? `, target ${shape(dataset.target_shape)}` : "",
+      " · ", el("a", { href: `#/datasets/${encodeURIComponent(dataset.id)}` }, "preview"))
+      : null);
+  }
+
+  function drawDiagram(spec, report) {
+    const errors = report ? report.errors : [];
+    const atLayer = new Map();
+    const general = [];
+    for (const error of errors) {
+      const match = error.field && error.field.match(LAYER_FIELD);
+      if (match) {
+        const index = Number(match[1]);
+        atLayer.set(index, [...(atLayer.get(index) || []), error]);
+      } else general.push(error);
+    }
+    const analysed = new Map((report?.layers || []).map((l) => [l.index, l]));
+    const layers = Array.isArray(spec.model?.layers) ? spec.model.layers : [];
+    const problem = (e) => el("li", {}, el("code", {}, e.field), ` ${e.message}`);
+    mount(diagram,
+      report ? el("p", { class: report.valid ? "ok" : "reason", id: "validity" },
+        report.valid ? `Valid: ${fmt(report.total_params)} parameters in all.`
+          : `${errors.length} problem${errors.length === 1 ? "" : "s"} to fix.`) : null,
+      general.length ? el("ul", { class: "error", role: "alert" }, general.map(problem)) : null,
+      el("ol", { class: "layers" },
+        el("li", { class: "layer io" }, el("span", { class: "name" }, "input"),
+          el("span", { class: "shape" }, shape(spec.model?.input?.shape))),
+        layers.map((layer, index) => {
+          const info = analysed.get(index);
+          const bad = atLayer.get(index);
+          return el("li", { class: `layer${bad ? " bad" : ""}`, id: `layer-${index}`,
+            dataset: { index: String(index) } },
+          el("span", { class: "index" }, String(index)),
+          el("span", { class: "name" }, layer?.type || "?"),
+          el("span", { class: "muted params-of" }, layer ? layerSummary(layer) : ""),
+          el("span", { class: "shape" }, info ? shape(info.output_shape) : "?"),
+          el("span", { class: "count" }, info ? `${fmt(info.params)} params` : ""),
+          bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map((e) =>
+            el("li", {}, el("code", {}, e.field), ` ${e.message}`))) : null);
+        }),
+        // The output only once every layer is analysed: a partial analysis ends early.
+        report?.output_shape && analysed.size === layers.length ? el("li", { class: "layer io" },
+          el("span", { class: "name" }, "output"),
+          el("span", { class: "shape" }, shape(report.output_shape)),
+          el("span", { class: "count" }, `${fmt(report.total_params)} params`)) : null));
+  }
+
+  async function validate() {
+    const spec = parse();
+    if (!spec) return;
+    syncControls(spec);
+    const mine = ++sequence;
+    try {
+      const report = await send("POST", "/specs/validate", spec);
+      if (mine === sequence) drawDiagram(spec, report);
+    } catch (error) {
+      if (mine === sequence) mount(diagram, errorBox(error, "Validation failed"));
+    }
+  }
+
+  // Offers the names that fit the string being typed at the cursor, and the parameters of the
+  // layer being edited.
+  function suggest() {
+    const before = editor.value.slice(0, editor.selectionStart);
+    const typing = before.match(/"(\w+)"\s*:\s*"(\w*)$/);
+    const layerType = [...before.matchAll(/"type"\s*:\s*"(\w+)"/g)].pop()?.[1];
+    const params = layerParams[layerType];
+    const offers = typing ? (names[typing[1]] || []).filter((n) => n.startsWith(typing[2])
+      && n !== typing[2]) : [];
+    mount(hints,
+      offers.length ? el("div", {}, el("span", { class: "muted" }, `${typing[1]}: `),
+        offers.slice(0, 24).map((name) => el("button", { type: "button", class: "chip",
+          onclick: () => complete(typing[2], name) }, name))) : null,
+      params ? el("p", { class: "muted small" }, el("strong", {}, layerType), ": ",
+        params.map((p) => p.name + (p.required ? " (required)" : ` = ${JSON.stringify(p.default)}`))
+          .join(", ")) : null);
+  }
+
+  function complete(partial, name) {
+    const at = editor.selectionStart;
+    editor.setRangeText(name.slice(partial.length), at, at, "end");
+    editor.focus();
+    changed();
+  }
+
+  function changed() {
+    sessionStorage.setItem(DRAFT, editor.value);
+    suggest();
+    clearTimeout(timer);
+    timer = setTimeout(validate, VALIDATE_DELAY_MS);
+  }
+
+  function setField(name, value) {
+    const spec = parse();
+    if (spec) setText({ ...spec, [name]: value });
+  }
+
+  async function loadExample(file) {
+    editor.value = await fetch(`/static/examples/${file}`).then((r) => r.text());
+    changed();
+  }
+
+  editor.addEventListener("input", changed);
+  editor.addEventListener("click", suggest);
+  editor.addEventListener("keyup", (event) => { if (event.key.startsWith("Arrow")) suggest(); });
+  datasetSelect.addEventListener("change", () => setField("dataset", datasetSelect.value));
+  framework.addEventListener("change", () => setField("framework", framework.value));
+  device.addEventListener("change", () => setField("device", device.value));
+
+  const form = el("form", { class: "new-job", onsubmit: async (event) => {
+    event.preventDefault();
+    const spec = parse();
+    if (!spec) return;
+    submit.disabled = true;
+    mount(submitBox, el("p", { class: "muted" }, "Submitting…"));
+    try {
+      const job = await send("POST", "/jobs", spec);
+      location.hash = `#/jobs/${job.id}`;
+    } catch (error) {
+      mount(submitBox, errorBox(error, "The job was not queued"));
+      drawDiagram(spec, { valid: false, errors: error.details.filter((d) => d.field) });
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+  el("div", { class: "columns" },
+    el("div", { class: "wide" },
+      el("section", { class: "card" },
+        el("h2", {}, "Examples"),
+        el("div", { class: "examples" }, examples.map((e) => el("button", { type: "button",
+          class: "chip", onclick: () => loadExample(e.file), title: e.title }, e.name)))),
+      el("section", { class: "card" },
+        el("label", { for: "spec" }, el("h2", {}, "Spec")), editor, jsonStatus, hints)),
+    el("div", {},
+      el("section", { class: "card" }, el("h2", {}, "Layers"), diagram),
+      el("section", { class: "card options" },
+        el("h2", {}, "Run"),
+        el("label", { for: "dataset" }, "Dataset"), datasetSelect, datasetSchema,
+        el("label", { for: "framework" }, "Framework"), framework,
+        el("label", { for: "device" }, "Device"), device,
+        submit, submitBox))));
+  mount(root, el("div", { class: "head" }, el("h1", {}, "New job")), form);
+  const draft = sessionStorage.getItem(DRAFT);
+  if (draft) { editor.value = draft; changed(); } else await loadExample(examples[0].file);
+  return () => clearTimeout(timer);
+}

@@ -1,0 +1,296 @@
+"""The dashboard in headless Chromium (Playwright driving the system's browser) on `capas up`."""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from capas import Client
+from tests.conftest import EXAMPLES, ROOT, require, tiny_job
+from tests.datafiles import iris_csv
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Nothing may reach the network: no updates, no sync, no field trials.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "tests" / "output" / "dashboard"
+LAPTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright package is not installed (pip install playwright)")
+    require(CHROMIUM.exists(), f"Chromium is not at {CHROMIUM} (apt-get install chromium)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def link(browser, service):
+    """The sign-in link that `capas up` printed on its first start."""
+    deadline = time.monotonic() + 30
+    while not (found := re.search(r"Dashboard: (\S+#key=\S+)", service["log"].read_text())):
+        assert time.monotonic() < deadline, service["log"].read_text()
+        time.sleep(0.2)
+    return found.group(1)
+
+
+@pytest.fixture
+def page(browser, link):
+    """A fresh tab signed in through the link; fails the test on any script error."""
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(link)
+    page.wait_for_selector("#who >> text=admin")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def shot(page, name: str) -> None:
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+
+def submit(service, body: dict) -> str:
+    response = httpx.post(f"{service['url']}/jobs", json=body,
+                          headers={"Authorization": f"Bearer {service['key']}"})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def wait(service, job_id: str) -> dict:
+    with Client(service["url"], service["key"]) as client:
+        job = client.wait(job_id, timeout_s=300)
+    assert job["status"] == "succeeded", job["failure_reason"]
+    return job
+
+
+def test_the_link_signs_in_once_and_leaves_the_address_bar(browser, link, service):
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.goto(link)
+    page.wait_for_selector("#who >> text=admin (admin)")
+    assert "key=" not in page.url and page.url.endswith("#/jobs")
+    assert page.evaluate("sessionStorage.getItem('capas.key')") == service["key"]
+    page.wait_for_selector("text=No jobs yet.")
+    shot(page, "jobs-empty")
+    # Signed out, a wrong key is refused in words and the right one signs in.
+    page.click("text=Sign out")
+    page.fill("#key", "capas_wrong")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("[role=alert] >> text=this key is not valid")
+    shot(page, "sign-in")
+    page.fill("#key", service["key"])
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("#who >> text=admin (admin)")
+    context.close()
+
+
+def test_submit_an_example_and_watch_its_curve_grow_to_the_last_epoch(page, service):
+    page.goto(page.url.split("#")[0] + "#/new")
+    page.click("button.chip:has-text('MLP on digits')")
+    page.wait_for_selector("#validity >> text=Valid: 17,226 parameters")
+    page.select_option("#framework", "pytorch")
+    shot(page, "new-job")
+    page.click("button:has-text('Submit job')")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    epochs, seen = json.loads((EXAMPLES / "mlp-digits.json").read_text())["training"]["epochs"], []
+    deadline = time.monotonic() + 300
+    while not seen or seen[-1] < epochs:
+        assert time.monotonic() < deadline, f"the curve stopped at {seen[-1:]} epochs"
+        drawn = page.get_attribute("#loss-chart", "data-epochs")
+        if drawn is not None and (not seen or int(drawn) != seen[-1]):
+            seen.append(int(drawn))
+        time.sleep(0.05)
+    assert len(seen) >= 3 and seen == sorted(seen), f"the curve did not grow live: {seen}"
+    page.wait_for_selector("h1 .badge.succeeded")
+    points = page.evaluate("document.getElementById('loss-chart').data.map(t => t.x.length)")
+    assert points == [epochs, epochs]  # train and validation loss, one point per epoch
+    page.wait_for_selector("a:has-text('digits-mlp version 1 (model card)')")
+    page.wait_for_selector(".timeline >> text=succeeded")
+    shot(page, "job-view")
+    page.goto(page.url.split("#")[0] + "#/jobs")
+    page.wait_for_selector(f"#job-{job_id} .badge.succeeded")
+    shot(page, "jobs")
+
+
+def test_compare_two_jobs(page, service):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    ids = [submit(service, {**body, "framework": framework})
+           for framework in ("tensorflow", "pytorch")]
+    for job_id in ids:
+        wait(service, job_id)
+    page.goto(page.url.split("#")[0] + "#/jobs")
+    for job_id in ids:
+        page.check(f"#job-{job_id} input[type=checkbox]")
+    page.click("a:has-text('Compare selected (2)')")
+    page.wait_for_selector("#compare-loss[data-jobs='2']")
+    traces = page.evaluate("document.getElementById('compare-loss').data.map(t => t.name)")
+    assert len(traces) == 4 and sum("tensorflow" in t for t in traces) == 2
+    table = page.inner_text("table.side")
+    assert "tensorflow" in table and "pytorch" in table
+    assert "test_accuracy" in table and "Mean epoch time" in table
+    shot(page, "compare")
+
+
+def test_draw_a_digit_and_get_a_prediction(page, service):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["name"] = "digits-draw"
+    wait(service, submit(service, body))
+    wait(service, submit(service, {**body, "framework": "tensorflow"}))
+    page.goto(page.url.split("#")[0] + "#/models/digits-draw")
+    page.wait_for_selector("#model-card")
+    page.wait_for_selector(".grid8")
+    cells = page.locator(".pixel")
+    # A "1": a vertical stroke down the middle of the grid, dragged with the mouse.
+    top, bottom = cells.nth(1 * 8 + 4).bounding_box(), cells.nth(6 * 8 + 4).bounding_box()
+    page.mouse.move(top["x"] + top["width"] / 2, top["y"] + top["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(bottom["x"] + bottom["width"] / 2, bottom["y"] + bottom["height"] / 2,
+                    steps=12)
+    page.mouse.up()
+    page.wait_for_selector("#prediction")
+    assert page.inner_text("#prediction") in [str(d) for d in range(10)]
+    assert page.locator(".bars li").count() == 10
+    # The keyboard draws too: the focused cell inks with the space bar, and the answer follows.
+    before = page.inner_text(".bars")
+    page.focus(".pixel[data-i='0']")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")
+    page.wait_for_function(f"document.querySelector('.bars').innerText !== {json.dumps(before)}")
+    shot(page, "models-playground")
+    # An alias set from the page steers the registry.
+    page.fill("#alias-name", "production")
+    page.select_option("#alias-version", "1")
+    page.click("button:has-text('Point')")
+    page.wait_for_selector(".badge.alias:has-text('production')")
+    assert "production → v1" in page.inner_text("main")
+
+
+def test_predict_tabular_features_from_a_form(page, service):
+    wait(service, submit(service, tiny_job(name="iris-form")))
+    page.goto(page.url.split("#")[0] + "#/models/iris-form")
+    page.wait_for_selector("label:has-text('petal width (cm)')")
+    page.click("#playground button.chip:has-text('#1')")  # the first sample of iris: a setosa
+    page.wait_for_selector("#prediction")
+    assert page.inner_text("#prediction") in ("setosa", "versicolor", "virginica")
+    assert page.locator(".bars li").count() == 3
+    shot(page, "models-form")
+
+
+def test_cancel_a_running_job_from_the_list(page, service):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["name"] = "long-runner"
+    body["training"]["epochs"] = 1000
+    job_id = submit(service, body)
+    page.goto(page.url.split("#")[0] + "#/jobs")
+    row = f"#job-{job_id}"
+    page.wait_for_selector(f"{row} .badge.running")
+    page.wait_for_function(  # the epochs counter follows the job's event stream
+        f"document.querySelector('{row} progress')?.value >= 2")
+    page.click(f"{row} button:has-text('Cancel')")
+    page.wait_for_selector(f"{row} .badge.cancelled")
+    assert page.inner_text(f"{row} .reason")  # why it stopped, in words
+    assert page.locator(f"{row} button:has-text('Cancel')").count() == 0
+
+
+def test_a_failed_job_says_why(page, service):
+    body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
+    body["model"]["name"] = "out-of-time"
+    body["training"]["epochs"] = 1000
+    job_id = submit(service, {**body, "max_runtime_s": 2})
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")
+    page.wait_for_selector("h1 .badge.failed")
+    assert "exceeded max_runtime_s (2 s)" in page.inner_text("[role=alert]")
+    shot(page, "job-failed")
+
+
+def test_a_validation_error_is_placed_on_its_layer(page):
+    page.goto(page.url.split("#")[0] + "#/new")
+    body = json.loads((EXAMPLES / "cnn-digits.json").read_text())
+    body["model"]["layers"][2]["pool_size"] = 16
+    page.fill("#spec", json.dumps(body, indent=2))
+    page.wait_for_selector("#layer-2.bad")
+    error = page.inner_text("#layer-2 .layer-errors")
+    assert "model.layers[2].pool_size" in error and "larger than the input" in error
+    assert page.locator(".layer.bad").count() == 1
+    assert page.inner_text("#layer-1 .shape") == "[8 × 8 × 16]"
+    shot(page, "new-job-error")
+    # Broken JSON is named where it breaks, and the names of the catalog are offered.
+    page.fill("#spec", '{"model": {"layers": [{"type": "con')
+    page.wait_for_selector("#json-status.reason")
+    page.focus("#spec")
+    page.keyboard.press("End")
+    page.click(".hints button:has-text('conv2d')")
+    assert '"type": "conv2d' in page.input_value("#spec")
+
+
+def test_upload_a_dataset_and_see_a_refusal_in_words(page, tmp_path):
+    page.goto(page.url.split("#")[0] + "#/datasets")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"a,b,label\n1,2,x\n3,nan,y\n")
+    page.set_input_files("#file", str(bad))
+    page.fill("#target", "label")
+    page.click("button:has-text('Upload')")
+    page.wait_for_selector("[role=alert] >> text=row 3, column 'b'")
+    shot(page, "datasets-refused")
+    good = tmp_path / "iris.csv"
+    good.write_bytes(iris_csv())
+    page.set_input_files("#file", str(good))
+    page.fill("#target", "species")
+    page.fill("#name", "my iris")
+    page.click("button:has-text('Upload')")
+    page.wait_for_url(re.compile(r"#/datasets/ds_"))
+    page.wait_for_selector("main h1:has-text('my iris')")
+    assert "setosa (50)" in page.inner_text("dl.facts")
+
+
+def test_catalog_datasets_and_phone_width(page, browser, link):
+    page.goto(page.url.split("#")[0] + "#/catalog")
+    page.wait_for_selector("#activation-elliott .mini-chart .main-svg")
+    drawn = page.locator("figure.activation").count()
+    assert drawn >= 19 and page.locator(".mini-chart.js-plotly-plot").count() == drawn
+    page.wait_for_selector("#section-optimizers >> text=adadelta")
+    shot(page, "catalog")
+    page.goto(page.url.split("#")[0] + "#/datasets")
+    page.wait_for_selector("text=builtin:iris")
+    shot(page, "datasets")
+    page.click("a:has-text('iris')")
+    page.wait_for_selector("text=First samples")
+    assert "setosa" in page.inner_text("table.numbers")
+    shot(page, "dataset")
+    page.goto(page.url.split("#")[0] + "#/datasets/builtin:digits")
+    page.wait_for_selector("canvas.sample")
+    shot(page, "dataset-images")
+    page.goto(page.url.split("#")[0] + "#/models")
+    page.wait_for_selector("main h1:has-text('Models')")
+    shot(page, "models")
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    phone.goto(link)
+    phone.wait_for_selector("main h1:has-text('Jobs')")
+    # Readable on a phone: the page does not scroll sideways; wide tables scroll in their box.
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(phone, "jobs-phone")
+    phone.goto(link.split("#")[0] + "#/new")
+    phone.wait_for_selector("#validity")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(phone, "new-job-phone")
+    phone.context.close()
