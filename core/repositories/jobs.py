@@ -162,25 +162,32 @@ class JobRepository:
 
     def record_epoch(self, job_id: str, epoch: int, metrics: dict[str, Any],
                      best: dict[str, Any]) -> None:
-        """Upsert the epoch's row on (job_id, epoch), advance the job, and add an epoch event.
+        self.record_epochs(job_id, [(epoch, metrics)], best)
+
+    def record_epochs(self, job_id: str, epochs: list[tuple[int, dict[str, Any]]],
+                      best: dict[str, Any]) -> None:
+        """Upsert each epoch's row on (job_id, epoch), add its event, and advance the job to
+        the last; three statements however many epochs.
 
         A resumed job that trains an epoch again overwrites its row: never two rows per epoch.
         """
-        row = {"job_id": job_id, "epoch": epoch, "recorded_at": utcnow(),
-               **{k: metrics.get(k) for k in METRIC_FIELDS}}
+        now = utcnow()
+        rows = [{"job_id": job_id, "epoch": epoch, "recorded_at": now,
+                 **{k: metrics.get(k) for k in METRIC_FIELDS}} for epoch, metrics in epochs]
         insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(JobMetric).values(**row)
+        statement = insert(JobMetric).values(rows)
         self.session.execute(statement.on_conflict_do_update(
             index_elements=["job_id", "epoch"],
             set_={k: statement.excluded[k] for k in (*METRIC_FIELDS, "recorded_at")},
         ))
         self.session.execute(
             update(Job).where(Job.id == job_id)
-            .values(epochs_done=epoch, best_metrics=best, heartbeat_at=utcnow())
+            .values(epochs_done=epochs[-1][0], best_metrics=best, heartbeat_at=now)
         )
-        data = {k: v for k, v in row.items() if k not in ("job_id", "recorded_at")}
-        self.session.add(JobEvent(job_id=job_id, kind="epoch", status=JobStatus.running,
-                                  data=data))
+        self.session.execute(insert(JobEvent).values([
+            {"job_id": job_id, "kind": "epoch", "status": JobStatus.running, "at": now,
+             "data": {k: v for k, v in row.items() if k not in ("job_id", "recorded_at")}}
+            for row in rows]))
 
     def events(self, job_id: str, after_id: int = 0, kind: str | None = None) -> list[JobEvent]:
         query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id)

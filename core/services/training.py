@@ -60,16 +60,21 @@ class Heartbeat(threading.Thread):
 class EpochWriter(threading.Thread):
     """Writes finished epochs to SQL behind the training loop, in order.
 
-    A commit can take milliseconds (PostgreSQL waits for its log to reach the disk): longer
-    than a small model's epoch. Training goes on while the row is written; `flush()` waits
-    for every row given so far, and is called before each checkpoint (a checkpoint never
-    holds an epoch whose row is not written) and before the job ends.
+    A commit can take milliseconds (PostgreSQL waits for its log to reach the disk), and the
+    SQL layer's Python holds the interpreter meanwhile: as long as a small model's epoch, or
+    a good part of it. So training goes on while rows are written, and the epochs that end
+    within `COALESCE_S` of each other are written in one transaction. `flush()` writes what
+    is pending at once and waits for it; it is called before each checkpoint (a checkpoint
+    never holds an epoch whose row is not written) and before the job ends.
     """
+
+    COALESCE_S = 0.2  # live progress lags at most this much
 
     def __init__(self, settings: Settings, job_id: str):
         super().__init__(name=f"epochs-{job_id}", daemon=True)
         self.settings, self.job_id = settings, job_id
         self.rows: queue.Queue = queue.Queue()
+        self.hurry = threading.Event()
         self.error: Exception | None = None
 
     def put(self, epoch: int, row: dict[str, Any], best: dict[str, Any]) -> None:
@@ -77,31 +82,46 @@ class EpochWriter(threading.Thread):
         self.rows.put((epoch, row, dict(best)))
 
     def run(self) -> None:
-        while (item := self.rows.get()) is not None:
-            epoch, row, best = item
+        closing = False
+        while not closing:
+            pending = [self.rows.get()]
+            self.hurry.wait(self.COALESCE_S)  # let the epochs that follow closely join in
+            while not self.rows.empty():
+                pending.append(self.rows.get_nowait())
+            closing = pending[-1] is None
             try:
-                if self.error is None:
-                    with session_scope(self.settings) as session:
-                        JobRepository(session).record_epoch(self.job_id, epoch, row, best)
-            except Exception as error:  # surfaced in the training thread by _raise
-                self.error = error
+                self._write([item for item in pending if item is not None])
             finally:
-                self.rows.task_done()
+                for _ in pending:
+                    self.rows.task_done()
+
+    def _write(self, items: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
+        if not items or self.error is not None:
+            return
+        try:
+            with session_scope(self.settings) as session:
+                JobRepository(session).record_epochs(
+                    self.job_id, [(epoch, row) for epoch, row, _ in items], items[-1][2])
+        except Exception as error:  # surfaced in the training thread by _raise
+            self.error = error
 
     def flush(self) -> None:
-        """Wait until every epoch given so far is written; raise what writing one raised."""
-        self.rows.join()
+        """Write every epoch given so far now; raise what writing one raised."""
+        self.settle()
         self._raise()
 
     def settle(self) -> None:
         """Wait for the rows still queued, whatever happened (the job is ending anyway)."""
+        self.hurry.set()
         self.rows.join()
+        self.hurry.clear()
 
     def __enter__(self) -> "EpochWriter":
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.hurry.set()
         self.rows.put(None)
         self.join()
 
