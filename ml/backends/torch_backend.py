@@ -84,8 +84,8 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     if start:
         # Weights, optimizer state and both random streams: the resumed epochs are the ones
         # an uninterrupted run would have trained.
-        state = torch.load(checkpoints.path(CHECKPOINT_FILE), map_location=target,
-                           weights_only=True)
+        path = checkpoints.path(CHECKPOINT_FILE)
+        state = torch.load(path, weights_only=True, map_location=target)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
