@@ -134,12 +134,8 @@ def _pads(in_shape: S.Shape, window, strides, dilation, padding: str) -> list[in
     """ONNX pads [begin…, end…] for Keras's 'same' (the extra cell at the end)."""
     if padding != "same":
         return [0] * (2 * len(window))
-    begin, end = [], []
-    for size, k, s, d in zip(in_shape[:-1], window, strides, dilation, strict=True):
-        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
-        begin.append(total // 2)
-        end.append(total - total // 2)
-    return begin + end
+    pads = S.same_padding(in_shape[:-1], window, strides, dilation)
+    return [before for before, _ in pads] + [after for _, after in pads]
 
 
 def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: dict, in_shape: S.Shape) -> str:

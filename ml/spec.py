@@ -148,6 +148,16 @@ class Dense(Layer):
 IntOrPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1, max_length=2)]
 
 
+def same_padding(sizes: Shape, window: Shape, strides: Shape,
+                 dilation: Shape) -> list[tuple[int, int]]:
+    """Keras's 'same' padding per spatial axis: (before, after), the odd cell after."""
+    pads = []
+    for size, k, s, d in zip(sizes, window, strides, dilation, strict=True):
+        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
 class Spatial(Layer):
     """Shared by convolutions and poolings over 1 or 2 channels-last spatial axes."""
 

@@ -166,11 +166,8 @@ class DenseBlock(CanonicalBlock):
 
 
 def _same_padding(sizes, window, strides, dilation) -> list[int]:
-    """F.pad's argument for Keras's 'same' padding (the extra cell after), last axis first."""
-    pads = []
-    for size, k, s, d in zip(sizes, window, strides, dilation, strict=True):
-        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
-        pads.append((total // 2, total - total // 2))
+    """F.pad's argument for Keras's 'same' padding: last axis first."""
+    pads = S.same_padding(sizes, window, strides, dilation)
     return [p for pair in reversed(pads) for p in pair]
 
 
