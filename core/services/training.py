@@ -262,7 +262,6 @@ class TrainingService:
                           history: list[dict[str, Any]]) -> "Trained | None":
         from ml.artifacts import KERAS_FILE, export_max_abs_diff, write_model
         from ml.backends import get_backend
-        from ml.datasets import TEST_FRACTION
         from ml.spec import JobSpec, analyze
         from ml.training import Checkpoints, EpochMetrics, prepare, train
 
@@ -301,11 +300,7 @@ class TrainingService:
             "task": spec.model.task,
             "class_names": dataset.class_names if spec.model.task == "classification" else None,
             "dataset": {"id": dataset.id, "sha256": dataset.schema["sha256"],
-                        "seed": spec.training.seed,
-                        "split": {"test_fraction": TEST_FRACTION,
-                                  "validation_split": spec.training.validation_split,
-                                  "train": len(data.x_train), "validation": len(data.x_val),
-                                  "test": len(data.x_test)}},
+                        "seed": spec.training.seed, "split": job.split},
             "params": analysis.total_params,
             "device": result.device,
             # Which process trained it, with how many threads: a worker keeps its framework
