@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test test-unit lint bench
+.PHONY: install run test test-unit test-gpu lint bench
 
 install: $(VENV)/.installed
 
@@ -17,7 +17,11 @@ run: install
 	$(VENV)/bin/capas up
 
 test: install
-	$(PY) -m pytest -q -rs tests
+	$(PY) -m pytest -q -rs
+
+# On a host with an NVIDIA GPU: CUDA training, checkpoints and the CUDA worker of `capas up`.
+test-gpu: install
+	$(PY) -m pytest -q -rs tests/gpu
 
 test-unit: install
 	$(PY) -m pytest -q -rs tests/unit

@@ -82,18 +82,23 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     metric_name = "accuracy" if spec.model.task == "classification" else "mae"
     start = checkpoints.epoch if checkpoints is not None else 0
     if start:
-        # Weights, optimizer state and both random streams: the resumed epochs are the ones
+        # Weights, optimizer state and every random stream: the resumed epochs are the ones
         # an uninterrupted run would have trained.
         path = checkpoints.path(CHECKPOINT_FILE)
-        state = torch.load(path, weights_only=True, map_location=target)
+        # On the CPU: the random states must be CPU tensors; load_state_dict moves the rest.
+        state = torch.load(path, weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and target.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
         generator.set_state(state["generator"])
 
     def save(epoch: int) -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": torch.get_rng_state(), "generator": generator.get_state()}
+        if target.type == "cuda":  # dropout on the GPU draws from the device's own stream
+            state["cuda_rng"] = torch.cuda.get_rng_state()
         checkpoints.write(epoch, CHECKPOINT_FILE, lambda path: torch.save(state, path))
 
     for epoch in range(start + 1, spec.training.epochs + 1):

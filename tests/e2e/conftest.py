@@ -13,7 +13,9 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 
-CAPAS = str(Path(sys.executable).parent / "capas")
+# The installed script; where the project runs uninstalled (a GPU host), the same app by module.
+_SCRIPT = Path(sys.executable).parent / "capas"
+CAPAS = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "capas"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def service(tmp_path_factory):
     for name in ("CAPAS_DATABASE_URL", "CAPAS_BROKER_URL", "CAPAS_API_KEY", "CAPAS_URL"):
         env.pop(name, None)
     log = (data_dir.parent / "up.log").open("w")
-    process = subprocess.Popen([CAPAS, "up"], cwd=ROOT, env=env, stdout=log,
+    process = subprocess.Popen([*CAPAS, "up"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -20,7 +20,7 @@ from tests.e2e.conftest import CAPAS
 
 
 def capas(service, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CAPAS, *args], cwd=ROOT, env=service["env"], capture_output=True,
+    return subprocess.run([*CAPAS, *args], cwd=ROOT, env=service["env"], capture_output=True,
                           text=True, timeout=300)
 
 
