@@ -3,12 +3,14 @@
 from fastapi import FastAPI
 
 from api import dashboard, errors
+from api.dispatch import ServingDispatch
 from api.limits import BodySizeLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.routes import datasets, health, jobs, models, specs, users, v2
 from api.uploads import upload_body_limit
 from core.cache import ExpiringCache
+from core.services.inference import InferenceService
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
 from ml.serving import AdaptiveBatcher
@@ -22,13 +24,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.predictors = PredictorCache(settings.model_cache_size)
     app.state.principals = ExpiringCache(settings.lookup_cache_s)
     app.state.targets = ExpiringCache(settings.lookup_cache_s)
-    app.state.batcher = AdaptiveBatcher()
+    app.state.inference = InferenceService(settings, app.state.predictors, app.state.targets,
+                                           AdaptiveBatcher(settings.inline_inference_ms / 1000))
     errors.install(app)
     app.state.metrics = Metrics(settings)
     for router in (health.router, metrics_router, specs.router, jobs.router, models.router,
-                   datasets.router, users.router, v2.router):
+                   models.serving_router, datasets.router, users.router, v2.router,
+                   v2.serving_router):
         app.include_router(router)
     dashboard.install(app)  # last: its `/static` mount must not shadow an API route
+    app.add_middleware(ServingDispatch,
+                       routes=[*models.serving_router.routes, *v2.serving_router.routes])
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
                        route_limits={("POST", "/datasets"): upload_body_limit(settings)})

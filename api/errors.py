@@ -55,21 +55,29 @@ def _field(loc: tuple) -> str:
     return path if path and not path.startswith("[") else str(loc[0])
 
 
+async def capas_error(request: Request, exc: CapasError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers, request)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = [{"field": _field(e["loc"]), "message": e["msg"], "value": e.get("input")}
+               for e in exc.errors()]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+    return error_response(422, "invalid", f"invalid request: {summary}", details,
+                          request=request)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"),
+                          str(exc.detail), headers=exc.headers, request=request)
+
+
+# The handlers by exception type, for the app and for routes served outside its router.
+HANDLERS = {CapasError: capas_error, RequestValidationError: validation_error,
+            HTTPException: http_error}
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(CapasError)
-    async def capas_error(request: Request, exc: CapasError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error_response(exc.status, exc.code, exc.message, exc.details, headers, request)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": _field(e["loc"]), "message": e["msg"], "value": e.get("input")}
-                   for e in exc.errors()]
-        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
-        return error_response(422, "invalid", f"invalid request: {summary}", details,
-                              request=request)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"),
-                              str(exc.detail), headers=exc.headers, request=request)
+    for exc_class, handler in HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # this long for the batch to fill (never when only one request waits).
     batch_max_size: int = Field(default=64, ge=1)
     batch_max_delay_ms: float = Field(default=2.0, ge=0)
+    # A prediction call that its model has shown to take at most this long runs on the event
+    # loop instead of a thread: the hop costs more than such a call (0 sends every call to a
+    # thread).
+    inline_inference_ms: float = Field(default=0.1, ge=0)
     # How long an API process reuses an API key's user and the version a predict request
     # resolves to before asking SQL again: a revoked key or a moved alias reaches other API
     # processes within this time (the process that moved an alias sees it at once).

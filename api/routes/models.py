@@ -1,9 +1,19 @@
 """The model registry (versions, cards, aliases, downloads) and `/predict`."""
 
-from fastapi import APIRouter, Response
+import json
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import InferenceDep, PrincipalDep, SessionDep, SettingsDep
+from api.deps import (
+    SERVING_SECURITY,
+    InferenceDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    parse_body,
+    serving,
+)
 from api.schemas import (
     AliasIn,
     AliasOut,
@@ -20,6 +30,8 @@ from core.services.registry import RegistryService, positive_version
 from ml.artifacts import available_formats
 
 router = APIRouter(tags=["models"])
+# The prediction routes, which `api.dispatch` serves ahead of the router.
+serving_router = APIRouter(tags=["models"])
 BATCH_SIZE_HEADER = "X-Capas-Batch-Size"
 
 
@@ -98,20 +110,33 @@ def get_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDe
     return RegistryService(session, settings).alias(principal, name, alias)
 
 
-@router.post("/models/{name}/predict", response_model=PredictOut,
-             response_model_exclude_none=True)
-async def predict(name: str, body: PredictIn, principal: PrincipalDep,
-                  inference: InferenceDep, response: Response) -> dict:
-    result, batch_size = await inference.predict(principal, name, body.instances,
-                                                 body.version, body.alias)
-    response.headers[BATCH_SIZE_HEADER] = str(batch_size)
-    return result
+def _predict_openapi(body: type[PredictIn]) -> dict:
+    """What FastAPI would document for `body`, for routes that parse it themselves."""
+    return {**SERVING_SECURITY, "requestBody": {"required": True, "content": {
+        "application/json": {"schema": body.model_json_schema()}}}}
 
 
-@router.post("/predict", response_model=PredictOut, response_model_exclude_none=True)
-async def predict_by_body(body: PredictByNameIn, principal: PrincipalDep,
-                          inference: InferenceDep, response: Response) -> dict:
-    result, batch_size = await inference.predict(principal, body.model, body.instances,
-                                                 body.version, body.alias)
-    response.headers[BATCH_SIZE_HEADER] = str(batch_size)
-    return result
+def _prediction(result: dict, batch_size: int) -> Response:
+    answer = {key: value for key, value in result.items() if value is not None}
+    return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json",
+                    headers={BATCH_SIZE_HEADER: str(batch_size)})
+
+
+# The prediction routes take the request alone (see `api.dispatch`); the response model
+# documents the answer.
+@serving_router.post("/models/{name}/predict", response_model=PredictOut,
+             openapi_extra=_predict_openapi(PredictIn))
+async def predict(request: Request, name: str) -> Response:
+    principal, inference = await serving(request)
+    body = parse_body(PredictIn, await request.body())
+    return _prediction(*await inference.predict(principal, name, body.instances, body.version,
+                                                body.alias))
+
+
+@serving_router.post("/predict", response_model=PredictOut,
+             openapi_extra=_predict_openapi(PredictByNameIn))
+async def predict_by_body(request: Request) -> Response:
+    principal, inference = await serving(request)
+    body = parse_body(PredictByNameIn, await request.body())
+    return _prediction(*await inference.predict(principal, body.model, body.instances,
+                                                body.version, body.alias))

@@ -3,14 +3,21 @@
 import json
 import math
 import zlib
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict
 
-from api.deps import InferenceDep, PrincipalDep, SessionDep, SettingsDep
+from api.deps import (
+    SERVING_SECURITY,
+    InferenceDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    parse_body,
+    serving,
+)
 from api.routes.health import readiness
 from api.routes.models import BATCH_SIZE_HEADER
 from core.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
@@ -18,6 +25,8 @@ from core.services.registry import RegistryService, ServingTarget, positive_vers
 from ml.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 router = APIRouter(prefix="/v2", tags=["v2"])
+# Inference, which `api.dispatch` serves ahead of the router.
+serving_router = APIRouter(prefix="/v2", tags=["v2"])
 HEADER_LENGTH = "Inference-Header-Content-Length"
 PLATFORM = "onnxruntime_onnx"
 DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
@@ -102,20 +111,40 @@ async def model_ready(name: str, principal: PrincipalDep, inference: InferenceDe
     return {"name": name, "version": str(target.version.version), "ready": True}
 
 
-@router.post("/models/{name}/infer")
-@router.post("/models/{name}/versions/{version}/infer")
-async def infer(name: str, request: Request, principal: PrincipalDep, inference: InferenceDep,
-                settings: SettingsDep, version: str | None = None,
-                header_length: Annotated[int | None, Header(alias=HEADER_LENGTH)] = None,
-                content_encoding: Annotated[str | None, Header()] = None) -> Response:
-    body = _decoded(await request.body(), content_encoding, settings.max_body_mb * 1024 * 1024)
-    infer_request, binary = _split_body(body, header_length)
+# Served by `api.dispatch`: the request alone, its headers read here and documented below.
+INFER_OPENAPI = {**SERVING_SECURITY, "parameters": [
+    {"name": HEADER_LENGTH, "in": "header", "required": False, "schema": {"type": "integer"},
+     "description": "length of the JSON header when binary tensor data follows it"},
+    {"name": "Content-Encoding", "in": "header", "required": False,
+     "schema": {"type": "string", "enum": ["identity", *CONTENT_ENCODINGS]}}],
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": InferRequest.model_json_schema()},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@serving_router.post("/models/{name}/infer", openapi_extra=INFER_OPENAPI)
+@serving_router.post("/models/{name}/versions/{version}/infer", openapi_extra=INFER_OPENAPI)
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    principal, inference = await serving(request)
+    max_bytes = inference.settings.max_body_mb * 1024 * 1024
+    body = _decoded(await request.body(), request.headers.get("content-encoding"), max_bytes)
+    infer_request, binary = _split_body(body, _header_length(request))
     target = await inference.target(principal, name, _version(version))
     batch = _input_batch(infer_request, binary, target)
     inference.check_batch_size(len(batch), "inputs[0].shape[0]")
     outputs, batch_size = await inference.run(target, batch)
     return _infer_response(infer_request, target, outputs,
                            {BATCH_SIZE_HEADER: str(batch_size)})
+
+
+def _header_length(request: Request) -> int | None:
+    value = request.headers.get(HEADER_LENGTH)
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise Invalid(f"{HEADER_LENGTH}: expected a whole number of bytes, received {value!r}",
+                      [{"field": HEADER_LENGTH, "value": value}])
+    return int(value)
 
 
 def _version(value: str | None) -> int | None:
@@ -149,11 +178,7 @@ def _split_body(body: bytes, header_length: int | None) -> tuple[InferRequest, b
                       f"received {header_length}",
                       [{"field": HEADER_LENGTH, "value": header_length}])
     split = len(body) if header_length is None else header_length
-    try:
-        return InferRequest.model_validate_json(body[:split]), body[split:]
-    except ValidationError as error:  # rendered like any other invalid body
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
-                                      for e in error.errors()]) from None
+    return parse_body(InferRequest, body[:split]), body[split:]
 
 
 def _input_batch(request: InferRequest, binary: bytes, target: ServingTarget) -> np.ndarray:

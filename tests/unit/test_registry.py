@@ -6,6 +6,7 @@ Models are trained by the worker's own code (`TrainingService.run`) in this proc
 import asyncio
 import hashlib
 import json
+import threading
 import zlib
 
 import httpx
@@ -305,6 +306,10 @@ def test_v2_errors_name_the_field_in_the_protocols_error_shape(registry):
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "inputs[0].parameters.binary_data_size"
     assert registry.post("/v2/models/nope/infer", json={"inputs": []}).status_code == 404
+    response = registry.post("/v2/models/iris/infer", content=body,
+                             headers={**headers, "Inference-Header-Content-Length": "ten"})
+    assert response.status_code == 422 and response.json()["details"] == [
+        {"field": "Inference-Header-Content-Length", "value": "ten"}]
     response = registry.post("/v2/models/iris/infer", content=b"{}",
                              headers={"Content-Encoding": "br"})
     assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
@@ -385,6 +390,56 @@ def test_the_batcher_merges_up_to_the_limit_and_fails_only_the_batch_that_failed
     assert all(isinstance(a, Exception) for a in answers[:4])
     assert answers[4][1] == 1
     np.testing.assert_allclose(answers[4][0], expected[:1], atol=1e-6)
+
+
+def test_a_call_shown_to_be_quick_runs_on_the_event_loop_and_others_in_a_thread(registry):
+    from ml.serving import AdaptiveBatcher, BatchPolicy, Predictor
+
+    class ThreadRecording(Predictor):
+        def predict(self, batch: np.ndarray) -> np.ndarray:
+            self.threads.append(threading.get_ident())
+            return super().predict(batch)
+
+    card = registry.get("/models/iris/versions/1").json()
+    onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
+    rows = RAW[:2].astype(np.float32)
+
+    def threads_of(batcher: AdaptiveBatcher, policy: BatchPolicy) -> tuple[int, list[int]]:
+        predictor = ThreadRecording(Predictor.load(onnx_file).session)
+        predictor.threads = []
+
+        async def three_calls() -> int:
+            for _ in range(3):
+                await batcher.predict("v1", predictor, rows, policy)
+            return threading.get_ident()
+
+        return asyncio.run(three_calls()), predictor.threads
+
+    for policy in (BatchPolicy(max_batch_size=1, max_delay_ms=0),
+                   BatchPolicy(max_batch_size=8, max_delay_ms=2)):
+        # A call of a size not yet timed goes to a thread; once timed under the limit, inline.
+        loop_thread, threads = threads_of(AdaptiveBatcher(inline_max_s=1.0), policy)
+        assert threads[0] != loop_thread and threads[1:] == [loop_thread, loop_thread]
+        loop_thread, threads = threads_of(AdaptiveBatcher(inline_max_s=0.0), policy)
+        assert loop_thread not in threads
+
+
+def test_prediction_routes_are_documented_and_answer_other_methods_with_405(registry):
+    operations = registry.get("/openapi.json").json()["paths"]
+    for path in ("/predict", "/models/{name}/predict", "/v2/models/{name}/infer",
+                 "/v2/models/{name}/versions/{version}/infer"):
+        operation = operations[path]["post"]
+        assert operation["security"] == [{"HTTPBearer": []}]
+        assert "application/json" in operation["requestBody"]["content"]
+    predict_body = operations["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(predict_body["schema"]["required"]) == {"instances", "model"}
+    response = registry.get("/models/iris/predict")
+    assert response.status_code == 405 and response.json()["error"]["code"] == \
+        "method_not_allowed"
+    registry.post("/models/iris/predict", json={"instances": [RAW[0].tolist()]})
+    metrics = registry.get("/metrics").text
+    assert 'capas_http_requests_total{method="POST",route="/models/{name}/predict",' \
+           'status="200"}' in metrics
 
 
 def test_an_alias_moved_by_another_api_process_is_seen_after_the_lookup_cache(registry):
