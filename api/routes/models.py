@@ -125,7 +125,7 @@ def _prediction(result: dict, batch_size: int) -> Response:
 # The prediction routes take the request alone (see `api.dispatch`); the response model
 # documents the answer.
 @serving_router.post("/models/{name}/predict", response_model=PredictOut,
-             openapi_extra=_predict_openapi(PredictIn))
+                     openapi_extra=_predict_openapi(PredictIn))
 async def predict(request: Request, name: str) -> Response:
     principal, inference = await serving(request)
     body = parse_body(PredictIn, await request.body())
@@ -134,7 +134,7 @@ async def predict(request: Request, name: str) -> Response:
 
 
 @serving_router.post("/predict", response_model=PredictOut,
-             openapi_extra=_predict_openapi(PredictByNameIn))
+                     openapi_extra=_predict_openapi(PredictByNameIn))
 async def predict_by_body(request: Request) -> Response:
     principal, inference = await serving(request)
     body = parse_body(PredictByNameIn, await request.body())
