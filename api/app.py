@@ -1,5 +1,9 @@
 """The FastAPI application factory."""
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api import dashboard, errors
@@ -16,9 +20,24 @@ from core.settings import Settings, get_settings
 from ml.serving import AdaptiveBatcher
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The collector, left at its defaults, cost /predict at concurrency 32 a third of its
+    # throughput and set its p99 (120 ms against 10). What exists once the app is up (modules,
+    # routes, schemas: some 200k objects) lives as long as the process, yet every full
+    # collection walked all of it; frozen, they are never walked again. And each request's
+    # objects, alive while it waits for its batch, survived the young collections that ran
+    # every 700 allocations and were promoted, triggering full collections every second; a
+    # larger young generation lets them die young.
+    gc.collect()  # what is garbage now must not be frozen with the rest
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 10)
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Capas", version="0.1.0",
+    app = FastAPI(title="Capas", version="0.1.0", lifespan=_lifespan,
                   description="Train and serve neural networks from a declarative layer spec.")
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)

@@ -48,12 +48,11 @@ def _authenticate(settings: Settings, key: str | None) -> Principal:
 
 async def _principal_for(request: Request, key: str | None) -> Principal:
     # Keyed by the hash, as stored: the process keeps no key in the clear.
-    cache_key = hash_key(key) if key else None
-    principal = request.app.state.principals.get(cache_key) if key else None
-    if principal is None:
-        principal = await run_in_threadpool(_authenticate, request.app.state.settings, key)
-        request.app.state.principals.put(cache_key, principal)
-    return principal
+    settings = request.app.state.settings
+    if not key:
+        return _authenticate(settings, key)  # refused before any lookup
+    return await request.app.state.principals.get_or_load(
+        hash_key(key), lambda: run_in_threadpool(_authenticate, settings, key))
 
 
 async def get_principal(

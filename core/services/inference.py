@@ -18,8 +18,7 @@ class InferenceService:
     """The async face of the registry for the predict routes.
 
     The version a request resolves to is looked up in SQL (in a thread) and then reused for
-    `lookup_cache_s`; inference goes through the process's adaptive batcher, in a thread.
-    Both keep the event loop free.
+    `lookup_cache_s`; inference goes through the process's adaptive batcher.
     """
 
     def __init__(self, settings: Settings, predictors: PredictorCache, targets: ExpiringCache,
@@ -29,12 +28,9 @@ class InferenceService:
 
     async def target(self, principal: Principal, name: str, version: int | None = None,
                      alias: str | None = None) -> ServingTarget:
-        key = (principal.id, name, version, alias)
-        target = self.targets.get(key)
-        if target is None:
-            target = await asyncio.to_thread(self._resolve, principal, name, version, alias)
-            self.targets.put(key, target)
-        return target
+        return await self.targets.get_or_load(
+            (principal.id, name, version, alias),
+            lambda: asyncio.to_thread(self._resolve, principal, name, version, alias))
 
     def _resolve(self, principal: Principal, name: str, version: int | None,
                  alias: str | None) -> ServingTarget:
