@@ -120,9 +120,10 @@ class AdaptiveBatcher:
     """Merges concurrent requests for one model version into one ONNX Runtime call.
 
     A request that finds its version idle runs at once, alone; requests that arrive while a
-    call is running wait for it and are then merged, up to `max_batch_size` instances, waiting
-    up to `max_delay_ms` (counted from the oldest one's arrival) for more to fill the batch
-    only when more than one is waiting.
+    call is running wait for it and are then merged, up to `max_batch_size` instances. Only
+    when more than one is waiting does the batch wait for more to fill it, up to `max_delay_ms`
+    (counted from the oldest one's arrival) and never longer than the call itself is expected
+    to take.
 
     Inference runs in a thread, off the event loop, except a call that this session has shown
     to take at most `inline_max_s`: handing a call to a thread and back costs 0.1 to 0.3 ms
@@ -183,7 +184,12 @@ class AdaptiveBatcher:
     @staticmethod
     async def _fill(lane: _Lane, loop: asyncio.AbstractEventLoop) -> None:
         policy = lane.policy
-        deadline = lane.waiting[0].arrived + policy.max_delay_ms / 1000
+        rows = sum(len(w.batch) for w in lane.waiting)
+        # Waiting longer than the call would take cannot pay: run what is here, and what arrives
+        # meanwhile makes the next batch. On a small model this merges only what is already
+        # waiting; on a large one it waits up to `max_delay_ms`.
+        delay = min(policy.max_delay_ms / 1000, lane.predictor.expected_seconds(rows))
+        deadline = lane.waiting[0].arrived + delay
         while (len(lane.waiting) > 1
                and sum(len(w.batch) for w in lane.waiting) < policy.max_batch_size):
             remaining = deadline - loop.time()
