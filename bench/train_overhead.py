@@ -1,10 +1,12 @@
 """Training overhead: a Capas job against the same training in a plain framework script.
 
 For each framework, the MLP, CNN and LSTM examples (same spec, data split, seed, batch size)
-are trained at two epoch counts by a plain script and as a Capas job (submit → succeeded).
-A line through the times separates the per-epoch cost from the fixed per-job cost:
-    ratio = Capas seconds per epoch / plain seconds per epoch      (target ≤ 1.05)
-    fixed = Capas fixed seconds − plain fixed seconds                (target ≤ 0.5 s)
+are trained at three epoch counts by a plain script and as a Capas job (submit → succeeded),
+the two alternating, the median of `--repeats` runs kept. The target,
+    Capas seconds ≤ 1.05 × plain seconds + 0.5 s      (per-epoch ratio ≤ 1.05, fixed cost ≤ 0.5 s)
+is checked at every epoch count. A line through the three medians estimates the two parts
+separately (ratio of slopes, difference of intercepts); on a shared two-core machine a run
+varies by 5 to 10 %, so these estimates are as noisy as a difference of two such times.
 Run: `make bench` (or `.venv/bin/python bench/train_overhead.py [--repeats N]`).
 """
 
@@ -27,8 +29,10 @@ from ml.spec import parse_job_spec  # noqa: E402
 from ml.training import prepare  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-# example → the two epoch counts the line is fitted through
-RUNS = {"mlp-digits.json": (10, 40), "cnn-digits.json": (5, 20), "lstm-sine.json": (5, 20)}
+# example → the epoch counts it is trained for
+RUNS = {"mlp-digits.json": (10, 25, 40), "cnn-digits.json": (5, 12, 20),
+        "lstm-sine.json": (5, 12, 20)}
+PER_EPOCH_RATIO, FIXED_S = 1.05, 0.5  # the target
 
 
 def plain_torch_loop(model, optimizer, loss_fn, spec, data, to_input, classify: bool) -> None:
@@ -156,7 +160,11 @@ def main() -> None:
                 body = copy.deepcopy(base)
                 body["framework"] = framework
                 body["training"]["epochs"] = 1
-                run_job(client, body)  # warm the worker: framework imported once, then kept
+                # Warm both sides: the worker imports its framework once and keeps it; this
+                # process's first run of a framework pays its own start-up likewise.
+                run_job(client, body)
+                warm = parse_job_spec(body)
+                PLAIN[framework](example, warm, prepare(warm, load_builtin(warm.dataset)))
                 plain_points, capas_points = [], []
                 for epochs in RUNS[example]:
                     body["training"]["epochs"] = epochs
@@ -175,14 +183,18 @@ def main() -> None:
                 rows.append((example, framework, plain_points, capas_points,
                              capas_slope / plain_slope, capas_fixed - plain_fixed))
     print(f"threads={threads}, median of {args.repeats}; times in seconds, submit → succeeded "
-          "for Capas")
-    print(f"{'example':<16} {'framework':<11} {'epochs':>6} {'plain':>7} {'capas':>7}")
+          f"for Capas; budget = {PER_EPOCH_RATIO} × plain + {FIXED_S}")
+    print(f"{'example':<16} {'framework':<11} {'epochs':>6} {'plain':>7} {'capas':>7} "
+          f"{'budget':>7}  verdict")
     for example, framework, plain_points, capas_points, _, _ in rows:
         for (epochs, plain), (_, capas) in zip(plain_points, capas_points, strict=True):
-            print(f"{example:<16} {framework:<11} {epochs:>6} {plain:>7.3f} {capas:>7.3f}")
+            budget = PER_EPOCH_RATIO * plain + FIXED_S
+            verdict = "within" if capas <= budget else "OVER"
+            print(f"{example:<16} {framework:<11} {epochs:>6} {plain:>7.3f} {capas:>7.3f} "
+                  f"{budget:>7.3f}  {verdict} ({capas - budget:+.3f} s)")
     for example, framework, _, _, ratio, fixed in rows:
-        print(f"{example:<16} {framework:<11} per-epoch ratio {ratio:.3f} (target ≤ 1.05), "
-              f"fixed per-job cost {fixed:+.3f} s (target ≤ 0.5 s)")
+        print(f"{example:<16} {framework:<11} line fit: per-epoch ratio {ratio:.3f}, "
+              f"fixed per-job cost {fixed:+.3f} s")
 
 
 if __name__ == "__main__":
