@@ -3,7 +3,14 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+)
 from pydantic_core import PydanticCustomError
 
 
@@ -115,6 +122,7 @@ class Batching(BaseModel):
 class ModelOut(BaseModel):
     name: str
     owner_id: int
+    public: bool  # every member may read it and predict with it
     created_at: Timestamp
     latest_version: int | None
     aliases: dict[str, int]
@@ -131,8 +139,16 @@ class BatchingIn(BaseModel):
 
 
 class ModelPatch(BaseModel):
+    """What the owner changes; fields left out stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
-    batching: BatchingIn
+    batching: BatchingIn | None = None
+    public: StrictBool | None = None  # open the model to every member, or close it
+
+
+class DatasetPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public: StrictBool  # open the dataset to every member (to inspect and train on), or close it
 
 
 class ExportParity(BaseModel):
@@ -247,6 +263,7 @@ class DatasetOut(BaseModel):
     source: str  # "builtin" or "upload"
     format: str | None
     owner_id: int | None
+    public: bool  # built-ins always; an upload when its owner opened it to every member
     created_at: Timestamp
     description: str
     task: str

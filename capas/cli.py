@@ -371,18 +371,20 @@ def datasets_upload(
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """List the built-in datasets and yours (everyone's for an admin)."""
+    """List the built-in datasets, yours and the public ones (everyone's for an admin)."""
     with Client() as client:
         try:
             items = client.datasets()
         except CapasAPIError as error:
             _fail(error)
-    table = Table("name", "task", "kind", "features", "samples", "classes", "created")
+    table = Table("name", "task", "kind", "features", "samples", "classes", "public",
+                  "created")
     table.columns.insert(0, Column("id", no_wrap=True))
     for dataset in items:
         table.add_row(dataset["id"], dataset["name"], dataset["task"], dataset["kind"],
                       _shape(dataset), str(dataset["num_samples"]),
-                      str(dataset["num_classes"] or ""), (dataset["created_at"] or "")[:19])
+                      str(dataset["num_classes"] or ""), _yes(dataset["public"]),
+                      (dataset["created_at"] or "")[:19])
     console.print(table)
 
 
@@ -457,12 +459,43 @@ def models() -> None:
             items = client.models()
         except CapasAPIError as error:
             _fail(error)
-    table = Table("model", "versions", "latest", "aliases", "frameworks")
+    table = Table("model", "versions", "latest", "aliases", "frameworks", "public")
     for item in items:
         table.add_row(item["name"], str(len(item["versions"])), str(item["latest_version"]),
                       ", ".join(f"{a}→{v}" for a, v in item["aliases"].items()),
-                      ", ".join(sorted({v["framework"] for v in item["versions"]})))
+                      ", ".join(sorted({v["framework"] for v in item["versions"]})),
+                      _yes(item["public"]))
     console.print(table)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
+
+
+PrivateOption = Annotated[bool, typer.Option(
+    "--private", help="Close it again: only its owner (and admins) may use it.")]
+
+
+@app.command()
+def share(model: str, private: PrivateOption = False) -> None:
+    """Make a model of yours public: every member may read it and predict with it."""
+    with Client() as client:
+        try:
+            client.set_model_public(model, not private)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"model {model} is now {'private' if private else 'public'}")
+
+
+@datasets_app.command("share")
+def datasets_share(dataset_id: str, private: PrivateOption = False) -> None:
+    """Make a dataset of yours public: every member may list, inspect and train on it."""
+    with Client() as client:
+        try:
+            client.set_dataset_public(dataset_id, not private)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"dataset {dataset_id} is now {'private' if private else 'public'}")
 
 
 @app.command()

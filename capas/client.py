@@ -107,6 +107,10 @@ class Client:
             return self.request("POST", "/datasets", files={"file": (path.name, handle)},
                                 data=fields, timeout=UPLOAD_TIMEOUT_S)
 
+    def set_dataset_public(self, dataset_id: str, public: bool = True) -> dict:
+        """Let every member list, inspect and train on the dataset (`False` closes it again)."""
+        return self.request("PATCH", f"/datasets/{dataset_id}", json={"public": public})
+
     def delete_dataset(self, dataset_id: str) -> None:
         self.request("DELETE", f"/datasets/{dataset_id}")
 
@@ -191,6 +195,10 @@ class Client:
     def configure_batching(self, name: str, **batching: int | float | None) -> dict:
         """Set `max_batch_size` and/or `max_delay_ms` for one model; None restores the default."""
         return self.request("PATCH", f"/models/{name}", json={"batching": batching})
+
+    def set_model_public(self, name: str, public: bool = True) -> dict:
+        """Let every member read the model and predict with it (`False` closes it again)."""
+        return self.request("PATCH", f"/models/{name}", json={"public": public})
 
     def download(self, name: str, version: int, fmt: str, destination: Path) -> Path:
         """Save an artifact (`onnx`, `safetensors`, `keras`) and check it against its sha256."""

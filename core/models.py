@@ -4,7 +4,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -75,6 +75,8 @@ class Dataset(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     schema: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Readable (listed, inspected, trained on) by every member; only its owner changes it.
+    public: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Job(Base):
@@ -179,6 +181,9 @@ class RegisteredModel(Base):
     # Adaptive batching of this model's requests; None takes the service-wide default.
     max_batch_size: Mapped[int | None]
     max_delay_ms: Mapped[float | None]
+    # Readable (listed, its cards and files, predictions) by every member; only its owner
+    # changes it, trains new versions or moves its aliases.
+    public: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     versions: Mapped[list["ModelVersion"]] = relationship(
         back_populates="model", order_by="ModelVersion.version"

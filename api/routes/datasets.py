@@ -1,10 +1,10 @@
-"""Datasets: upload (multipart, streamed), list, schema with a preview, delete."""
+"""Datasets: upload (multipart, streamed), list, schema with a preview, opening to all, delete."""
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep, require_person
-from api.schemas import DatasetOut
+from api.schemas import DatasetOut, DatasetPatch
 from api.uploads import receive_upload
 from core.services.datasets import DatasetService
 
@@ -42,6 +42,14 @@ def get_dataset(dataset_id: str, principal: PrincipalDep, session: SessionDep,
                 settings: SettingsDep) -> DatasetOut:
     return DatasetOut.model_validate(DatasetService(session, settings).describe(principal,
                                                                                 dataset_id))
+
+
+@router.patch("/{dataset_id}", response_model=DatasetOut)
+def update_dataset(dataset_id: str, body: DatasetPatch, principal: PrincipalDep,
+                   session: SessionDep, settings: SettingsDep) -> DatasetOut:
+    """`{"public": true}` lets every member list, inspect and train on it; `false` closes it."""
+    return DatasetOut.model_validate(
+        DatasetService(session, settings).set_public(principal, dataset_id, body.public))
 
 
 @router.delete("/{dataset_id}", status_code=204)

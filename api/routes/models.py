@@ -43,7 +43,8 @@ def model_out(service: RegistryService, model: RegisteredModel) -> ModelOut:
     }) for v in model.versions]
     by_id = {v.id: v.version for v in model.versions}
     policy = service.policy(model)
-    return ModelOut(name=model.name, owner_id=model.owner_id, created_at=model.created_at,
+    return ModelOut(name=model.name, owner_id=model.owner_id, public=model.public,
+                    created_at=model.created_at,
                     latest_version=versions[-1].version if versions else None,
                     aliases={a.alias: by_id[a.version_id] for a in model.aliases},
                     batching={"max_batch_size": policy.max_batch_size,
@@ -68,9 +69,14 @@ def get_model(name: str, principal: PrincipalDep, session: SessionDep,
 @router.patch("/models/{name}", response_model=ModelOut)
 def update_model(name: str, body: ModelPatch, principal: PrincipalDep, session: SessionDep,
                  settings: SettingsDep, inference: InferenceDep) -> ModelOut:
+    """Adaptive batching (`batching`) and who may use the model (`public`)."""
     service = RegistryService(session, settings)
-    changes = body.batching.model_dump(include=body.batching.model_fields_set)
-    model = service.configure_batching(principal, name, changes)
+    model = service.get(principal, name)
+    if body.batching is not None:
+        model = service.configure_batching(
+            principal, name, body.batching.model_dump(include=body.batching.model_fields_set))
+    if body.public is not None:
+        model = service.set_public(principal, name, body.public)
     session.commit()  # before this process resolves the model again
     inference.forget(name)
     return model_out(service, model)

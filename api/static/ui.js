@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the views: elements without innerHTML, errors in words, charts.
 
+import { send } from "./api.js";
+
 // el("a", {href: "#/jobs", class: "x", onclick: fn}, "text", child, [children])
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -46,6 +48,18 @@ export function toast(message) {
   box.classList.add("shown");
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => box.classList.remove("shown"), 4000);
+}
+
+// Opens a dataset or model (`path`) to every member, or closes it; only its owner may.
+export function publicToggle(path, isPublic, onChanged) {
+  return el("button", { type: "button", "aria-pressed": isPublic ? "true" : "false",
+    onclick: async () => {
+      try {
+        const changed = await send("PATCH", path, { public: !isPublic });
+        toast(changed.public ? "Public: every member may now use it" : "Private again");
+        onChanged();
+      } catch (error) { toast(error.message); }
+    } }, isPublic ? "Make private" : "Make public");
 }
 
 export function fmt(value, digits = 4) {

@@ -1,6 +1,6 @@
 """Queries on uploaded datasets and on the jobs that use them."""
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.models import Dataset, Job, JobStatus
@@ -19,9 +19,10 @@ class DatasetRepository:
         return self.session.get(Dataset, dataset_id)
 
     def visible_to(self, owner_id: int | None) -> list[Dataset]:
+        """Everything (`owner_id` None), or the owner\'s and the public ones."""
         query = select(Dataset).order_by(Dataset.created_at, Dataset.id)
         if owner_id is not None:
-            query = query.where(Dataset.owner_id == owner_id)
+            query = query.where(or_(Dataset.owner_id == owner_id, Dataset.public))
         return list(self.session.scalars(query))
 
     def owned_with_content(self, owner_id: int, sha256: str) -> list[Dataset]:

@@ -1,6 +1,6 @@
 """Queries on the model registry: models, their versions, aliases and the aliases' history."""
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, utcnow
@@ -26,11 +26,12 @@ class ModelRepository:
         return model
 
     def visible_to(self, owner_id: int | None) -> list[RegisteredModel]:
+        """Everything (`owner_id` None), or the owner\'s and the public ones."""
         query = (select(RegisteredModel).order_by(RegisteredModel.name)
                  .options(selectinload(RegisteredModel.versions),
                           selectinload(RegisteredModel.aliases)))
         if owner_id is not None:
-            query = query.where(RegisteredModel.owner_id == owner_id)
+            query = query.where(or_(RegisteredModel.owner_id == owner_id, RegisteredModel.public))
         return list(self.session.scalars(query))
 
     def add_version(self, model: RegisteredModel, **values) -> ModelVersion:

@@ -36,22 +36,31 @@ class Principal:
         return self.role == Role.app
 
     def owner_filter(self) -> int | None:
-        """The owner id to restrict listings to; admins see everything."""
+        """The owner whose datasets and models are listed besides the public ones; admins see
+        everything."""
         return None if self.is_admin else self.id
 
     def check_owner(self, owner_id: int) -> None:
+        """For changing a dataset or model: its owner or an admin."""
         if self.is_app:
             raise Forbidden(f"an app key can only predict, with the models {list(self.models)}")
         if not self.is_admin and owner_id != self.id:
             raise Forbidden("this resource belongs to another user")
 
-    def may_use_model(self, name: str, owner_id: int) -> bool:
+    def check_reader(self, owner_id: int, public: bool) -> None:
+        """For reading a dataset: its owner, an admin, or any member when it is public."""
+        if not public:
+            self.check_owner(owner_id)
+        self.check_person()
+
+    def may_use_model(self, name: str, owner_id: int, public: bool) -> bool:
         if self.is_app:
             return name in self.models
-        return self.is_admin or owner_id == self.id
+        return self.is_admin or owner_id == self.id or public
 
-    def check_model(self, name: str, owner_id: int) -> None:
-        if not self.may_use_model(name, owner_id):
+    def check_model(self, name: str, owner_id: int, public: bool) -> None:
+        """For reading a model and predicting with it."""
+        if not self.may_use_model(name, owner_id, public):
             raise Forbidden(f"model '{name}' belongs to another user"
                             if not self.is_app else
                             f"this app key may predict with {list(self.models)}, not '{name}'",

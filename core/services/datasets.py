@@ -45,13 +45,13 @@ def _http_error(error: UploadError) -> CapasError:
 
 def _builtin(dataset: Dataset) -> dict[str, Any]:
     return {**dataset.schema, "name": dataset.id.removeprefix("builtin:"), "source": "builtin",
-            "format": None, "owner_id": None, "created_at": None}
+            "format": None, "owner_id": None, "created_at": None, "public": True}
 
 
 def _uploaded(row: DatasetRow) -> dict[str, Any]:
     schema = {key: value for key, value in row.schema.items() if key != "preview"}
     return {**schema, "name": row.name, "source": "upload", "format": row.format,
-            "owner_id": row.owner_id, "created_at": row.created_at}
+            "owner_id": row.owner_id, "created_at": row.created_at, "public": row.public}
 
 
 class DatasetService:
@@ -62,7 +62,8 @@ class DatasetService:
         self.store = ArtifactStore(settings)
 
     def visible(self, principal: Principal) -> list[dict[str, Any]]:
-        """The built-ins, then the caller's uploads (everyone's for an admin), oldest first."""
+        """The built-ins, then the caller's uploads and the public ones (everyone's for an
+        admin), oldest first."""
         return ([_builtin(load_builtin(dataset_id)) for dataset_id in BUILTINS]
                 + [_uploaded(row) for row in self.datasets.visible_to(principal.owner_filter())])
 
@@ -71,14 +72,14 @@ class DatasetService:
         if dataset_id in BUILTINS:
             dataset = load_builtin(dataset_id)
             return {**_builtin(dataset), "preview": dataset.preview()}
-        row = self._row(principal, dataset_id)
+        row = self._readable(principal, dataset_id)
         return {**_uploaded(row), "preview": row.schema["preview"]}
 
     def schema(self, principal: Principal, dataset_id: str) -> dict[str, Any]:
         """What a job is checked against: a dataset this caller may train on."""
         if dataset_id in BUILTINS:
             return load_builtin(dataset_id).schema
-        return _uploaded(self._row(principal, dataset_id))
+        return _uploaded(self._readable(principal, dataset_id))
 
     def load(self, dataset_id: str, sha256: str | None) -> Dataset:
         """The data a job trains on, refused unless it is the content the job was submitted
@@ -129,7 +130,7 @@ class DatasetService:
         if dataset_id in BUILTINS:
             raise Forbidden(f"dataset '{dataset_id}' is built in and cannot be deleted",
                             [{"field": "dataset", "value": dataset_id}])
-        row = self._row(principal, dataset_id)
+        row = self._owned(principal, dataset_id)
         jobs = self.datasets.active_jobs_using(dataset_id)
         if jobs:
             raise Conflict(f"dataset '{dataset_id}' is used by {len(jobs)} queued or running "
@@ -142,11 +143,30 @@ class DatasetService:
         if self.datasets.count_with_content(sha256) == 0:
             self.store.dataset_file(sha256).unlink(missing_ok=True)
 
-    def _row(self, principal: Principal, dataset_id: str) -> DatasetRow:
+    def set_public(self, principal: Principal, dataset_id: str, public: bool) -> dict[str, Any]:
+        """Open the dataset to every member (to list, inspect and train on), or close it."""
+        if dataset_id in BUILTINS:
+            raise Forbidden(f"dataset '{dataset_id}' is built in and always public",
+                            [{"field": "dataset", "value": dataset_id}])
+        row = self._owned(principal, dataset_id)
+        row.public = public
+        self.session.commit()
+        return self.describe(principal, dataset_id)
+
+    def _row(self, dataset_id: str) -> DatasetRow:
         row = self.datasets.get(dataset_id)
         if row is None:
             raise NotFound(f"dataset '{dataset_id}' not found; built-ins: {', '.join(BUILTINS)}",
                            [{"field": "dataset", "value": dataset_id}])
+        return row
+
+    def _readable(self, principal: Principal, dataset_id: str) -> DatasetRow:
+        row = self._row(dataset_id)
+        principal.check_reader(row.owner_id, row.public)
+        return row
+
+    def _owned(self, principal: Principal, dataset_id: str) -> DatasetRow:
+        row = self._row(dataset_id)
         principal.check_owner(row.owner_id)
         return row
 

@@ -113,7 +113,13 @@ class RegistryService:
         model = self.models.get(name, with_versions)
         if model is None:
             raise NotFound(f"model '{name}' not found", [{"field": "name", "value": name}])
-        principal.check_model(name, model.owner_id)
+        principal.check_model(name, model.owner_id, model.public)
+        return model
+
+    def _owned(self, principal: Principal, name: str, with_versions: bool = True
+               ) -> RegisteredModel:
+        model = self.get(principal, name, with_versions)
+        principal.check_owner(model.owner_id)
         return model
 
     def policy(self, model: RegisteredModel) -> BatchPolicy:
@@ -125,10 +131,15 @@ class RegistryService:
     def configure_batching(self, principal: Principal, name: str,
                            changes: dict[str, int | float | None]) -> RegisteredModel:
         """Set the model's `max_batch_size` / `max_delay_ms`; None restores the default."""
-        principal.check_person()
-        model = self.get(principal, name)
+        model = self._owned(principal, name)
         for setting, value in changes.items():
             setattr(model, setting, value)
+        return model
+
+    def set_public(self, principal: Principal, name: str, public: bool) -> RegisteredModel:
+        """Open the model to every member (its cards, files and predictions), or close it."""
+        model = self._owned(principal, name)
+        model.public = public
         return model
 
     def resolve(self, principal: Principal, name: str, version: int | None = None,
@@ -172,8 +183,8 @@ class RegistryService:
             raise Invalid(f"alias: expected up to 64 letters, digits, '.', '_' or '-' starting "
                           f"with a letter, received {alias!r}", [{"field": "alias",
                                                                   "value": alias}])
+        model = self._owned(principal, name, with_versions=False)
         target = self.resolve(principal, name, version=version)
-        model = self.get(principal, name, with_versions=False)
         self.models.set_alias(model, alias, target, principal.id)
         return self.alias(principal, name, alias)
 

@@ -194,6 +194,10 @@ def test_predict_tabular_features_from_a_form(page, service):
     assert page.inner_text("#prediction") in ("setosa", "versicolor", "virginica")
     assert page.locator(".bars li").count() == 3
     shot(page, "models-form")
+    page.click("button:has-text('Make public')")
+    page.wait_for_selector("text=Every member: it is public.")
+    with Client(service["url"], service["key"]) as client:
+        assert client.model("iris-form")["public"] is True
 
 
 def test_cancel_a_running_job_from_the_list(page, service):
@@ -261,6 +265,11 @@ def test_upload_a_dataset_and_see_a_refusal_in_words(page, tmp_path):
     page.wait_for_url(re.compile(r"#/datasets/ds_"))
     page.wait_for_selector("main h1:has-text('my iris')")
     assert "setosa (50)" in page.inner_text("dl.facts")
+    # Its owner opens it to every member, and closes it again.
+    page.click("button:has-text('Make public')")
+    page.wait_for_selector("dl.facts >> text=yes: every member may see it and train on it")
+    page.click("button:has-text('Make private')")
+    page.wait_for_selector("dl.facts >> text=no: only its owner")
 
 
 def test_catalog_datasets_and_phone_width(page, browser, link):

@@ -89,6 +89,11 @@ def test_the_four_steps(service, tmp_path):
     missing = capas(service, "download", "digits-mlp", "1", "--format", "keras")
     assert missing.returncode == 1 and "available: onnx, safetensors" in missing.stderr
     assert "production→1" in capas(service, "models").stdout
+    shared = capas(service, "share", "digits-mlp")
+    assert shared.returncode == 0 and "model digits-mlp is now public" in shared.stdout
+    assert httpx.get(f"{url}/models/digits-mlp", headers=headers).json()["public"] is True
+    unknown = capas(service, "share", "nope", "--private")
+    assert unknown.returncode == 1 and "model 'nope' not found" in unknown.stderr
     predicted = capas(service, "predict", "digits-mlp", "--input", "/dev/stdin")
     assert predicted.returncode != 0  # empty stdin is not JSON: a clean refusal, not a crash
 
@@ -171,6 +176,12 @@ def test_cli_uploads_and_lists_datasets(service, tmp_path):
     listed = capas(service, "datasets", "list")
     assert listed.returncode == 0 and dataset_id in listed.stdout
     assert "builtin:spirals" in listed.stdout
+    shared = capas(service, "datasets", "share", dataset_id)
+    assert shared.returncode == 0 and f"dataset {dataset_id} is now public" in shared.stdout
+    assert json.loads(capas(service, "datasets", "show", dataset_id).stdout)["public"] is True
+    closed = capas(service, "datasets", "share", dataset_id, "--private")
+    assert closed.returncode == 0 and "is now private" in closed.stdout
+    assert json.loads(capas(service, "datasets", "show", dataset_id).stdout)["public"] is False
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"a,b,label\n1,2,x\n3,nan,y\n")
     refused = capas(service, "datasets", "upload", str(bad), "--target", "label")

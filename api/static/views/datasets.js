@@ -1,7 +1,9 @@
 // Datasets: built-ins and uploads, an upload form, one dataset's schema and first samples.
 
 import { get, send } from "../api.js";
-import { el, empty, errorBox, fmt, loading, mount, shape, toast, when } from "../ui.js";
+import {
+  el, empty, errorBox, fmt, loading, mount, publicToggle, shape, toast, when,
+} from "../ui.js";
 
 function uploadForm(onDone) {
   const result = el("div", { "aria-live": "polite" });
@@ -53,12 +55,13 @@ async function list(root) {
       el("div", { class: "muted small" }, el("code", {}, d.id))),
     el("td", {}, d.source), el("td", {}, d.kind), el("td", {}, d.task),
     el("td", {}, shape(d.feature_shape)), el("td", {}, fmt(d.num_samples)),
-    el("td", {}, d.num_classes ? String(d.num_classes) : "—")));
+    el("td", {}, d.num_classes ? String(d.num_classes) : "—"),
+    el("td", {}, d.public ? "yes" : "—")));
   mount(root, el("div", { class: "head" }, el("h1", {}, "Datasets")),
     el("div", { class: "columns" },
       el("section", { class: "card wide" }, datasets.length ? el("div", { class: "scroll" },
         el("table", {}, el("thead", {}, el("tr", {}, ["Dataset", "Source", "Kind", "Task",
-          "Features", "Samples", "Classes"].map((h) => el("th", { scope: "col" }, h)))),
+          "Features", "Samples", "Classes", "Public"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, rows))) : empty("No datasets.")),
       uploadForm((dataset) => {
         location.hash = `#/datasets/${encodeURIComponent(dataset.id)}`;
@@ -131,10 +134,14 @@ async function show(root, id) {
       `${c}${dataset.class_counts ? ` (${dataset.class_counts[i]})` : ""}`).join(", ") : "—"],
     ["Target", dataset.target_shape ? shape(dataset.target_shape) : (dataset.target_name || "—")],
     ["Added", when(dataset.created_at)], ["sha256", el("code", { class: "small" }, dataset.sha256)],
+    ["Public", dataset.public ? "yes: every member may see it and train on it"
+      : "no: only its owner (and admins)"],
   ];
   mount(root, el("div", { class: "head" }, el("h1", {}, dataset.name),
     el("div", { class: "actions" },
       el("a", { class: "button", href: "#/datasets" }, "All datasets"),
+      dataset.source === "upload" ? publicToggle(`/datasets/${encodeURIComponent(dataset.id)}`,
+        dataset.public, () => show(root, id)) : null,
       dataset.source === "upload" ? el("button", { type: "button", class: "danger",
         onclick: async () => {
           if (!confirm(`Delete ${dataset.name}?`)) return;

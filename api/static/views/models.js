@@ -2,7 +2,7 @@
 
 import { download, get, send } from "../api.js";
 import {
-  el, empty, errorBox, fmt, loading, mount, resultMetrics, shape, toast, when,
+  el, empty, errorBox, fmt, loading, mount, publicToggle, resultMetrics, shape, toast, when,
 } from "../ui.js";
 import { playground } from "./playground.js";
 
@@ -20,13 +20,15 @@ async function list(root) {
   const models = await get("/models");
   mount(root, el("div", { class: "head" }, el("h1", {}, "Models")),
     models.length ? el("section", { class: "card" }, el("div", { class: "scroll" }, el("table", {},
-      el("thead", {}, el("tr", {}, ["Model", "Versions", "Latest", "Aliases", "Frameworks"]
+      el("thead", {}, el("tr", {}, ["Model", "Versions", "Latest", "Aliases", "Frameworks",
+        "Public"]
         .map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, models.map((m) => el("tr", {},
         el("td", {}, el("a", { href: `#/models/${encodeURIComponent(m.name)}` }, m.name)),
         el("td", {}, String(m.versions.length)), el("td", {}, String(m.latest_version ?? "—")),
         el("td", {}, Object.entries(m.aliases).map(([a, v]) => `${a} → ${v}`).join(", ") || "—"),
-        el("td", {}, [...new Set(m.versions.map((v) => v.framework))].join(", "))))))))
+        el("td", {}, [...new Set(m.versions.map((v) => v.framework))].join(", ")),
+        el("td", {}, m.public ? "yes" : "—")))))))
       : empty("No model yet: a job that succeeds publishes a version of the model it names.",
         el("a", { class: "button primary", href: "#/new" }, "Train one")));
 }
@@ -136,6 +138,11 @@ async function show(root, name, versionText) {
         aliasForm(model, () => show(root, name, versionText)),
         el("p", { class: "muted small" }, `Batching: up to ${model.batching.max_batch_size} `
           + `instances, waiting at most ${model.batching.max_delay_ms} ms.`)),
+      el("section", { class: "card" }, el("h2", {}, "Who may use it"),
+        el("p", {}, model.public ? "Every member: it is public."
+          : "Its owner (and admins), and app keys given it."),
+        publicToggle(`/models/${encodeURIComponent(model.name)}`, model.public,
+          () => show(root, name, versionText))),
       cardBox)));
   try {
     const c = await get(`/models/${encodeURIComponent(name)}/versions/${version}`);
