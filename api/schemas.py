@@ -188,7 +188,7 @@ class AliasIn(BaseModel):
 
 
 class AliasMove(BaseModel):
-    version: int
+    version: int | None  # None: the alias was removed
     previous_version: int | None
     user_id: int | None
     at: Timestamp
@@ -197,7 +197,7 @@ class AliasMove(BaseModel):
 class AliasOut(BaseModel):
     model: str
     alias: str
-    version: int
+    version: int | None  # None: the alias was removed; its history stays
     history: list[AliasMove]
 
 

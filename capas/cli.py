@@ -533,6 +533,17 @@ def alias(model: str, name: str, version: int) -> None:
 
 
 @app.command()
+def unalias(model: str, name: str) -> None:
+    """Remove an alias of a model; its history keeps the removal."""
+    with Client() as client:
+        try:
+            client.remove_alias(model, name)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"{model}@{name} removed")
+
+
+@app.command()
 def download(model: str, version: int,
              format: Annotated[str, typer.Option(
                  "--format", "-f", help="onnx, safetensors or keras")] = "onnx",

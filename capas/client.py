@@ -188,6 +188,10 @@ class Client:
     def set_alias(self, name: str, alias: str, version: int) -> dict:
         return self.request("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
 
+    def remove_alias(self, name: str, alias: str) -> None:
+        """The alias stops resolving; its history records the removal."""
+        self.request("DELETE", f"/models/{name}/aliases/{alias}")
+
     def alias(self, name: str, alias: str) -> dict:
         """Where the alias points and every move it made."""
         return self.request("GET", f"/models/{name}/aliases/{alias}")

@@ -229,7 +229,8 @@ class ModelAlias(Base):
 
 
 class ModelAliasEvent(Base):
-    """One move of an alias, kept so that what served when can be told afterwards."""
+    """One move of an alias (to no version: its removal), kept so that what served when can be
+    told afterwards."""
 
     __tablename__ = "model_alias_events"
     __table_args__ = (Index("ix_model_alias_events_model_alias", "model_id", "alias"),)
@@ -237,7 +238,7 @@ class ModelAliasEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     alias: Mapped[str] = mapped_column(String(64))
-    version: Mapped[int]
+    version: Mapped[int | None]
     previous_version: Mapped[int | None]
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -110,6 +110,16 @@ def set_alias(name: str, alias: str, body: AliasIn, principal: PrincipalDep,
     return moved
 
 
+@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+def remove_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDep,
+                 settings: SettingsDep, inference: InferenceDep) -> Response:
+    """The alias stops resolving; its history keeps the removal."""
+    RegistryService(session, settings).remove_alias(principal, name, alias)
+    session.commit()  # before this process resolves the model again
+    inference.forget(name)
+    return Response(status_code=204)
+
+
 @router.get("/models/{name}/aliases/{alias}", response_model=AliasOut)
 def get_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDep,
               settings: SettingsDep) -> dict:

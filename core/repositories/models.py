@@ -66,8 +66,7 @@ class ModelRepository:
     def set_alias(self, model: RegisteredModel, alias: str, version: ModelVersion,
                   user_id: int) -> ModelAliasEvent:
         """Point `alias` at `version` and record the move; returns the recorded move."""
-        row = self.session.scalar(select(ModelAlias).where(ModelAlias.model_id == model.id,
-                                                           ModelAlias.alias == alias))
+        row = self._alias(model, alias)
         previous = row.version.version if row is not None else None
         if row is None:
             row = ModelAlias(model_id=model.id, alias=alias, version_id=version.id)
@@ -79,6 +78,23 @@ class ModelRepository:
         self.session.add(event)
         self.session.flush()
         return event
+
+    def remove_alias(self, model: RegisteredModel, alias: str,
+                     user_id: int) -> ModelAliasEvent | None:
+        """Remove `alias` and record it as a move to no version; None if there is no such alias."""
+        row = self._alias(model, alias)
+        if row is None:
+            return None
+        event = ModelAliasEvent(model_id=model.id, alias=alias, version=None,
+                                previous_version=row.version.version, user_id=user_id)
+        self.session.delete(row)
+        self.session.add(event)
+        self.session.flush()
+        return event
+
+    def _alias(self, model: RegisteredModel, alias: str) -> ModelAlias | None:
+        return self.session.scalar(select(ModelAlias).where(ModelAlias.model_id == model.id,
+                                                            ModelAlias.alias == alias))
 
     def alias_history(self, model: RegisteredModel, alias: str) -> list[ModelAliasEvent]:
         return list(self.session.scalars(

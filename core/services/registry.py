@@ -189,12 +189,24 @@ class RegistryService:
         return self.alias(principal, name, alias)
 
     def alias(self, principal: Principal, name: str, alias: str) -> dict[str, Any]:
-        found = self.resolve(principal, name, alias=alias)
+        """Where the alias points (None once removed) and every move it made."""
         model = self.get(principal, name, with_versions=False)
+        current = self.models.aliased_version(model, alias)
         history = [{"version": e.version, "previous_version": e.previous_version,
                     "user_id": e.user_id, "at": e.at}
                    for e in self.models.alias_history(model, alias)]
-        return {"model": name, "alias": alias, "version": found.version, "history": history}
+        if current is None and not history:
+            raise NotFound(f"model '{name}' has no alias '{alias}'",
+                           [{"field": "alias", "value": alias}])
+        return {"model": name, "alias": alias,
+                "version": current.version if current is not None else None, "history": history}
+
+    def remove_alias(self, principal: Principal, name: str, alias: str) -> None:
+        """Predictions that named it get 404; without `production`, they use the latest."""
+        model = self._owned(principal, name, with_versions=False)
+        if self.models.remove_alias(model, alias, principal.id) is None:
+            raise NotFound(f"model '{name}' has no alias '{alias}'",
+                           [{"field": "alias", "value": alias}])
 
     def artifact(self, principal: Principal, name: str, version: int, fmt: str) -> Artifact:
         """A downloadable file of the version, checked against the sha256 on its card."""

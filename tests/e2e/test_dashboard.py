@@ -183,6 +183,8 @@ def test_draw_a_digit_and_get_a_prediction(page, service):
     page.click("button:has-text('Point')")
     page.wait_for_selector(".badge.alias:has-text('production')")
     assert "production → v1" in page.inner_text("main")
+    page.click("button[aria-label='Remove production']")
+    page.wait_for_selector("text=No alias: predictions use the latest version.")
 
 
 def test_predict_tabular_features_from_a_form(page, service):

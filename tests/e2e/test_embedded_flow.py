@@ -94,6 +94,9 @@ def test_the_four_steps(service, tmp_path):
     assert httpx.get(f"{url}/models/digits-mlp", headers=headers).json()["public"] is True
     unknown = capas(service, "share", "nope", "--private")
     assert unknown.returncode == 1 and "model 'nope' not found" in unknown.stderr
+    removed = capas(service, "unalias", "digits-mlp", "production")
+    assert removed.returncode == 0 and "digits-mlp@production removed" in removed.stdout
+    assert "production→" not in capas(service, "models").stdout
     predicted = capas(service, "predict", "digits-mlp", "--input", "/dev/stdin")
     assert predicted.returncode != 0  # empty stdin is not JSON: a clean refusal, not a crash
 

@@ -153,6 +153,39 @@ def test_predict_picks_version_then_alias_then_production_then_latest(registry):
     assert same["version"] == 1
 
 
+def test_a_removed_alias_stops_resolving_and_keeps_its_history(api):
+    for _ in range(2):
+        train_version(api.settings, api, "pytorch", "iris-alias")
+
+    def predict(**body):
+        return api.post("/models/iris-alias/predict",
+                        json={"instances": [RAW[0].tolist()], **body})
+
+    api.put("/models/iris-alias/aliases/production", json={"version": 1})
+    assert predict().json()["version"] == 1
+    assert api.delete("/models/iris-alias/aliases/production").status_code == 204
+    assert predict().json()["version"] == 2  # no production: the latest
+    error = error_of(predict(alias="production"), 404, "not_found")
+    assert error["details"] == [{"field": "alias", "value": "production"}]
+    removed = api.get("/models/iris-alias/aliases/production").json()
+    assert removed["version"] is None
+    assert [(m["version"], m["previous_version"]) for m in removed["history"]] == [
+        (1, None), (None, 1)]
+    assert api.get("/models/iris-alias").json()["aliases"] == {}
+    error = error_of(api.delete("/models/iris-alias/aliases/production"), 404, "not_found")
+    assert error["details"] == [{"field": "alias", "value": "production"}]
+    error_of(api.get("/models/iris-alias/aliases/never"), 404, "not_found")
+    # Set again, it resolves again, and its history goes on.
+    moved = api.put("/models/iris-alias/aliases/production", json={"version": 2}).json()
+    assert [m["version"] for m in moved["history"]] == [1, None, 2]
+    # Only the owner removes it, even from a public model.
+    key = api.post("/users", json={"name": "reader", "role": "member"}).json()["api_key"]
+    reader = TestClient(api.app, headers={"Authorization": f"Bearer {key}"})
+    api.patch("/models/iris-alias", json={"public": True})
+    error_of(reader.delete("/models/iris-alias/aliases/production"), 403, "forbidden")
+    assert predict().json()["version"] == 2
+
+
 def test_alias_and_version_errors_name_the_field_and_value(registry):
     error = error_of(registry.put("/models/iris/aliases/production", json={"version": -3}),
                      422, "invalid")

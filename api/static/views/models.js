@@ -133,7 +133,16 @@ async function show(root, name, versionText) {
     el("div", {},
       el("section", { class: "card" }, el("h2", {}, "Aliases"),
         Object.keys(model.aliases).length ? el("ul", {}, Object.entries(model.aliases).map(
-          ([a, v]) => el("li", {}, el("strong", {}, a), ` → v${v}`)))
+          ([a, v]) => el("li", {}, el("strong", {}, a), ` → v${v} `,
+            el("button", { type: "button", class: "link small", "aria-label": `Remove ${a}`,
+              onclick: async () => {
+                try {
+                  await send("DELETE", `/models/${encodeURIComponent(model.name)}/aliases/`
+                    + encodeURIComponent(a));
+                  toast(`${model.name}@${a} removed`);
+                  show(root, name, versionText);
+                } catch (error) { toast(error.message); }
+              } }, "remove"))))
           : el("p", { class: "muted" }, "No alias: predictions use the latest version."),
         aliasForm(model, () => show(root, name, versionText)),
         el("p", { class: "muted small" }, `Batching: up to ${model.batching.max_batch_size} `
