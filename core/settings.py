@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     # thread).
     inline_inference_ms: float = Field(default=0.1, ge=0)
     # How long an API process reuses an API key's user and the version a predict request
-    # resolves to before asking SQL again: a revoked key or a moved alias reaches other API
-    # processes within this time (the process that moved an alias sees it at once).
+    # resolves to before asking SQL again: a revoked key, a moved alias or a model made private
+    # reaches other API processes within this time (the process that changed it sees it at once).
     lookup_cache_s: float = Field(default=1.0, ge=0)
 
     @property
