@@ -3,7 +3,7 @@
 from fastapi.testclient import TestClient
 
 from tests.conftest import tiny_job
-from tests.unit.test_registry import IRIS, train_version
+from tests.unit.test_registry import IRIS, error_of, train_version
 
 CSV = "a,b,label\n" + "".join(f"{i},{(i * 7) % 5},{'yes' if i % 2 else 'no'}\n"
                               for i in range(40))
@@ -14,13 +14,6 @@ def member(api: TestClient, name: str) -> TestClient:
     client = TestClient(api.app, headers={"Authorization": f"Bearer {key}"})
     client.settings = api.settings
     return client
-
-
-def error_of(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code
-    return error
 
 
 def test_a_dataset_opened_by_its_owner_is_read_and_trained_on_by_every_member(api):
