@@ -71,12 +71,9 @@ def update_model(name: str, body: ModelPatch, principal: PrincipalDep, session: 
                  settings: SettingsDep, inference: InferenceDep) -> ModelOut:
     """Adaptive batching (`batching`) and who may use the model (`public`)."""
     service = RegistryService(session, settings)
-    model = service.get(principal, name)
-    if body.batching is not None:
-        model = service.configure_batching(
-            principal, name, body.batching.model_dump(include=body.batching.model_fields_set))
-    if body.public is not None:
-        model = service.set_public(principal, name, body.public)
+    batching = body.batching.model_dump(include=body.batching.model_fields_set) \
+        if body.batching is not None else {}
+    model = service.update(principal, name, batching, body.public)
     session.commit()  # before this process resolves the model again
     inference.forget(name)
     return model_out(service, model)

@@ -128,18 +128,15 @@ class RegistryService:
             max_delay_ms=(model.max_delay_ms if model.max_delay_ms is not None
                           else self.settings.batch_max_delay_ms))
 
-    def configure_batching(self, principal: Principal, name: str,
-                           changes: dict[str, int | float | None]) -> RegisteredModel:
-        """Set the model's `max_batch_size` / `max_delay_ms`; None restores the default."""
+    def update(self, principal: Principal, name: str,
+               batching: dict[str, int | float | None], public: bool | None) -> RegisteredModel:
+        """The owner's settings: `batching` (`max_batch_size` / `max_delay_ms`, None restores
+        the default) and `public` (every member may read the model and predict with it)."""
         model = self._owned(principal, name)
-        for setting, value in changes.items():
+        for setting, value in batching.items():
             setattr(model, setting, value)
-        return model
-
-    def set_public(self, principal: Principal, name: str, public: bool) -> RegisteredModel:
-        """Open the model to every member (its cards, files and predictions), or close it."""
-        model = self._owned(principal, name)
-        model.public = public
+        if public is not None:
+            model.public = public
         return model
 
     def resolve(self, principal: Principal, name: str, version: int | None = None,
