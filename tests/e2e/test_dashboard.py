@@ -239,6 +239,15 @@ def test_a_validation_error_is_placed_on_its_layer(page):
     assert "model.layers[2].pool_size" in error and "larger than the input" in error
     assert page.locator(".layer.bad").count() == 1
     assert page.inner_text("#layer-1 .shape") == "[8 × 8 × 16]"
+    # The error names its line in the editor and goes there.
+    text = json.dumps(body, indent=2)
+    line = text[:text.index('"pool_size": 16')].count("\n") + 1
+    go = page.locator("#layer-2 .layer-errors button.goto")
+    assert go.inner_text() == f"line {line}"
+    go.click()
+    assert page.evaluate("(() => { const e = document.getElementById('spec');"
+                         " return e.value.slice(e.selectionStart, e.selectionEnd); })()") == "16"
+    assert page.evaluate("document.activeElement.id") == "spec"
     shot(page, "new-job-error")
     # Broken JSON is named where it breaks, and the names of the catalog are offered.
     page.fill("#spec", '{"model": {"layers": [{"type": "con')

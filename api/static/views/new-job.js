@@ -1,7 +1,8 @@
 // New job: a JSON spec editor offering the catalog's names, the examples one click away, live
-// validation drawn as a layer diagram with each error at its layer, then submit.
+// validation drawn as a layer diagram with each error at its layer and its line, then submit.
 
 import { get, send } from "../api.js";
+import { locate, pathSteps } from "../jsonpath.js";
 import { el, errorBox, fmt, loading, mount, shape } from "../ui.js";
 
 const VALIDATE_DELAY_MS = 300;
@@ -124,6 +125,23 @@ export async function render(root) {
       : null);
   }
 
+  // Selects the value an error names in the editor, and scrolls it into view.
+  function select(found) {
+    editor.focus();
+    editor.setSelectionRange(found.start, found.end);
+    const lineHeight = parseFloat(getComputedStyle(editor).lineHeight) || 16;
+    editor.scrollTop = Math.max(0, (found.line - 3) * lineHeight);
+  }
+
+  // An error's line in the editor, as a button that goes there.
+  function lineOf(error) {
+    const found = error.field ? locate(editor.value, pathSteps(error.field)) : null;
+    return found ? el("button", { type: "button", class: "link small goto",
+      "aria-label": `Go to line ${found.line}: ${error.field}`,
+      onclick: () => select(locate(editor.value, pathSteps(error.field)) || found) },
+    `line ${found.line}`) : null;
+  }
+
   function drawDiagram(spec, report) {
     const errors = report ? report.errors : [];
     const atLayer = new Map();
@@ -137,7 +155,7 @@ export async function render(root) {
     }
     const analysed = new Map((report?.layers || []).map((l) => [l.index, l]));
     const layers = Array.isArray(spec.model?.layers) ? spec.model.layers : [];
-    const problem = (e) => el("li", {}, el("code", {}, e.field), ` ${e.message}`);
+    const problem = (e) => el("li", {}, lineOf(e), " ", el("code", {}, e.field), ` ${e.message}`);
     mount(diagram,
       report ? el("p", { class: report.valid ? "ok" : "reason", id: "validity" },
         report.valid ? `Valid: ${fmt(report.total_params)} parameters in all.`
@@ -156,8 +174,7 @@ export async function render(root) {
           el("span", { class: "muted params-of" }, layer ? layerSummary(layer) : ""),
           el("span", { class: "shape" }, info ? shape(info.output_shape) : "?"),
           el("span", { class: "count" }, info ? `${fmt(info.params)} params` : ""),
-          bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map((e) =>
-            el("li", {}, el("code", {}, e.field), ` ${e.message}`))) : null);
+          bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map(problem)) : null);
         }),
         // The output only once every layer is analysed: a partial analysis ends early.
         report?.output_shape && analysed.size === layers.length ? el("li", { class: "layer io" },
