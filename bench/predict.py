@@ -7,8 +7,9 @@ For each, side by side in one run:
   - `POST /models/{name}/predict` (JSON) and `POST /v2/models/{name}/infer` (binary tensor
     data) with one instance per request, at concurrency 1, 8 and 32, with adaptive batching
     on (the service defaults) and off (`max_batch_size` 1).
-It prints p50 and p99 latency, requests per second and the mean batch size the service
-reported, then the issue's two ratios:
+It prints p50 and p99 latency, requests per second, the mean batch size the service reported
+and the CPU time the API process spent per request (the event loop's HTTP and JSON work plus
+inference), then the issue's two ratios:
     single-instance p50 − bare call                        (target ≤ 1 ms)
     throughput at concurrency 32, batching on / off       (target ≥ 3×)
 the second measured again in alternating rounds, of which the median is given.
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import copy
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,7 +34,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from bench.common import embedded_service, run_job  # noqa: E402
+from bench.common import run_job, running_service  # noqa: E402
 from ml.datasets import load_builtin  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mlp-digits.json"
@@ -64,12 +66,15 @@ class Result:
     latencies_s: list[float]
     wall_s: float
     batch_sizes: list[int]
+    api_cpu_s: float | None = None  # CPU time the API process spent meanwhile
 
     def row(self) -> list[str]:
         p50, p99 = np.percentile(self.latencies_s, [50, 99]) * 1000
         mean_batch = f"{statistics.mean(self.batch_sizes):.1f}" if self.batch_sizes else "-"
+        cpu = (f"{self.api_cpu_s / len(self.latencies_s) * 1000:.3f}"
+               if self.api_cpu_s is not None else "-")
         return [self.route, str(self.concurrency), self.batching, f"{p50:.3f}", f"{p99:.3f}",
-                f"{len(self.latencies_s) / self.wall_s:.0f}", mean_batch]
+                f"{len(self.latencies_s) / self.wall_s:.0f}", mean_batch, cpu]
 
     @property
     def p50_ms(self) -> float:
@@ -135,9 +140,15 @@ class Connection:
         return status, headers
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def load(url: httpx.URL, headers: dict[str, str], route: str, name: str,
                instances: np.ndarray, concurrency: int, seconds: float,
-               batching: str) -> Result:
+               batching: str, api_pid: int) -> Result:
     """`concurrency` clients in a closed loop, each sending its next request on an answer."""
     host = f"{url.host}:{url.port}"
     requests = []
@@ -169,15 +180,15 @@ async def load(url: httpx.URL, headers: dict[str, str], route: str, name: str,
     await asyncio.gather(*[one_client(i, warmup) for i in range(concurrency)])
     latencies.clear()
     batch_sizes.clear()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(api_pid)
     await asyncio.gather(*[one_client(i, started + seconds) for i in range(concurrency)])
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, cpu_seconds(api_pid) - cpu
     for connection in connections:
         connection.writer.close()
-    return Result(route, concurrency, batching, latencies, wall, batch_sizes)
+    return Result(route, concurrency, batching, latencies, wall, batch_sizes, cpu)
 
 
-def bench_model(client: httpx.Client, spec: dict, seconds: float) -> None:
+def bench_model(client: httpx.Client, api_pid: int, spec: dict, seconds: float) -> None:
     name = spec["model"]["name"]
     job = run_job(client, spec)
     card = client.get(f"/models/{name}/versions/{job['model_version']}").json()
@@ -192,7 +203,7 @@ def bench_model(client: httpx.Client, spec: dict, seconds: float) -> None:
         client.patch(f"/models/{name}", json={"batching": {"max_batch_size": BATCHING[batching]}}
                      ).raise_for_status()
         return [asyncio.run(load(client.base_url, headers, route, name, instances, concurrency,
-                                 seconds, batching))
+                                 seconds, batching, api_pid))
                 for route in ROUTES for concurrency in concurrencies]
 
     for batching in BATCHING:
@@ -204,7 +215,8 @@ def bench_model(client: httpx.Client, spec: dict, seconds: float) -> None:
 
     print(f"\n{name}: {card['params']:,} parameters, input {card['input']['shape']}, "
           f"{seconds:g} s per line")
-    columns = ["route", "conc", "batching", "p50 ms", "p99 ms", "req/s", "mean batch"]
+    columns = ["route", "conc", "batching", "p50 ms", "p99 ms", "req/s", "mean batch",
+               "API CPU ms/req"]
     table = [columns, *[r.row() for r in results]]
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     for row in table:
@@ -231,9 +243,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=["mlp", "wide"], default=["mlp", "wide"])
     args = parser.parse_args()
     specs = model_specs()
-    with embedded_service() as client:
+    with running_service() as service:
         for model in args.models:
-            bench_model(client, specs[model], args.seconds)
+            bench_model(service.client, service.process.pid, specs[model], args.seconds)
 
 
 if __name__ == "__main__":
