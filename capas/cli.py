@@ -476,26 +476,26 @@ PrivateOption = Annotated[bool, typer.Option(
     "--private", help="Close it again: only its owner (and admins) may use it.")]
 
 
+def _share(kind: str, ident: str, private: bool) -> None:
+    """Open a `kind` ("model" or "dataset") to every member, or close it."""
+    with Client() as client:
+        try:
+            getattr(client, f"set_{kind}_public")(ident, not private)
+        except CapasAPIError as error:
+            _fail(error)
+    console.print(f"{kind} {ident} is now {'private' if private else 'public'}")
+
+
 @app.command()
 def share(model: str, private: PrivateOption = False) -> None:
     """Make a model of yours public: every member may read it and predict with it."""
-    with Client() as client:
-        try:
-            client.set_model_public(model, not private)
-        except CapasAPIError as error:
-            _fail(error)
-    console.print(f"model {model} is now {'private' if private else 'public'}")
+    _share("model", model, private)
 
 
 @datasets_app.command("share")
 def datasets_share(dataset_id: str, private: PrivateOption = False) -> None:
     """Make a dataset of yours public: every member may list, inspect and train on it."""
-    with Client() as client:
-        try:
-            client.set_dataset_public(dataset_id, not private)
-        except CapasAPIError as error:
-            _fail(error)
-    console.print(f"dataset {dataset_id} is now {'private' if private else 'public'}")
+    _share("dataset", dataset_id, private)
 
 
 @app.command()
