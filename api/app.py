@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import dashboard, errors
 from api.dispatch import ServingDispatch
@@ -35,9 +36,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class CapasAPI(FastAPI):
+    """FastAPI entered through `front`: the body cap and the metrics around every request, and
+    the prediction routes answered there, ahead of FastAPI's own middleware (`api.dispatch`)."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # what `request.app` reads, on either way through
+        await self.front(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own way: its middleware stack, then its router."""
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> CapasAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Capas", version="0.1.0", lifespan=_lifespan,
+    app = CapasAPI(title="Capas", version="0.1.0", lifespan=_lifespan,
                   description="Train and serve neural networks from a declarative layer spec.")
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
@@ -52,9 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    v2.serving_router):
         app.include_router(router)
     dashboard.install(app)  # last: its `/static` mount must not shadow an API route
-    app.add_middleware(ServingDispatch,
-                       routes=[*models.serving_router.routes, *v2.serving_router.routes])
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
-                       route_limits={("POST", "/datasets"): upload_body_limit(settings)})
+    serving = ServingDispatch(app.handle,
+                              routes=[*models.serving_router.routes, *v2.serving_router.routes])
+    app.front = BodySizeLimit(MetricsMiddleware(serving, metrics=app.state.metrics),
+                              max_bytes=settings.max_body_mb * 1024 * 1024,
+                              route_limits={("POST", "/datasets"): upload_body_limit(settings)})
     return app

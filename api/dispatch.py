@@ -1,20 +1,19 @@
-"""The prediction routes served straight from ASGI, ahead of FastAPI's router.
+"""The prediction routes served straight from ASGI, ahead of FastAPI's router and middleware.
 
 A prediction is the one request an app makes thousands of times a second, and on a small model
-FastAPI's routing and dependency solving cost more than the inference. The prediction
-endpoints therefore take the request alone (`api.deps.serving` authenticates it) and are
-called from here when a POST matches their path; FastAPI still holds them as routes, which
-document them in the OpenAPI schema and answer other methods on those paths with 405. Errors
-are rendered by the app's own handlers, so both ways answer alike.
+FastAPI's routing, dependency solving and own middleware layers (errors, telemetry, body limit)
+cost more than the inference. The prediction endpoints therefore take the request alone
+(`api.deps.serving` authenticates it) and are called from here when a POST matches their path;
+FastAPI still holds them as routes, which document them in the OpenAPI schema and answer other
+methods on those paths with 405. Errors are rendered by the app's own handlers, so both ways
+answer alike; the body cap and the metrics wrap both.
 """
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import HANDLERS
-
-HANDLED = tuple(HANDLERS)
+from api.errors import HANDLERS, internal_error
 
 
 class ServingDispatch:
@@ -43,7 +42,10 @@ class ServingDispatch:
         request = Request(scope, receive)
         try:
             response = await route.endpoint(request=request, **path_params)
-        except HANDLED as error:
+        except Exception as error:
             handler = next(h for kind, h in HANDLERS.items() if isinstance(error, kind))
-            response = await handler(request, error)
+            await (await handler(request, error))(scope, receive, send)
+            if handler is internal_error:
+                raise  # for the server to log, as FastAPI's own error layer does
+            return
         await response(scope, receive, send)

@@ -73,9 +73,15 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
                           str(exc.detail), headers=exc.headers, request=request)
 
 
-# The handlers by exception type, for the app and for routes served outside its router.
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of ours: nothing of it is shown to the client (the server logs it)."""
+    return error_response(500, "internal", "internal server error", request=request)
+
+
+# The handlers by exception type, most specific first, for the app and for the routes served
+# ahead of it (`api.dispatch`).
 HANDLERS = {CapasError: capas_error, RequestValidationError: validation_error,
-            HTTPException: http_error}
+            HTTPException: http_error, Exception: internal_error}
 
 
 def install(app: FastAPI) -> None:

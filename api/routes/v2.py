@@ -3,11 +3,11 @@
 import json
 import math
 import zlib
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import (
     SERVING_SECURITY,
@@ -29,31 +29,37 @@ router = APIRouter(prefix="/v2", tags=["v2"])
 serving_router = APIRouter(prefix="/v2", tags=["v2"])
 HEADER_LENGTH = "Inference-Header-Content-Length"
 PLATFORM = "onnxruntime_onnx"
-DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-             "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
-             "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+# Binary tensor data is little-endian, whatever this host's byte order.
+DATATYPES = {name: np.dtype(kind).newbyteorder("<") for name, kind in {
+    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
+    "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
+    "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}.items()}
 MODEL_DATATYPES = {"float32": "FP32"}
 # Request bodies the Triton client compresses on request (`request_compression_algorithm`).
 CONTENT_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+# Empty parameters by a factory: pydantic deep-copies a mutable default on every request.
+Parameters = Annotated[dict[str, Any], Field(default_factory=dict)]
 
 
 class TensorIn(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    parameters: dict[str, Any] = {}
+    parameters: Parameters
     data: Any = None
 
 
 class OutputRequest(BaseModel):
     name: str
-    parameters: dict[str, Any] = {}
+    parameters: Parameters
 
 
 class InferRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str | None = None
-    parameters: dict[str, Any] = {}
+    parameters: Parameters
     inputs: list[TensorIn]
     outputs: list[OutputRequest] | None = None
 
@@ -198,7 +204,7 @@ def _input_batch(request: InferRequest, binary: bytes, target: ServingTarget) ->
         raise Invalid(f"inputs[0].shape: expected [-1, {', '.join(map(str, input_shape))}], "
                       f"received {tensor.shape}", [{"field": "inputs[0].shape",
                                                     "value": tensor.shape}])
-    dtype = np.dtype(DATATYPES[tensor.datatype]).newbyteorder("<")
+    dtype = DATATYPES[tensor.datatype]
     count = math.prod(tensor.shape)
     if "binary_data_size" in tensor.parameters:
         size = tensor.parameters["binary_data_size"]
@@ -216,8 +222,8 @@ def _input_batch(request: InferRequest, binary: bytes, target: ServingTarget) ->
         if values is None or values.size != count:
             raise Invalid(f"inputs[0].data: expected {count} {tensor.datatype} values for shape "
                           f"{tensor.shape}", [{"field": "inputs[0].data", "value": None}])
-    batch = values.astype(np.float32).reshape(tensor.shape[0], *input_shape)
-    if not np.all(np.isfinite(batch)):
+    batch = values.astype(np.float32, copy=False).reshape(tensor.shape[0], *input_shape)
+    if not np.isfinite(batch).all():
         raise Invalid("inputs[0].data: contains NaN or infinite values",
                       [{"field": "inputs[0].data", "value": None}])
     return batch

@@ -80,4 +80,5 @@ def _format(card: dict, outputs: np.ndarray) -> dict[str, Any]:
     if outputs.shape[-1] == 1:  # one logistic unit: probability of the second class
         outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
     return {"predictions": [classes[i] for i in outputs.argmax(axis=-1)],
-            "probabilities": outputs.round(6).tolist(), "classes": classes}
+            # Rounded as doubles: a float32 rounded to 6 places prints with 17 digits.
+            "probabilities": outputs.astype(np.float64).round(6).tolist(), "classes": classes}
