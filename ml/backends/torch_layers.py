@@ -171,6 +171,13 @@ def _same_padding(sizes, window, strides, dilation) -> list[int]:
     return [p for pair in reversed(pads) for p in pair]
 
 
+def _symmetric_padding(sizes, window, strides, dilation) -> tuple[int, ...] | None:
+    """Keras's 'same' padding as a convolution's own (one size for both sides of each axis),
+    when it is that: an odd window at stride 1, the usual case."""
+    pads = S.same_padding(sizes, window, strides, dilation)
+    return tuple(before for before, _ in pads) if all(b == a for b, a in pads) else None
+
+
 def _to_channels_first(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(-1, 1)
 
@@ -186,8 +193,16 @@ class ConvBlock(CanonicalBlock):
         self.strides = layer._tuple(layer.strides, "strides")
         self.dilation = layer._tuple(layer.dilation, "dilation")
         window = layer._tuple(layer.kernel_size, "kernel_size")
-        self.padding = (_same_padding(in_shape[:-1], window, self.strides, self.dilation)
-                        if layer.padding == "same" else None)
+        # Padded by the convolution itself where it can be: a separate pad is one more copy
+        # each way, a tenth of a small network's step.
+        self.conv_padding: tuple[int, ...] | int = 0
+        self.padding = None
+        if layer.padding == "same":
+            symmetric = _symmetric_padding(in_shape[:-1], window, self.strides, self.dilation)
+            if symmetric is None:
+                self.padding = _same_padding(in_shape[:-1], window, self.strides, self.dilation)
+            else:
+                self.conv_padding = symmetric
         self.conv = F.conv1d if self.rank == 1 else F.conv2d
         self.activation_name = layer.activation
 
@@ -197,7 +212,8 @@ class ConvBlock(CanonicalBlock):
             x = F.pad(x, self.padding)
         # canonical kernel [*window, in, filters] → torch [filters, in, *window]
         kernel = self.weight["kernel"].permute(self.rank + 1, self.rank, *range(self.rank))
-        net = self.conv(x, kernel, self.weight.get("bias"), self.strides, 0, self.dilation)
+        net = self.conv(x, kernel, self.weight.get("bias"), self.strides, self.conv_padding,
+                        self.dilation)
         return self.activate(_to_channels_last(net), logits)
 
 
@@ -259,21 +275,23 @@ class BatchNormBlock(Block):
         self.momentum, self.epsilon = layer.momentum, layer.epsilon
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        # [..., C] → [M, C]: torch's fused batch norm on the channels of the last axis.
-        flat = x.reshape(-1, x.shape[-1])
+        # [N, *spatial, C] → a [N, C, *spatial] view: torch's fused batch norm, on the channels
+        # where torch expects them, without copying the input.
+        channels_first = _to_channels_first(x)
         if not self.training:
-            return F.batch_norm(flat, self.moving_mean, self.moving_variance, self.gamma,
-                                self.beta, False, 0.0, self.epsilon).reshape(x.shape)
+            return _to_channels_last(F.batch_norm(
+                channels_first, self.moving_mean, self.moving_variance, self.gamma, self.beta,
+                False, 0.0, self.epsilon))
         moved = self.moving_variance.clone()  # torch moves this copy; the buffer is ours
-        out = F.batch_norm(flat, self.moving_mean, moved, self.gamma, self.beta, True,
+        out = F.batch_norm(channels_first, self.moving_mean, moved, self.gamma, self.beta, True,
                            1 - self.momentum, self.epsilon)
         # torch moved the variance towards the unbiased batch variance (n/(n−1) times the
-        # biased one); Keras moves it towards the biased one: rescale torch's step.
-        n = flat.shape[0]
+        # biased one); Keras moves it towards the biased one. With m the momentum, Keras's
+        # m·v + (1−m)·biased is (n−1)/n · moved + m/n · v.
+        n = x.numel() // x.shape[-1]
         with torch.no_grad():
-            kept = self.moving_variance * self.momentum
-            self.moving_variance.copy_(kept + (moved - kept) * (n - 1) / n)
-        return out.reshape(x.shape)
+            self.moving_variance.mul_(self.momentum / n).add_(moved, alpha=(n - 1) / n)
+        return _to_channels_last(out)
 
     def canonical(self) -> dict[str, torch.Tensor]:
         return {"gamma": self.gamma.detach(), "beta": self.beta.detach(),

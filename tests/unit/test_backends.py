@@ -69,6 +69,10 @@ CASES: dict[str, tuple[list[dict], list[int]]] = {
                                     [8, 2]),
     "conv2d": ([{"type": "conv2d", "filters": 4, "kernel_size": [3, 2]},
                 {"type": "flatten"}], [6, 5, 2]),
+    "conv2d-same": ([{"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same"},
+                     {"type": "flatten"}], [5, 4, 2]),
+    "conv2d-same-even-window": ([{"type": "conv2d", "filters": 2, "kernel_size": 2,
+                                  "padding": "same"}, {"type": "flatten"}], [5, 4, 2]),
     "conv2d-same-strided": ([{"type": "conv2d", "filters": 3, "kernel_size": 3, "strides": 2,
                               "padding": "same", "activation": "selu"}, {"type": "flatten"}],
                             [7, 6, 1]),
@@ -129,13 +133,14 @@ def test_same_weights_give_the_same_outputs_in_keras_torch_and_onnx(case, tmp_pa
     np.testing.assert_allclose(outputs["onnx"], outputs["pytorch"], **tolerance)
 
 
-def test_batchnorm_training_mode_uses_batch_statistics_and_moves_the_same_way():
+@pytest.mark.parametrize("shape", [[3], [3, 2], [4, 3, 2]])
+def test_batchnorm_training_mode_uses_batch_statistics_and_moves_the_same_way(shape):
     import torch
 
-    model = _model([{"type": "batchnorm", "momentum": 0.8}], [3, 2])
+    model = _model([{"type": "batchnorm", "momentum": 0.8}], shape)
     rng = np.random.default_rng(1)
     weights = _random_weights(model, rng)
-    x = rng.normal(2.0, 3.0, size=(16, 3, 2)).astype(np.float32)
+    x = rng.normal(2.0, 3.0, size=(16, *shape)).astype(np.float32)
     _, torch_model = _built("pytorch", model, weights)
     keras_backend, keras_model = _built("tensorflow", model, weights)
     torch_model.train()
