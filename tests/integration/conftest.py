@@ -88,23 +88,32 @@ def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 180) -> dic
                     lambda job: job["status"] in ("succeeded", "failed", "cancelled"), timeout_s)
 
 
-@pytest.fixture(scope="session")
-def cluster_server(cluster_settings, cluster_api):
-    """The cluster API as its own process (`capas api`), for clients that need a real socket.
-
-    Yields its `host:port`; `cluster_api`'s key authenticates against it.
-    """
+def start_api(settings: Settings, *options: str,
+              **popen) -> tuple[subprocess.Popen, str]:
+    """`capas api [options]` on a free port, once it answers: its process and `host:port`."""
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "capas.cli", "api", "--host", "127.0.0.1",
-                                "--port", str(port)], cwd=ROOT, env=cluster_env(cluster_settings))
+                                "--port", str(port), *options], cwd=ROOT,
+                               env=cluster_env(settings), **popen)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, "the API process exited"
         try:
             if httpx.get(f"http://{address}/healthz", timeout=1).status_code == 200:
-                break
+                return process, address
         except httpx.TransportError:
             time.sleep(0.2)
+    stop(process)
+    raise AssertionError(f"no API at {address}")
+
+
+@pytest.fixture(scope="session")
+def cluster_server(cluster_settings, cluster_api):
+    """The cluster API as its own process (`capas api`), for clients that need a real socket.
+
+    Yields its `host:port`; `cluster_api`'s key authenticates against it.
+    """
+    process, address = start_api(cluster_settings)
     yield address
     stop(process)

@@ -1,6 +1,7 @@
 """Serving on the cluster stack: models a real worker trained, served by `capas api` to the
 official Triton HTTP client, aliases on PostgreSQL, concurrent predictions."""
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -11,7 +12,7 @@ from tritonclient.utils import InferenceServerException
 
 from ml.datasets import load_builtin
 from tests.conftest import keras_file_outputs, native_outputs, tiny_job
-from tests.integration.conftest import wait_for_job
+from tests.integration.conftest import start_api, stop, wait_for_job
 
 IRIS = load_builtin("builtin:iris")
 RAW = IRIS.x[::7].astype(np.float32)
@@ -134,3 +135,12 @@ def test_concurrent_requests_to_the_api_process_each_get_their_own_answer(
     for index, (batch_size, probabilities) in enumerate(answers):
         assert 1 <= batch_size <= 64
         np.testing.assert_allclose(probabilities, expected[index % len(RAW)], atol=1e-6)
+
+
+def test_the_api_server_logs_each_request_unless_told_not_to(cluster_settings):
+    for options, logged in (((), True), (("--no-access-log",), False)):
+        process, address = start_api(cluster_settings, *options, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        assert httpx.get(f"http://{address}/healthz").status_code == 200
+        stop(process)
+        assert ('"GET /healthz HTTP/1.1" 200' in process.stdout.read()) == logged
