@@ -6,6 +6,7 @@ Models are trained by the worker's own code (`TrainingService.run`) in this proc
 import asyncio
 import hashlib
 import json
+import sys
 import threading
 import time
 import zlib
@@ -460,36 +461,60 @@ def test_a_batch_waits_to_fill_no_longer_than_its_call_is_expected_to_take(regis
     assert batch_sizes(quick) == [2, 2, 1]
 
 
-def test_a_call_shown_to_be_quick_runs_on_the_event_loop_and_others_in_a_thread(registry):
+def test_a_call_shown_to_be_quick_runs_on_the_event_loop_and_others_off_it(registry):
     from ml.serving import AdaptiveBatcher, BatchPolicy, Predictor
 
-    class ThreadRecording(Predictor):
+    class PlaceRecording(Predictor):
         def predict(self, batch: np.ndarray) -> np.ndarray:
-            self.threads.append(threading.get_ident())
+            self.places.append("loop" if threading.get_ident() == self.loop_thread
+                               else "python thread")
             return super().predict(batch)
+
+        async def predict_async(self, batch: np.ndarray) -> np.ndarray:
+            self.places.append("onnx runtime thread")
+            return await super().predict_async(batch)
 
     card = registry.get("/models/iris/versions/1").json()
     onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
     rows = RAW[:2].astype(np.float32)
 
-    def threads_of(batcher: AdaptiveBatcher, policy: BatchPolicy) -> tuple[int, list[int]]:
-        predictor = ThreadRecording(Predictor.load(onnx_file).session)
-        predictor.threads = []
+    def places_of(batcher: AdaptiveBatcher, policy: BatchPolicy) -> list[str]:
+        predictor = PlaceRecording(Predictor.load(onnx_file).session)
+        predictor.places, predictor.loop_thread = [], threading.get_ident()
 
-        async def three_calls() -> int:
+        async def three_calls() -> None:
             for _ in range(3):
                 await batcher.predict("v1", predictor, rows, policy)
-            return threading.get_ident()
 
-        return asyncio.run(three_calls()), predictor.threads
+        asyncio.run(three_calls())
+        return predictor.places
 
-    for policy in (BatchPolicy(max_batch_size=1, max_delay_ms=0),
-                   BatchPolicy(max_batch_size=8, max_delay_ms=2)):
-        # A call of a size not yet timed goes to a thread; once timed under the limit, inline.
-        loop_thread, threads = threads_of(AdaptiveBatcher(inline_max_s=1.0), policy)
-        assert threads[0] != loop_thread and threads[1:] == [loop_thread, loop_thread]
-        loop_thread, threads = threads_of(AdaptiveBatcher(inline_max_s=0.0), policy)
-        assert loop_thread not in threads
+    # A call of a size not yet timed goes off the loop; once timed under the limit, inline.
+    # Merged calls go to the session's ONNX Runtime thread; unmerged ones to Python threads.
+    for policy, away in ((BatchPolicy(max_batch_size=1, max_delay_ms=0), "python thread"),
+                         (BatchPolicy(max_batch_size=8, max_delay_ms=2), "onnx runtime thread")):
+        assert places_of(AdaptiveBatcher(inline_max_s=1.0), policy) == [away, "loop", "loop"]
+        assert places_of(AdaptiveBatcher(inline_max_s=0.0), policy) == [away] * 3
+
+
+def test_a_call_on_onnx_runtimes_thread_answers_like_a_direct_one_and_is_timed(registry):
+    from ml.serving import Predictor
+
+    card = registry.get("/models/iris/versions/1").json()
+    onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
+    predictor = Predictor.load(onnx_file)
+    rows = RAW[:5].astype(np.float32)
+
+    async def calls() -> list[np.ndarray]:
+        return [await predictor.predict_async(rows) for _ in range(2)]
+
+    first, second = asyncio.run(calls())
+    direct = Predictor.load(onnx_file).predict(rows)
+    np.testing.assert_array_equal(first, direct)
+    np.testing.assert_array_equal(second, direct)
+    assert 0 < predictor.expected_seconds(5) < 1
+    with pytest.raises(Exception, match="input"):  # ONNX Runtime's refusal reaches the caller
+        asyncio.run(predictor.predict_async(np.zeros((1, 7), np.float32)))
 
 
 def test_a_call_in_a_thread_is_timed_by_its_work_not_by_its_wait_for_the_lock(registry):
@@ -498,7 +523,8 @@ def test_a_call_in_a_thread_is_timed_by_its_work_not_by_its_wait_for_the_lock(re
     card = registry.get("/models/iris/versions/1").json()
     onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
     predictor = Predictor.load(onnx_file)
-    rows = RAW[:1].astype(np.float32)
+    # Long enough (milliseconds) for the busy caller to take the lock while ONNX Runtime runs.
+    rows = np.resize(RAW, (20_000, RAW.shape[1])).astype(np.float32)
     # A session's first call sets itself up for milliseconds: time a warm one only.
     predictor.predict(rows)
     predictor.seconds.clear()
@@ -512,15 +538,20 @@ def test_a_call_in_a_thread_is_timed_by_its_work_not_by_its_wait_for_the_lock(re
 
     # The caller keeps the interpreter busy, as the event loop does under load: the worker
     # thread waits for the lock after ONNX Runtime returns.
-    worker = threading.Thread(target=call_in_a_thread)
-    started = time.perf_counter()
-    worker.start()
-    go.set()
-    while worker.is_alive() and time.perf_counter() - started < 1:
-        pass
-    worker.join()
+    # A long switch interval makes that wait far longer than the call.
+    worker, interval = threading.Thread(target=call_in_a_thread), sys.getswitchinterval()
+    sys.setswitchinterval(0.1)
+    try:
+        started = time.perf_counter()
+        worker.start()
+        go.set()
+        while worker.is_alive() and time.perf_counter() - started < 5:
+            pass
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert spent["wall"] > 2 * spent["cpu"]  # the call did wait: a clock would have counted it
-    assert predictor.expected_seconds(1) <= spent["cpu"]
+    assert predictor.expected_seconds(len(rows)) <= spent["cpu"]
 
 
 def test_prediction_routes_are_documented_and_answer_other_methods_with_405(registry):
