@@ -478,23 +478,32 @@ def test_a_call_shown_to_be_quick_runs_on_the_event_loop_and_others_off_it(regis
     onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
     rows = RAW[:2].astype(np.float32)
 
-    def places_of(batcher: AdaptiveBatcher, policy: BatchPolicy) -> list[str]:
+    def places_of(batcher: AdaptiveBatcher, policy: BatchPolicy, together: bool) -> list[str]:
         predictor = PlaceRecording(Predictor.load(onnx_file).session)
         predictor.places, predictor.loop_thread = [], threading.get_ident()
 
         async def three_calls() -> None:
-            for _ in range(3):
-                await batcher.predict("v1", predictor, rows, policy)
+            calls = [batcher.predict("v1", predictor, rows, policy) for _ in range(3)]
+            if together:
+                await asyncio.gather(*calls)
+            else:
+                for call in calls:
+                    await call
 
         asyncio.run(three_calls())
         return predictor.places
 
-    # A call of a size not yet timed goes off the loop; once timed under the limit, inline.
-    # Merged calls go to the session's ONNX Runtime thread; unmerged ones to Python threads.
-    for policy, away in ((BatchPolicy(max_batch_size=1, max_delay_ms=0), "python thread"),
-                         (BatchPolicy(max_batch_size=8, max_delay_ms=2), "onnx runtime thread")):
-        assert places_of(AdaptiveBatcher(inline_max_s=1.0), policy) == [away, "loop", "loop"]
-        assert places_of(AdaptiveBatcher(inline_max_s=0.0), policy) == [away] * 3
+    off, on = BatchPolicy(max_batch_size=1, max_delay_ms=0), BatchPolicy(8, max_delay_ms=2)
+    for policy in (off, on):
+        # A call of a size not yet timed goes to a Python thread; once timed under the limit,
+        # it runs inline.
+        quick = AdaptiveBatcher(inline_max_s=1.0)
+        assert places_of(quick, policy, False) == ["python thread", "loop", "loop"]
+        assert places_of(AdaptiveBatcher(inline_max_s=0.0), policy, False) == \
+            ["python thread"] * 3
+    # Three requests at once are one merged call, on the session's ONNX Runtime thread.
+    assert places_of(AdaptiveBatcher(inline_max_s=0.0), on, True) == ["onnx runtime thread"]
+    assert places_of(AdaptiveBatcher(inline_max_s=0.0), off, True) == ["python thread"] * 3
 
 
 def test_a_call_on_onnx_runtimes_thread_answers_like_a_direct_one_and_is_timed(registry):
