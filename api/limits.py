@@ -4,10 +4,7 @@ larger cap of its own (dataset uploads)."""
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
-
-
-class BodyTooLarge(Exception):
-    pass
+from core.errors import PayloadTooLarge
 
 
 class BodySizeLimit:
@@ -28,20 +25,20 @@ class BodySizeLimit:
         received = 0
 
         async def counting_receive() -> Message:
+            # Raised in the route that reads the body, whose error handlers answer it.
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise PayloadTooLarge(_exceeds(limit))
             return message
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except BodyTooLarge:
-            await self._refuse(scope, receive, send, limit)
+        await self.app(scope, counting_receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = error_response(413, "payload_too_large",
-                                  f"request body exceeds {limit} bytes")
-        await response(scope, receive, send)
+        await error_response(413, "payload_too_large", _exceeds(limit))(scope, receive, send)
+
+
+def _exceeds(limit: int) -> str:
+    return f"request body exceeds {limit} bytes"

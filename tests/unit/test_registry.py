@@ -608,6 +608,15 @@ def test_a_fault_of_ours_is_a_500_in_the_error_shape_on_every_route(registry, mo
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal"
 
 
+def test_a_prediction_body_over_the_cap_is_refused_as_it_arrives(registry):
+    cap = registry.settings.max_body_mb * 1024 * 1024
+    for path in ("/models/iris/predict", "/v2/models/iris/infer"):
+        chunks = (b" " * 65536 for _ in range(cap // 65536 + 1))  # no length declared
+        response = registry.post(path, content=chunks, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413, response.text
+        assert f"request body exceeds {cap} bytes" in response.text
+
+
 def test_an_alias_moved_by_another_api_process_is_seen_after_the_lookup_cache(registry):
     other_settings = registry.settings.model_copy(update={"lookup_cache_s": 0.0})
     other = TestClient(create_app(other_settings), headers=dict(registry.headers))
