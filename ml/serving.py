@@ -73,9 +73,10 @@ class Predictor:
 
     @classmethod
     def load(cls, onnx_path: Path) -> "Predictor":
-        # One thread per call: concurrent calls use the other cores, and the calling thread's
-        # CPU time is the whole cost of a call. The intra-op pool's one thread (the second of
-        # two) is where `predict_async` runs; it sleeps, not spins, between calls.
+        # About one thread per call: concurrent calls use the other cores, and the calling
+        # thread's CPU time is nearly the whole cost of a call. The intra-op pool's one thread
+        # (the second of two) is where `predict_async` runs; a direct call may borrow it for a
+        # large operator. It sleeps, not spins, between calls.
         options = ort.SessionOptions()
         options.intra_op_num_threads = 2
         options.inter_op_num_threads = 1
@@ -104,7 +105,7 @@ class Predictor:
         answer = loop.create_future()
 
         def finished(outputs: list[np.ndarray], _, error: str) -> None:  # ONNX Runtime's thread
-            clock = time.thread_time()  # that thread runs these calls only: its CPU is theirs
+            clock = time.thread_time()  # that thread's CPU is, nearly all, these calls'
             self._record(len(batch), clock - self.async_thread_cpu)
             self.async_thread_cpu = clock
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
