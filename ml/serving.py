@@ -184,13 +184,10 @@ class AdaptiveBatcher:
         self.lanes: dict[Hashable, _Lane] = {}
         self.inline_max_s = inline_max_s
 
-    def _inline(self, predictor: Predictor, batch: np.ndarray) -> bool:
-        return predictor.expected_seconds(len(batch)) <= self.inline_max_s
-
     async def _run(self, predictor: Predictor, batch: np.ndarray,
                    requests: int = 1) -> np.ndarray:
         """`batch` through `predictor`, for `requests` merged requests."""
-        if self._inline(predictor, batch):
+        if predictor.expected_seconds(len(batch)) <= self.inline_max_s:
             return predictor.predict(batch)
         if requests > 1:
             return await predictor.predict_async(batch)

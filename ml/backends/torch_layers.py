@@ -165,17 +165,9 @@ class DenseBlock(CanonicalBlock):
         return self.activate(net, logits)
 
 
-def _same_padding(sizes, window, strides, dilation) -> list[int]:
-    """F.pad's argument for Keras's 'same' padding: last axis first."""
-    pads = S.same_padding(sizes, window, strides, dilation)
+def _pad_argument(pads: list[tuple[int, int]]) -> list[int]:
+    """F.pad's argument for (before, after) pads per spatial axis: last axis first."""
     return [p for pair in reversed(pads) for p in pair]
-
-
-def _symmetric_padding(sizes, window, strides, dilation) -> tuple[int, ...] | None:
-    """Keras's 'same' padding as a convolution's own (one size for both sides of each axis),
-    when it is that: an odd window at stride 1, the usual case."""
-    pads = S.same_padding(sizes, window, strides, dilation)
-    return tuple(before for before, _ in pads) if all(b == a for b, a in pads) else None
 
 
 def _to_channels_first(x: torch.Tensor) -> torch.Tensor:
@@ -193,16 +185,17 @@ class ConvBlock(CanonicalBlock):
         self.strides = layer._tuple(layer.strides, "strides")
         self.dilation = layer._tuple(layer.dilation, "dilation")
         window = layer._tuple(layer.kernel_size, "kernel_size")
-        # Padded by the convolution itself where it can be: a separate pad is one more copy
-        # each way, a tenth of a small network's step.
+        # Padded by the convolution itself where the padding is the same on both sides of each
+        # axis (an odd window at stride 1, the usual case): a separate pad is one more copy each
+        # way, a tenth of a small network's step.
         self.conv_padding: tuple[int, ...] | int = 0
         self.padding = None
         if layer.padding == "same":
-            symmetric = _symmetric_padding(in_shape[:-1], window, self.strides, self.dilation)
-            if symmetric is None:
-                self.padding = _same_padding(in_shape[:-1], window, self.strides, self.dilation)
+            pads = S.same_padding(in_shape[:-1], window, self.strides, self.dilation)
+            if all(before == after for before, after in pads):
+                self.conv_padding = tuple(before for before, _ in pads)
             else:
-                self.conv_padding = symmetric
+                self.padding = _pad_argument(pads)
         self.conv = F.conv1d if self.rank == 1 else F.conv2d
         self.activation_name = layer.activation
 
@@ -221,8 +214,9 @@ class PoolBlock(Block):
     def __init__(self, layer: S.Pool, in_shape: S.Shape):
         super().__init__()
         self.window, self.strides = layer.window()
-        self.padding = (_same_padding(in_shape[:-1], self.window, self.strides,
-                                      (1,) * layer.rank) if layer.padding == "same" else None)
+        self.padding = (_pad_argument(S.same_padding(in_shape[:-1], self.window, self.strides,
+                                                     (1,) * layer.rank))
+                        if layer.padding == "same" else None)
         self.is_max = layer.type.startswith("max")
         rank = layer.rank
         self.pool = {(True, 1): F.max_pool1d, (True, 2): F.max_pool2d,
