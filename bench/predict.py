@@ -1,9 +1,11 @@
 """Serving latency and throughput: `/predict` and v2 binary against the bare ONNX Runtime call.
 
-A running embedded service (`capas up`) trains and publishes two models: the MLP example
-(small: HTTP and JSON dominate) and a wide MLP (millions of weights: inference dominates).
+A running embedded service (`capas up`) trains and publishes three models: the MLP example
+(small: HTTP and JSON dominate), a wide MLP (4M weights: inference about as costly as HTTP)
+and a large one (9.5M weights, more than the CPU's cache holds: inference dominates).
 For each, side by side in one run:
-  - the bare ONNX Runtime call on the downloaded export, one instance, in this process;
+  - the bare ONNX Runtime call on the downloaded export, in this process: one instance per
+    call, and 32 per call, whose gain in instances per second is the most batching can give;
   - `POST /models/{name}/predict` (JSON) and `POST /v2/models/{name}/infer` (binary tensor
     data) with one instance per request, at concurrency 1, 8 and 32, with adaptive batching
     on (the service defaults) and off (`max_batch_size` 1).
@@ -14,7 +16,7 @@ inference), then the issue's two ratios:
     throughput at concurrency 32, batching on / off       (target ≥ 3×)
 the second measured again in alternating rounds, of which the median is given.
 Client and service share this machine's cores; the load generator's own cost is in the
-figures. Run: `.venv/bin/python bench/predict.py [--seconds S] [--models mlp wide]`.
+figures. Run: `.venv/bin/python bench/predict.py [--seconds S] [--models mlp wide large]`.
 """
 
 import argparse
@@ -55,7 +57,11 @@ def model_specs() -> dict[str, dict]:
                                {"type": "dense", "units": 2048, "activation": "relu"},
                                {"type": "dense", "units": 10, "activation": "softmax"}]
     wide["training"]["epochs"] = 1
-    return {"mlp": small, "wide": wide}
+    large = copy.deepcopy(wide)
+    large["model"]["name"] = "bench-large"
+    for layer in large["model"]["layers"][:2]:
+        layer["units"] = 3072  # 9.5M parameters, just under the default limit of 10M
+    return {"mlp": small, "wide": wide, "large": large}
 
 
 @dataclass
@@ -63,10 +69,11 @@ class Result:
     route: str
     concurrency: int
     batching: str
-    latencies_s: list[float]
+    latencies_s: list[float]  # per request (per call for the bare ONNX Runtime lines)
     wall_s: float
     batch_sizes: list[int]
     api_cpu_s: float | None = None  # CPU time the API process spent meanwhile
+    instances_per_call: int = 1
 
     def row(self) -> list[str]:
         p50, p99 = np.percentile(self.latencies_s, [50, 99]) * 1000
@@ -74,7 +81,7 @@ class Result:
         cpu = (f"{self.api_cpu_s / len(self.latencies_s) * 1000:.3f}"
                if self.api_cpu_s is not None else "-")
         return [self.route, str(self.concurrency), self.batching, f"{p50:.3f}", f"{p99:.3f}",
-                f"{len(self.latencies_s) / self.wall_s:.0f}", mean_batch, cpu]
+                f"{self.throughput:.0f}", mean_batch, cpu]
 
     @property
     def p50_ms(self) -> float:
@@ -82,15 +89,17 @@ class Result:
 
     @property
     def throughput(self) -> float:
-        return len(self.latencies_s) / self.wall_s
+        """Requests (instances, for the bare calls) per second."""
+        return len(self.latencies_s) * self.instances_per_call / self.wall_s
 
 
-def bare_onnx_runtime(onnx_bytes: bytes, instance: np.ndarray, seconds: float) -> Result:
-    """The same session options the service uses, one instance per call."""
+def bare_onnx_runtime(onnx_bytes: bytes, batch: np.ndarray, seconds: float) -> Result:
+    """One thread, `batch` per call: with one instance, the least a prediction can cost; with
+    32, what batching can save at most (the model's own gain, with no HTTP around it)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-    feed = {"input": instance[None]}
+    feed = {"input": batch}
     for _ in range(20):
         session.run(["output"], feed)
     latencies = []
@@ -99,7 +108,8 @@ def bare_onnx_runtime(onnx_bytes: bytes, instance: np.ndarray, seconds: float) -
         begin = time.perf_counter()
         session.run(["output"], feed)
         latencies.append(time.perf_counter() - begin)
-    return Result("bare ONNX Runtime", 1, "-", latencies, sum(latencies), [])
+    return Result(f"bare ONNX Runtime, {len(batch)} per call", 1, "-", latencies,
+                  sum(latencies), [], instances_per_call=len(batch))
 
 
 def v2_binary_body(instance: np.ndarray) -> tuple[bytes, dict[str, str]]:
@@ -196,7 +206,8 @@ def bench_model(client: httpx.Client, api_pid: int, spec: dict, seconds: float) 
     digits = load_builtin("builtin:digits")
     instances = digits.x[:256].reshape(256, *card["input"]["shape"]).astype(np.float32)
 
-    results = [bare_onnx_runtime(onnx_bytes, instances[0], seconds)]
+    results = [bare_onnx_runtime(onnx_bytes, instances[:1], seconds),
+               bare_onnx_runtime(onnx_bytes, instances[:32], seconds)]
     headers = {"Authorization": client.headers["Authorization"]}
 
     def measure(batching: str, concurrencies: tuple[int, ...]) -> list[Result]:
@@ -227,7 +238,10 @@ def bench_model(client: httpx.Client, api_pid: int, spec: dict, seconds: float) 
         return next(r for r in results if (r.route, r.concurrency, r.batching)
                     == (route, concurrency, batching))
 
-    bare = results[0]
+    bare, bare_batched = results[:2]
+    print(f"batching ceiling of the model itself: bare ONNX Runtime computes "
+          f"{bare_batched.throughput / bare.throughput:.2f}× the instances per second at 32 "
+          f"per call as at 1")
     for index, route in enumerate(ROUTES):
         single = find(route, 1, "on")
         ratios = sorted(on[index].throughput / off[index].throughput for on, off in rounds)
@@ -240,7 +254,8 @@ def bench_model(client: httpx.Client, api_pid: int, spec: dict, seconds: float) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per line")
-    parser.add_argument("--models", nargs="+", choices=["mlp", "wide"], default=["mlp", "wide"])
+    parser.add_argument("--models", nargs="+", choices=["mlp", "wide", "large"],
+                        default=["mlp", "wide", "large"])
     args = parser.parse_args()
     specs = model_specs()
     with running_service() as service:

@@ -416,18 +416,58 @@ def test_the_batcher_merges_up_to_the_limit_and_fails_only_the_batch_that_failed
         assert batcher.lanes == {}  # a drained lane is gone
         return answers
 
-    # All five wait together: the first four are merged, the fifth runs alone.
-    answers = asyncio.run(submit([rows[i:i + 1] for i in range(5)]))
-    assert [size for _, size in answers] == [4, 4, 4, 4, 1]
-    np.testing.assert_allclose(np.concatenate([out for out, _ in answers]), expected, atol=1e-6)
+    # Nine wait together: the idle version splits them in two calls, each held to the limit
+    # of four; the ninth runs when a call has ended.
+    answers = asyncio.run(submit([rows[i % 5:i % 5 + 1] for i in range(9)]))
+    assert [size for _, size in answers] == [4] * 8 + [1]
+    np.testing.assert_allclose(np.concatenate([out for out, _ in answers]),
+                               expected[[i % 5 for i in range(9)]], atol=1e-6)
     # A request larger than the limit is never split; it runs in a batch of its own.
     answers = asyncio.run(submit([rows, rows[:1]]))
     assert [size for _, size in answers] == [5, 1]
     # A malformed batch fails the batch it was merged into, and nothing else.
     answers = asyncio.run(submit([rows[:1], rows[:1, :3], rows[:1], rows[:1], rows[:1]]))
-    assert all(isinstance(a, Exception) for a in answers[:4])
-    assert answers[4][1] == 1
-    np.testing.assert_allclose(answers[4][0], expected[:1], atol=1e-6)
+    assert all(isinstance(a, Exception) for a in answers[:3])
+    assert [size for _, size in answers[3:]] == [2, 2]
+    np.testing.assert_allclose(np.concatenate([out for out, _ in answers[3:]]),
+                               expected[[0, 0]], atol=1e-6)
+
+
+def test_an_idle_version_splits_what_waits_into_two_calls_in_flight_at_once(registry):
+    from ml.serving import AdaptiveBatcher, BatchPolicy, Predictor
+
+    class InFlight(Predictor):
+        async def predict_async(self, batch: np.ndarray) -> np.ndarray:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                return await super().predict_async(batch)
+            finally:
+                self.now -= 1
+
+    card = registry.get("/models/iris/versions/1").json()
+    onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
+
+    def sizes_and_most_in_flight(count: int, policy: BatchPolicy) -> tuple[list[int], int]:
+        predictor = InFlight(Predictor.load(onnx_file).session)
+        predictor.now = predictor.most = 0
+
+        async def together() -> list[int]:
+            batcher = AdaptiveBatcher()
+            answers = await asyncio.gather(*[
+                batcher.predict("v1", predictor, RAW[i % len(RAW)][None].astype(np.float32),
+                                policy) for i in range(count)])
+            return [size for _, size in answers]
+
+        return asyncio.run(together()), predictor.most
+
+    # Twelve at once: two halves of six, both calls in flight together.
+    assert sizes_and_most_in_flight(12, BatchPolicy(8, max_delay_ms=0)) == ([6] * 12, 2)
+    # Held to four per call: a third call waits for one of the first two to end.
+    sizes, most = sizes_and_most_in_flight(12, BatchPolicy(4, max_delay_ms=0))
+    assert sizes[:8] == [4] * 8 and max(sizes[8:]) <= 4 and most == 2
+    # Fewer than four are merged into one call.
+    assert sizes_and_most_in_flight(3, BatchPolicy(8, max_delay_ms=0)) == ([3] * 3, 1)
 
 
 def test_a_batch_waits_to_fill_no_longer_than_its_call_is_expected_to_take(registry):
@@ -504,6 +544,20 @@ def test_a_call_shown_to_be_quick_runs_on_the_event_loop_and_others_off_it(regis
     # Three requests at once are one merged call, on the session's ONNX Runtime thread.
     assert places_of(AdaptiveBatcher(inline_max_s=0.0), on, True) == ["onnx runtime thread"]
     assert places_of(AdaptiveBatcher(inline_max_s=0.0), off, True) == ["python thread"] * 3
+
+
+def test_a_size_not_yet_timed_is_estimated_from_the_largest_smaller_one_timed(registry):
+    from ml.serving import Predictor
+
+    card = registry.get("/models/iris/versions/1").json()
+    onnx_file = registry.settings.artifacts_dir / "jobs" / card["job_id"] / "model" / ONNX_FILE
+    predictor = Predictor.load(onnx_file)
+    assert predictor.expected_seconds(3) == float("inf")  # nothing timed yet
+    predictor.seconds.update({2: 0.001, 4: 0.003})  # by size rounded up to a power of two
+    assert predictor.expected_seconds(2) == 0.001 and predictor.expected_seconds(3) == 0.003
+    assert predictor.expected_seconds(1) == float("inf")  # no smaller size was timed
+    assert predictor.expected_seconds(7) == pytest.approx(0.006)  # 4's, for twice the rows
+    assert predictor.expected_seconds(20) == pytest.approx(0.024)
 
 
 def test_a_call_on_onnx_runtimes_thread_answers_like_a_direct_one_and_is_timed(registry):
