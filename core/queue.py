@@ -39,6 +39,9 @@ def make_celery(settings: Settings) -> Celery:
         # Keras leaks memory across fits: recycle the child, keeping its framework import
         # for as many jobs as memory allows.
         worker_max_memory_per_child=settings.worker_max_memory_mb * 1024,
+        # A new process imports its frameworks before it reports for work (4 s here, more on
+        # a loaded host); the default of 4 s would kill it as hung.
+        worker_proc_alive_timeout=120,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )

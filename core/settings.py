@@ -3,6 +3,7 @@
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default_factory=_default_threads)
     worker_max_memory_mb: int = 2048
     worker_concurrency: int = 1
+    # Imported by each worker process as it starts, before it takes a job: the first job of a
+    # process (after `capas up`, and after each restart past `worker_max_memory_mb`) would
+    # otherwise pay for the import, some 4 s.
+    worker_preload: list[Literal["pytorch", "tensorflow"]] = ["pytorch", "tensorflow"]
     broker_poll_interval_s: float = 0.05
 
     # Jobs that are never lost (DESIGN §6): a running job polls its stop flag and beats every

@@ -1,8 +1,8 @@
 """The worker's Celery app: `celery -A workers.celery_app worker -Q cpu` (or `capas worker`).
 
 Besides the training task, each worker runs the reconciler in a thread of its main process,
-gives its jobs back to the queue when it is asked to shut down, and resets inherited
-connections in every forked child.
+gives its jobs back to the queue when it is asked to shut down; every forked child resets the
+connections it inherited and imports the frameworks before it takes a job.
 """
 
 import logging
@@ -14,7 +14,7 @@ from core.db import reset_after_fork, session_scope
 from core.queue import make_celery
 from core.repositories.jobs import JobRepository
 from core.services.reconciler import Reconciler
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 app = make_celery(get_settings())
@@ -25,6 +25,17 @@ _stop = threading.Event()
 @signals.worker_process_init.connect
 def _child_started(**_) -> None:
     reset_after_fork()
+    preload_frameworks(get_settings())
+
+
+def preload_frameworks(settings: Settings) -> None:
+    """Import the frameworks a job may need now, while no job waits (the pool gives the
+    process `worker_proc_alive_timeout` to start): TensorFlow cannot be imported before the
+    fork, its runtime does not survive one."""
+    from ml.backends import get_backend
+
+    for framework in settings.worker_preload:
+        get_backend(framework).configure(settings.torch_threads)
 
 
 @signals.worker_ready.connect

@@ -36,9 +36,9 @@ def cluster_env(settings: Settings) -> dict[str, str]:
             **FAST_RECOVERY}
 
 
-def start_worker(settings: Settings, name: str) -> subprocess.Popen:
+def start_worker(settings: Settings, name: str, queue: str = "cpu") -> subprocess.Popen:
     """A real worker (its own process group, so a test can kill it with its pool child)."""
-    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
+    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queue,
                "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
                "--without-gossip", "--without-mingle"]
     return subprocess.Popen(command, cwd=ROOT, env=cluster_env(settings),

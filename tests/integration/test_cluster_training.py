@@ -1,5 +1,8 @@
 """A real Celery worker consuming from Redis trains, records and publishes, in both frameworks."""
 
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -8,7 +11,7 @@ from core.db import session_scope
 from core.models import JobMetric, ModelVersion
 from ml.datasets import load_builtin
 from tests.conftest import tiny_job
-from tests.integration.conftest import wait_for_job
+from tests.integration.conftest import start_worker, stop, wait_for_job
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
@@ -96,3 +99,23 @@ def test_a_worker_keeps_its_framework_and_the_hosts_thread_count(framework, clus
                 ModelVersion.job_id == job["id"]))["runtime"])
     assert runtimes[0]["pid"] == runtimes[1]["pid"]
     assert runtimes[0]["threads"] == runtimes[1]["threads"] == cluster_settings.torch_threads
+
+
+# A library each framework loads on import, as the process's memory map names it.
+FRAMEWORK_LIBRARIES = {"pytorch": "libtorch_cpu.so", "tensorflow": "libtensorflow_framework.so"}
+
+
+def test_a_worker_process_imports_its_frameworks_before_its_first_job(cluster_settings):
+    # On a queue of its own: no job reaches it, so only the preload can load the libraries.
+    process = start_worker(cluster_settings, "preload", queue="preload-check")
+    try:
+        deadline, loaded = time.monotonic() + 120, set()
+        while loaded != set(FRAMEWORK_LIBRARIES) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+            maps = "".join(Path(f"/proc/{child}/maps").read_text()
+                           for child in children.split())
+            loaded = {name for name, library in FRAMEWORK_LIBRARIES.items() if library in maps}
+        assert loaded == set(FRAMEWORK_LIBRARIES)
+    finally:
+        stop(process)

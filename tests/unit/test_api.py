@@ -2,6 +2,7 @@
 
 import gc
 import json
+import os
 import subprocess
 import sys
 
@@ -28,6 +29,16 @@ def test_the_api_process_imports_no_framework():
             "print([m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_worker_process_preloads_the_frameworks_it_is_told(tmp_path):
+    code = ("import sys; from core.settings import Settings; "
+            "from workers.celery_app import preload_frameworks; "
+            f"preload_frameworks(Settings(data_dir='{tmp_path}', worker_preload=['pytorch'])); "
+            "print([m for m in ('torch', 'tensorflow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CAPAS_DATA_DIR": str(tmp_path)})
+    assert out.stdout.strip() == "['torch']"
 
 
 def test_first_start_creates_one_admin_and_saves_its_key(embedded_settings):
