@@ -189,9 +189,8 @@ class AdaptiveBatcher:
     group of requests while the other group computes. So that there are two groups, an idle
     version splits what waits (four requests or more) in two halves, one call each; merged
     into one batch, they came back together and were sent together, and the thread idled
-    while the loop worked.
-    Against one call at a time: 1.1 to 1.4 times the requests per second at concurrency 2 to
-    32, on models whose one-instance call takes 0.3 to 1.5 ms.
+    while the loop worked. Against one call at a time: 1.1 to 1.4 times the requests per
+    second at concurrency 2 to 32, on models whose one-instance call takes 0.3 to 1.5 ms.
 
     Inference runs off the event loop, except a call that this session has shown to take at
     most `inline_max_s`: handing a call over and back costs 0.1 to 0.3 ms of latency, more than
