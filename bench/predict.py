@@ -2,7 +2,7 @@
 
 A running embedded service (`capas up`) trains and publishes three models: the MLP example
 (small: HTTP and JSON dominate), a wide MLP (4M weights: inference about as costly as HTTP)
-and a large one (9.5M weights, more than the CPU's cache holds: inference dominates).
+and a large one (9.7M weights, more than the CPU's cache holds: inference dominates).
 For each, side by side in one run:
   - the bare ONNX Runtime call on the downloaded export, in this process: one instance per
     call, and 32 per call, whose gain in instances per second is the most batching can give;
@@ -60,7 +60,7 @@ def model_specs() -> dict[str, dict]:
     large = copy.deepcopy(wide)
     large["model"]["name"] = "bench-large"
     for layer in large["model"]["layers"][:2]:
-        layer["units"] = 3072  # 9.5M parameters, just under the default limit of 10M
+        layer["units"] = 3072  # 9.7M parameters, just under the default limit of 10M
     return {"mlp": small, "wide": wide, "large": large}
 
 
@@ -252,12 +252,11 @@ def bench_model(client: httpx.Client, api_pid: int, spec: dict, seconds: float) 
 
 
 def main() -> None:
+    specs = model_specs()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per line")
-    parser.add_argument("--models", nargs="+", choices=["mlp", "wide", "large"],
-                        default=["mlp", "wide", "large"])
+    parser.add_argument("--models", nargs="+", choices=list(specs), default=list(specs))
     args = parser.parse_args()
-    specs = model_specs()
     with running_service() as service:
         for model in args.models:
             bench_model(service.client, service.process.pid, specs[model], args.seconds)
