@@ -102,6 +102,13 @@ class Layer(StrictModel):
     def param_count(self, shape: Shape) -> int:
         return sum(math.prod(w.shape) for w in self.weights(shape).values())
 
+    def multiply_adds(self, shape: Shape) -> int:
+        """Roughly the multiply-adds of one sample's forward pass: each weight is used once per
+        output position (a dense layer on a sequence, a convolution), and each output value
+        costs one more."""
+        output = self.output_shape(shape)
+        return self.param_count(shape) * math.prod(output[:-1]) + math.prod(output)
+
     @property
     def output_activation(self) -> str | None:
         return None
@@ -357,6 +364,10 @@ class Recurrent(Layer):
     def _bias_shape(self) -> Shape:
         return (self.gates * self.units,)
 
+    def multiply_adds(self, shape: Shape) -> int:
+        # Every weight once per time step, whatever the layer returns.
+        return self.param_count(shape) * shape[0] + math.prod(self.output_shape(shape))
+
     def weights(self, shape: Shape) -> dict[str, Weight]:
         width = self.gates * self.units
         weights = {}
@@ -407,6 +418,9 @@ class Embedding(Layer):
     def weights(self, shape: Shape) -> dict[str, Weight]:
         return {"embeddings": Weight((self.input_dim, self.output_dim),
                                      self.embeddings_initializer)}
+
+    def multiply_adds(self, shape: Shape) -> int:
+        return math.prod(self.output_shape(shape))  # a lookup: one row copied per id
 
 
 class Activation(Layer):
@@ -662,6 +676,15 @@ def analyze(model: ModelSpec, max_params: int | None = None) -> Analysis:
     if issues:
         raise SpecError(issues)
     return analysis
+
+
+def multiply_adds(model: ModelSpec) -> int:
+    """Roughly the multiply-adds of one sample's forward pass through a valid model."""
+    shape, total = tuple(model.input.shape), 0
+    for layer in model.layers:
+        total += layer.multiply_adds(shape)
+        shape = layer.output_shape(shape)
+    return total
 
 
 def inspect_model(model: ModelSpec,

@@ -117,11 +117,42 @@ def _load_checkpoint(model: keras.Model, checkpoints) -> None:
             variable.assign(saved[f"optimizer_{i}"])
 
 
+# A call of Keras's train function costs a millisecond or two of Python besides its steps
+# (TensorFlow's function call, Keras's batch callbacks): more than a small model's step. So a
+# call runs several steps; but a stop request is seen only between calls, so their estimated
+# time must fit in EXECUTION_S, at a modest rate for one CPU thread.
+EXECUTION_S = 0.25
+MULTIPLY_ADDS_PER_S = 2e9
+MAX_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution(spec: S.JobSpec) -> int:
+    # Three multiply-adds per weight use and sample: the forward pass and two backward.
+    step_s = 3 * S.multiply_adds(spec.model) * spec.training.batch_size / MULTIPLY_ADDS_PER_S
+    return int(min(MAX_STEPS_PER_EXECUTION, max(1, EXECUTION_S // step_s)))
+
+
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int,
+             shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """One pass over the rows in batches, in a new order each pass when a seed is given.
+
+    Keras's own pipeline for arrays maps a function over shuffled indices, and a mapped
+    function costs milliseconds each time an iterator is made; fit makes two a pass, for
+    training and for validation, which took more than half of the MLP example's epoch. Slices
+    through a shuffle buffer cost a tenth of that, for one more copy of the training rows.
+    """
+    with tf.device("/CPU:0"):  # tf.data runs on the host; Keras moves each batch to the model
+        batches = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle_seed is not None:
+            batches = batches.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return batches.batch(batch_size).prefetch(1)
+
+
 class _Reporter(keras.callbacks.Callback):
     # Batch ends may run on Keras's callback threads, as they do with no batch callback at all.
-    # Otherwise Keras turns every batch's logs into Python numbers on the training thread
-    # before the next batch starts: 12 % of the LSTM example's epoch time. A stop request is
-    # then seen a batch or two later, and `on_epoch_end` runs only after every batch end ran.
+    # Otherwise Keras turns every call's logs into Python numbers on the training thread
+    # before the next call starts: 12 % of the LSTM example's epoch time. A stop request is
+    # then seen a call or two later, and `on_epoch_end` runs only after every batch end ran.
     async_safe = True
 
     def __init__(self, hooks, metric: str, samples: int, epochs: int, checkpoints):
@@ -170,22 +201,26 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     start = checkpoints.epoch if checkpoints is not None else 0
     # A resumed run reseeds per resume point: TensorFlow's shuffling state cannot be saved,
     # so resumed epochs shuffle differently from an uninterrupted run (torch's do not).
-    keras.utils.set_random_seed(spec.training.seed + start)
+    seed = spec.training.seed + start
+    keras.utils.set_random_seed(seed)
     gpus = tf.config.list_physical_devices("GPU")
     use_gpu = bool(gpus) and device != "cpu"
     metric = METRICS.get(spec.model.objective,
                          lambda: keras.metrics.MeanAbsoluteError(name="mae"))()
+    batch_size = spec.training.batch_size
+    train = _batches(data.x_train, data.y_train, batch_size, shuffle_seed=seed)
+    validation = _batches(data.x_val, data.y_val, batch_size)
     with tf.device("/GPU:0" if use_gpu else "/CPU:0"):
         native = build(spec.model)
         native.train_model.compile(
             optimizer=OPTIMIZERS[spec.training.optimizer.type](spec.training.optimizer),
-            loss=LOSSES[spec.model.objective](), metrics=[metric])
+            loss=LOSSES[spec.model.objective](), metrics=[metric],
+            steps_per_execution=steps_per_execution(spec))
         if start:
             _load_checkpoint(native.train_model, checkpoints)
         native.train_model.fit(
-            data.x_train, data.y_train, batch_size=spec.training.batch_size,
-            epochs=spec.training.epochs, initial_epoch=start,
-            validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0,
+            train, epochs=spec.training.epochs, initial_epoch=start, validation_data=validation,
+            shuffle=False, verbose=0,  # `train` shuffles itself
             callbacks=[_Reporter(hooks, metric.name, len(data.x_train), spec.training.epochs,
                                  checkpoints)],
         )

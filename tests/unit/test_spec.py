@@ -4,7 +4,7 @@ import pytest
 
 from ml.datasets import load_builtin
 from ml.errors import SpecError
-from ml.spec import analyze, check_dataset_fit, parse_job_spec
+from ml.spec import analyze, check_dataset_fit, multiply_adds, parse_job_spec
 from tests.conftest import example, tiny_job
 
 
@@ -59,6 +59,20 @@ def test_shapes_and_parameter_counts():
     assert [r.output_shape for r in analysis.layers] == [[128], [128], [64], [10]]
     assert [r.params for r in analysis.layers] == [64 * 128 + 128, 0, 128 * 64 + 64, 650]
     assert analysis.total_params == 17226
+
+
+def test_multiply_adds_count_each_weight_once_per_position_or_time_step():
+    body = tiny_job()
+    body["model"]["input"]["shape"] = [6, 5]
+    body["model"]["layers"] = [
+        {"type": "embedding", "input_dim": 9, "output_dim": 2},  # [6, 5, 2]: 60 copied
+        {"type": "conv2d", "filters": 4, "kernel_size": 3},  # 76 weights × 4·3 places + 48
+        {"type": "reshape", "target_shape": [4, 12]},  # 48
+        {"type": "lstm", "units": 2},  # 4·(12+2+1)·2 = 120 weights × 4 steps + 2
+        {"type": "dense", "units": 3, "activation": "softmax"},  # 9 weights + 3
+    ]
+    assert multiply_adds(parse_job_spec(body).model) == \
+        60 + (76 * 12 + 48) + 48 + (120 * 4 + 2) + (9 + 3)
 
 
 def test_dense_acts_on_the_last_axis_and_flatten_makes_a_vector():

@@ -61,10 +61,22 @@ def test_same_seed_same_weights_at_start(framework):
     assert np.all(a["layers.0.bias"] == 0)
 
 
+def stoppable_job(framework: str, epochs: int):
+    """A tiny job and its data, with one row a batch: more batches an epoch than a Keras call
+    runs, so that a stop request can be seen within an epoch in both frameworks."""
+    from ml.backends.keras_backend import MAX_STEPS_PER_EXECUTION
+
+    body = tiny_job(framework, epochs=epochs)
+    body["training"]["batch_size"] = 1
+    spec = parse_job_spec(body)
+    data = prepare(spec, load_builtin(spec.dataset))
+    assert len(data.x_train) > 2 * MAX_STEPS_PER_EXECUTION
+    return spec, data
+
+
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
 def test_should_stop_ends_training_within_an_epoch_without_reporting_it(framework):
-    spec = parse_job_spec(tiny_job(framework, epochs=50))
-    data = prepare(spec, load_builtin(spec.dataset))
+    spec, data = stoppable_job(framework, epochs=50)
     recorder = Recorder(stop_in_epoch=2)
     train(spec, data, recorder)
     assert [m.epoch for m in recorder.epochs] == [1]
@@ -72,8 +84,7 @@ def test_should_stop_ends_training_within_an_epoch_without_reporting_it(framewor
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
 def test_a_stopped_job_resumes_from_its_last_epoch_checkpoint(framework, tmp_path):
-    spec = parse_job_spec(tiny_job(framework, epochs=6))
-    data = prepare(spec, load_builtin(spec.dataset))
+    spec, data = stoppable_job(framework, epochs=6)
     first = Recorder(stop_in_epoch=4)
     train(spec, data, first, checkpoints=Checkpoints(tmp_path))
     assert [m.epoch for m in first.epochs] == [1, 2, 3]
@@ -131,3 +142,29 @@ def test_checkpoints_of_short_epochs_are_spaced_but_the_last_is_kept(tmp_path):
     finished = Checkpoints(tmp_path / "finished", min_interval_s=3600)
     train(spec, data, Recorder(), checkpoints=finished)
     assert finished.epoch == 5  # the final epoch is always kept
+
+
+def test_keras_runs_several_steps_a_call_with_the_same_result_as_one(monkeypatch):
+    from ml.backends import keras_backend
+
+    spec = parse_job_spec(tiny_job("tensorflow", epochs=3))
+    data = prepare(spec, load_builtin(spec.dataset))
+    assert keras_backend.steps_per_execution(spec) == keras_backend.MAX_STEPS_PER_EXECUTION
+    several = train(spec, data, Recorder())
+    monkeypatch.setattr(keras_backend, "MAX_STEPS_PER_EXECUTION", 1)
+    assert keras_backend.steps_per_execution(spec) == 1
+    one = train(spec, data, Recorder())
+    for name, weight in keras_backend.get_weights(several.native).items():
+        np.testing.assert_array_equal(weight, keras_backend.get_weights(one.native)[name])
+
+
+def test_a_large_model_runs_one_keras_step_a_call():
+    from ml.backends import keras_backend
+
+    body = tiny_job("tensorflow")
+    body["model"]["input"]["shape"] = [4096]
+    body["model"]["layers"] = [{"type": "dense", "units": 4096, "activation": "relu"},
+                               {"type": "dense", "units": 3, "activation": "softmax"}]
+    body["training"]["batch_size"] = 256
+    # 3 × 16.8M multiply-adds × 256 rows: some 6 s a step at the assumed rate
+    assert keras_backend.steps_per_execution(parse_job_spec(body)) == 1
