@@ -7,7 +7,8 @@ the two alternating, the median of `--repeats` runs kept. The target,
 is checked at every epoch count. A line through the three medians estimates the two parts
 separately (ratio of slopes, difference of intercepts); on a shared two-core machine a run
 varies by 5 to 10 %, so these estimates are as noisy as a difference of two such times.
-Run: `make bench` (or `.venv/bin/python bench/train_overhead.py [--repeats N]`).
+Run: `make bench` (or `.venv/bin/python bench/train_overhead.py [--repeats N]
+[--examples FILE ...] [--frameworks pytorch|tensorflow ...]`).
 """
 
 import argparse
@@ -143,7 +144,8 @@ PLAIN = {"pytorch": plain_pytorch, "tensorflow": plain_keras}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--examples", nargs="*", default=list(RUNS))
+    parser.add_argument("--examples", nargs="*", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--frameworks", nargs="*", default=list(PLAIN), choices=list(PLAIN))
     args = parser.parse_args()
 
     threads = Settings().torch_threads  # the workers' thread count, for a fair comparison
@@ -156,7 +158,7 @@ def main() -> None:
     with embedded_service() as client:
         for example in args.examples:
             base = json.loads((EXAMPLES / example).read_text())
-            for framework in ("pytorch", "tensorflow"):
+            for framework in args.frameworks:
                 body = copy.deepcopy(base)
                 body["framework"] = framework
                 body["training"]["epochs"] = 1

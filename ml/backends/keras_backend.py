@@ -1,6 +1,7 @@
 """TensorFlow backend: builds a Keras 3 functional model from a spec and fits it."""
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,17 +120,30 @@ def _load_checkpoint(model: keras.Model, checkpoints) -> None:
 
 # A call of Keras's train function costs a millisecond or two of Python besides its steps
 # (TensorFlow's function call, Keras's batch callbacks): more than a small model's step. So a
-# call runs several steps; but a stop request is seen only between calls, so their estimated
-# time must fit in EXECUTION_S, at a modest rate for one CPU thread.
+# call may run several steps; but a stop request is seen only between calls, so their
+# estimated time must fit in EXECUTION_S, at a modest rate for one CPU thread. And Keras takes
+# longer to trace a call of several steps (a loop around the step, for training and for
+# validation): about as long as MULTI_STEP_TRACE_CALLS single calls, so a job that would save
+# fewer calls than that keeps one step a call.
 EXECUTION_S = 0.25
 MULTIPLY_ADDS_PER_S = 2e9
 MAX_STEPS_PER_EXECUTION = 32
+MULTI_STEP_TRACE_CALLS = 250
 
 
-def steps_per_execution(spec: S.JobSpec) -> int:
-    # Three multiply-adds per weight use and sample: the forward pass and two backward.
-    step_s = 3 * S.multiply_adds(spec.model) * spec.training.batch_size / MULTIPLY_ADDS_PER_S
-    return int(min(MAX_STEPS_PER_EXECUTION, max(1, EXECUTION_S // step_s)))
+def steps_per_execution(spec: S.JobSpec, train_rows: int, validation_rows: int,
+                        epochs: int) -> int:
+    batch_size = spec.training.batch_size
+    # Three multiply-adds per weight use and row: the forward pass and two backward.
+    step_s = 3 * S.multiply_adds(spec.model) * batch_size / MULTIPLY_ADDS_PER_S
+    steps = int(min(MAX_STEPS_PER_EXECUTION, max(1, EXECUTION_S // step_s)))
+
+    def calls(rows: int, steps: int) -> int:
+        return math.ceil(math.ceil(rows / batch_size) / steps)
+
+    saved = epochs * sum(calls(rows, 1) - calls(rows, steps)
+                         for rows in (train_rows, validation_rows))
+    return steps if saved >= MULTI_STEP_TRACE_CALLS else 1
 
 
 def _batches(x: np.ndarray, y: np.ndarray, batch_size: int,
@@ -215,7 +229,8 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
         native.train_model.compile(
             optimizer=OPTIMIZERS[spec.training.optimizer.type](spec.training.optimizer),
             loss=LOSSES[spec.model.objective](), metrics=[metric],
-            steps_per_execution=steps_per_execution(spec))
+            steps_per_execution=steps_per_execution(spec, len(data.x_train), len(data.x_val),
+                                                    spec.training.epochs - start))
         if start:
             _load_checkpoint(native.train_model, checkpoints)
         native.train_model.fit(

@@ -149,22 +149,25 @@ def test_keras_runs_several_steps_a_call_with_the_same_result_as_one(monkeypatch
 
     spec = parse_job_spec(tiny_job("tensorflow", epochs=3))
     data = prepare(spec, load_builtin(spec.dataset))
-    assert keras_backend.steps_per_execution(spec) == keras_backend.MAX_STEPS_PER_EXECUTION
+    monkeypatch.setattr(keras_backend, "MULTI_STEP_TRACE_CALLS", 0)  # however short the job
     several = train(spec, data, Recorder())
     monkeypatch.setattr(keras_backend, "MAX_STEPS_PER_EXECUTION", 1)
-    assert keras_backend.steps_per_execution(spec) == 1
     one = train(spec, data, Recorder())
     for name, weight in keras_backend.get_weights(several.native).items():
         np.testing.assert_array_equal(weight, keras_backend.get_weights(one.native)[name])
 
 
-def test_a_large_model_runs_one_keras_step_a_call():
-    from ml.backends import keras_backend
+def test_keras_steps_a_call_follow_the_model_size_and_the_calls_saved():
+    from ml.backends.keras_backend import MAX_STEPS_PER_EXECUTION, steps_per_execution
 
-    body = tiny_job("tensorflow")
-    body["model"]["input"]["shape"] = [4096]
-    body["model"]["layers"] = [{"type": "dense", "units": 4096, "activation": "relu"},
-                               {"type": "dense", "units": 3, "activation": "softmax"}]
-    body["training"]["batch_size"] = 256
+    small = parse_job_spec(tiny_job("tensorflow"))  # batches of 16
+    # 7 + 2 calls an epoch become 1 + 1: 7 saved, 36 epochs pay for the longer tracing
+    assert steps_per_execution(small, 100, 20, epochs=36) == MAX_STEPS_PER_EXECUTION
+    assert steps_per_execution(small, 100, 20, epochs=35) == 1
+    large = tiny_job("tensorflow")
+    large["model"]["input"]["shape"] = [4096]
+    large["model"]["layers"] = [{"type": "dense", "units": 4096, "activation": "relu"},
+                                {"type": "dense", "units": 3, "activation": "softmax"}]
+    large["training"]["batch_size"] = 256
     # 3 × 16.8M multiply-adds × 256 rows: some 6 s a step at the assumed rate
-    assert keras_backend.steps_per_execution(parse_job_spec(body)) == 1
+    assert steps_per_execution(parse_job_spec(large), 100_000, 20_000, epochs=100) == 1
