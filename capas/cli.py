@@ -200,13 +200,15 @@ def validate(spec_file: Path) -> None:
         except CapasAPIError as error:
             _fail(error)
     if report.get("layers"):
-        table = Table("#", "layer", "output shape", "parameters")
+        table = Table("#", "layer", "output shape", "parameters", "multiply-adds a sample")
         types = [layer.get("type", "?") for layer in body.get("model", {}).get("layers", [])]
         for row in report["layers"]:
             table.add_row(str(row["index"]), types[row["index"]],
-                          "×".join(map(str, row["output_shape"])), f"{row['params']:,}")
+                          "×".join(map(str, row["output_shape"])), f"{row['params']:,}",
+                          f"{row['multiply_adds']:,}")
         console.print(table)
-        console.print(f"total parameters: {report['total_params']:,}")
+        console.print(f"total parameters: {report['total_params']:,}; multiply-adds a sample: "
+                      f"{report['total_multiply_adds']:,}")
     for error in report["errors"]:
         err.print(f"[red]{error['field']}[/]: {error['message']}")
     if not report["valid"]:

@@ -661,12 +661,14 @@ class LayerReport(BaseModel):
     type: str
     output_shape: list[int]
     params: int
+    multiply_adds: int  # of one sample's forward pass, roughly
 
 
 class Analysis(BaseModel):
     input_shape: list[int]
     layers: list[LayerReport]
     total_params: int
+    total_multiply_adds: int
     output_shape: list[int]
 
 
@@ -676,15 +678,6 @@ def analyze(model: ModelSpec, max_params: int | None = None) -> Analysis:
     if issues:
         raise SpecError(issues)
     return analysis
-
-
-def multiply_adds(model: ModelSpec) -> int:
-    """Roughly the multiply-adds of one sample's forward pass through a valid model."""
-    shape, total = tuple(model.input.shape), 0
-    for layer in model.layers:
-        total += layer.multiply_adds(shape)
-        shape = layer.output_shape(shape)
-    return total
 
 
 def inspect_model(model: ModelSpec,
@@ -703,14 +696,14 @@ def inspect_model(model: ModelSpec,
             issues.append(SpecIssue(f"{path}.type", "embedding must be the first layer: it reads "
                                                     "integer ids from the input", layer.type))
         try:
-            params = layer.param_count(shape)
+            params, multiply_adds = layer.param_count(shape), layer.multiply_adds(shape)
             shape = layer.output_shape(shape)
         except ShapeError as error:
             field = f"{path}.{error.field}" if error.field else path
             issues.append(SpecIssue(field, str(error), error.value))
             break
         reports.append(LayerReport(index=index, type=layer.type, output_shape=list(shape),
-                                   params=params))
+                                   params=params, multiply_adds=multiply_adds))
     total = sum(r.params for r in reports)
     if max_params is not None and total > max_params:
         issues.append(SpecIssue("model.layers", f"{total} parameters exceed the limit of "
@@ -718,6 +711,7 @@ def inspect_model(model: ModelSpec,
     if len(reports) == len(model.layers):
         issues.extend(_output_issues(model, shape))
     return Analysis(input_shape=list(model.input.shape), layers=reports, total_params=total,
+                    total_multiply_adds=sum(r.multiply_adds for r in reports),
                     output_shape=list(shape)), issues
 
 

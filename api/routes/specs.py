@@ -25,7 +25,8 @@ def get_catalog(principal: PrincipalDep) -> dict[str, Any]:
 @router.post("/specs/validate")
 def validate_spec(body: Annotated[dict[str, Any], Body()], principal: PrincipalDep,
                   session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    """Per-layer output shapes and parameter counts, the total, and every error at once."""
+    """Per-layer output shapes, parameters and multiply-adds, the totals, and every error at
+    once."""
     body = {k: v for k, v in body.items() if k not in ("submission_id", "max_runtime_s")}
     return SpecService(session, settings).inspect(principal, body,
                                                   require_dataset=False).as_dict()

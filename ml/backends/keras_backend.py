@@ -135,7 +135,8 @@ def steps_per_execution(spec: S.JobSpec, train_rows: int, validation_rows: int,
                         epochs: int) -> int:
     batch_size = spec.training.batch_size
     # Three multiply-adds per weight use and row: the forward pass and two backward.
-    step_s = 3 * S.multiply_adds(spec.model) * batch_size / MULTIPLY_ADDS_PER_S
+    step_s = (3 * S.analyze(spec.model).total_multiply_adds * batch_size
+              / MULTIPLY_ADDS_PER_S)
     steps = int(min(MAX_STEPS_PER_EXECUTION, max(1, EXECUTION_S // step_s)))
 
     def calls(rows: int, steps: int) -> int:

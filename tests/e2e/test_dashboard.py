@@ -106,6 +106,8 @@ def test_submit_an_example_and_watch_its_curve_grow_to_the_last_epoch(page, serv
     page.goto(page.url.split("#")[0] + "#/new")
     page.click("button.chip:has-text('MLP on digits')")
     page.wait_for_selector("#validity >> text=Valid: 17,226 parameters")
+    assert "17,556 multiply-adds a sample" in page.inner_text("#validity")
+    assert "8,320 params · 8,448 mult-adds" in page.inner_text("#layer-0")
     page.select_option("#framework", "pytorch")
     shot(page, "new-job")
     page.click("button:has-text('Submit job')")

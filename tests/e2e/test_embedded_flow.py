@@ -105,7 +105,7 @@ def test_cli_validates_a_draft_and_shows_the_catalog(service, tmp_path):
     done = capas(service, "validate", str(EXAMPLES / "cnn-digits.json"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "conv2d" in done.stdout and "8×8×16" in done.stdout
-    assert "total parameters: 17,322" in done.stdout
+    assert "total parameters: 17,322; multiply-adds a sample: 34,324" in done.stdout
     body = json.loads((EXAMPLES / "cnn-digits.json").read_text())
     body["model"]["layers"][2]["pool_size"] = 16
     bad = tmp_path / "bad-pool.json"

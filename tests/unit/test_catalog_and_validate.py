@@ -39,6 +39,10 @@ def test_validate_reports_shapes_and_parameter_counts(api):
         [8, 8, 16], [8, 8, 16], [4, 4, 16], [4, 4, 16], [256], [64], [10]]
     assert [layer["params"] for layer in report["layers"]] == [160, 64, 0, 0, 0, 16448, 650]
     assert report["total_params"] == 17322
+    # Per sample: a convolution's 160 weights at 64 places cost more than its parameters say.
+    assert [layer["multiply_adds"] for layer in report["layers"]] == [
+        160 * 64 + 1024, 64 * 64 + 1024, 256, 256, 256, 16448 + 64, 650 + 10]
+    assert report["total_multiply_adds"] == 34324
 
 
 def test_validate_needs_only_a_model(api):

@@ -4,7 +4,7 @@ import pytest
 
 from ml.datasets import load_builtin
 from ml.errors import SpecError
-from ml.spec import analyze, check_dataset_fit, multiply_adds, parse_job_spec
+from ml.spec import analyze, check_dataset_fit, parse_job_spec
 from tests.conftest import example, tiny_job
 
 
@@ -71,8 +71,10 @@ def test_multiply_adds_count_each_weight_once_per_position_or_time_step():
         {"type": "lstm", "units": 2},  # 4·(12+2+1)·2 = 120 weights × 4 steps + 2
         {"type": "dense", "units": 3, "activation": "softmax"},  # 9 weights + 3
     ]
-    assert multiply_adds(parse_job_spec(body).model) == \
-        60 + (76 * 12 + 48) + 48 + (120 * 4 + 2) + (9 + 3)
+    analysis = analyze(parse_job_spec(body).model)
+    assert [r.multiply_adds for r in analysis.layers] == [
+        60, 76 * 12 + 48, 48, 120 * 4 + 2, 9 + 3]
+    assert analysis.total_multiply_adds == sum(r.multiply_adds for r in analysis.layers)
 
 
 def test_dense_acts_on_the_last_axis_and_flatten_makes_a_vector():

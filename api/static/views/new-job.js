@@ -158,7 +158,8 @@ export async function render(root) {
     const problem = (e) => el("li", {}, lineOf(e), " ", el("code", {}, e.field), ` ${e.message}`);
     mount(diagram,
       report ? el("p", { class: report.valid ? "ok" : "reason", id: "validity" },
-        report.valid ? `Valid: ${fmt(report.total_params)} parameters in all.`
+        report.valid ? `Valid: ${fmt(report.total_params)} parameters in all; `
+          + `${fmt(report.total_multiply_adds)} multiply-adds a sample.`
           : `${errors.length} problem${errors.length === 1 ? "" : "s"} to fix.`) : null,
       general.length ? el("ul", { class: "error", role: "alert" }, general.map(problem)) : null,
       el("ol", { class: "layers" },
@@ -173,7 +174,8 @@ export async function render(root) {
           el("span", { class: "name" }, layer?.type || "?"),
           el("span", { class: "muted params-of" }, layer ? layerSummary(layer) : ""),
           el("span", { class: "shape" }, info ? shape(info.output_shape) : "?"),
-          el("span", { class: "count" }, info ? `${fmt(info.params)} params` : ""),
+          el("span", { class: "count" },
+            info ? `${fmt(info.params)} params · ${fmt(info.multiply_adds)} mult-adds` : ""),
           bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map(problem)) : null);
         }),
         // The output only once every layer is analysed: a partial analysis ends early.
