@@ -673,7 +673,8 @@ class Analysis(BaseModel):
 
 
 def analyze(model: ModelSpec, max_params: int | None = None) -> Analysis:
-    """Infer every layer's output shape and parameter count; raise `SpecError` on any problem."""
+    """Infer every layer's output shape, parameters and multiply-adds; raise `SpecError` on
+    any problem."""
     analysis, issues = inspect_model(model, max_params)
     if issues:
         raise SpecError(issues)
@@ -682,7 +683,7 @@ def analyze(model: ModelSpec, max_params: int | None = None) -> Analysis:
 
 def inspect_model(model: ModelSpec,
                   max_params: int | None = None) -> tuple[Analysis, list[SpecIssue]]:
-    """The shapes and parameter counts that can be inferred, and every problem found.
+    """The shapes, parameters and multiply-adds that can be inferred, and every problem found.
 
     Shape inference stops at the first layer that cannot take its input (the shapes after it
     are unknown); every other problem is reported with it.

@@ -139,8 +139,8 @@ def steps_per_execution(spec: S.JobSpec, train_rows: int, validation_rows: int,
               / MULTIPLY_ADDS_PER_S)
     steps = int(min(MAX_STEPS_PER_EXECUTION, max(1, EXECUTION_S // step_s)))
 
-    def calls(rows: int, steps: int) -> int:
-        return math.ceil(math.ceil(rows / batch_size) / steps)
+    def calls(rows: int, per_call: int) -> int:
+        return math.ceil(math.ceil(rows / batch_size) / per_call)
 
     saved = epochs * sum(calls(rows, 1) - calls(rows, steps)
                          for rows in (train_rows, validation_rows))
