@@ -55,19 +55,24 @@ async def _principal_for(request: Request, key: str | None) -> Principal:
         hash_key(key), lambda: run_in_threadpool(_authenticate, settings, key))
 
 
-async def get_principal(
+async def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """Whoever the key belongs to, an app included: for `/me` and the prediction protocols."""
     return await _principal_for(request, credentials.credentials if credentials else None)
 
 
+CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+async def get_principal(caller: CallerDep) -> Principal:
+    """A member or an admin: an app key only predicts, so every other route refuses it."""
+    caller.check_person()
+    return caller
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-async def require_person(principal: PrincipalDep) -> None:
-    """For routers whose every route needs a member's or admin's key (not an app key)."""
-    principal.check_person()
 
 
 async def get_inference(request: Request) -> InferenceService:

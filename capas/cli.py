@@ -467,7 +467,8 @@ def models() -> None:
             _fail(error)
     table = Table("model", "versions", "latest", "aliases", "frameworks", "public")
     for item in items:
-        table.add_row(item["name"], str(len(item["versions"])), str(item["latest_version"]),
+        table.add_row(item["name"], str(len(item["versions"])),
+                      str(item["latest_version"] or "—"),
                       ", ".join(f"{a}→{v}" for a, v in item["aliases"].items()),
                       ", ".join(sorted({v["framework"] for v in item["versions"]})),
                       _yes(item["public"]))
@@ -565,6 +566,32 @@ def download(model: str, version: int,
         except CapasAPIError as error:
             _fail(error)
     console.print(f"saved {saved}")
+
+
+admin_app = typer.Typer(help="On the server host, with its settings: recover admin access.",
+                        no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("reset-key")
+def admin_reset_key(user: Annotated[str | None, typer.Option(
+        help="the admin's name (default: the first admin)")] = None) -> None:
+    """Make a new key for an admin when every admin key is lost; talks to the database
+    directly, so it runs where the server's settings (CAPAS_DATABASE_URL, CAPAS_DATA_DIR) are."""
+    from core.db import session_scope
+    from core.errors import CapasError
+    from core.services.auth import AuthService
+    from core.settings import get_settings
+
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            admin, key = AuthService(session).reset_admin_key(settings, user)
+    except CapasError as error:
+        err.print("error:", error.message, style="red", markup=False)
+        raise typer.Exit(1) from None
+    console.print(f"new key for admin {admin.name} (shown once): {key}", markup=False)
+    console.print(f"saved to {settings.credentials_file}", markup=False)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import CallerDep, PrincipalDep, SessionDep
 from api.schemas import KeyCreated, KeyIn, KeyOut, Me, UserCreated, UserIn
 from core.services.auth import AuthService
 
@@ -12,7 +12,7 @@ router = APIRouter(tags=["users"])
 
 
 @router.get("/me", response_model=Me)
-def me(principal: PrincipalDep) -> Me:
+def me(principal: CallerDep) -> Me:
     return Me(id=principal.id, name=principal.name, role=principal.role,
               models=list(principal.models) or None)
 
@@ -51,6 +51,8 @@ def list_keys(principal: PrincipalDep, session: SessionDep,
 def revoke_key(key_id: int, request: Request, principal: PrincipalDep,
                session: SessionDep) -> Response:
     key_hash = AuthService(session).revoke_key(principal, key_id)
-    # This process forgets the key at once; others within their lookup cache's lifetime.
+    # Committed before this process forgets the key, so that no request between the two
+    # loads it back as still valid; other processes forget it within their cache's lifetime.
+    session.commit()
     request.app.state.principals.discard(lambda cached: cached == key_hash)
     return Response(status_code=204)

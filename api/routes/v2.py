@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import (
     SERVING_SECURITY,
+    CallerDep,
     InferenceDep,
-    PrincipalDep,
     SessionDep,
     SettingsDep,
     parse_body,
@@ -65,7 +65,7 @@ class InferRequest(BaseModel):
 
 
 @router.get("")
-def server_metadata(request: Request, principal: PrincipalDep) -> dict:
+def server_metadata(request: Request, principal: CallerDep) -> dict:
     return {"name": "capas", "version": request.app.version,
             "extensions": ["binary_tensor_data"]}
 
@@ -92,7 +92,7 @@ def _metadata(name: str, versions: list[int], card: dict) -> dict:
 
 
 @router.get("/models/{name}")
-def model_metadata(name: str, principal: PrincipalDep, session: SessionDep,
+def model_metadata(name: str, principal: CallerDep, session: SessionDep,
                    settings: SettingsDep) -> dict:
     service = RegistryService(session, settings)
     served = service.resolve(principal, name)
@@ -101,7 +101,7 @@ def model_metadata(name: str, principal: PrincipalDep, session: SessionDep,
 
 
 @router.get("/models/{name}/versions/{version}")
-def version_metadata(name: str, version: str, principal: PrincipalDep, session: SessionDep,
+def version_metadata(name: str, version: str, principal: CallerDep, session: SessionDep,
                      settings: SettingsDep) -> dict:
     found = RegistryService(session, settings).resolve(principal, name,
                                                        positive_version(version))
@@ -110,7 +110,7 @@ def version_metadata(name: str, version: str, principal: PrincipalDep, session: 
 
 @router.get("/models/{name}/ready")
 @router.get("/models/{name}/versions/{version}/ready")
-async def model_ready(name: str, principal: PrincipalDep, inference: InferenceDep,
+async def model_ready(name: str, principal: CallerDep, inference: InferenceDep,
                       version: str | None = None) -> dict:
     """Ready when the version can be served now: servable, files intact, session loaded."""
     target = await inference.target(principal, name, _version(version))

@@ -1,6 +1,7 @@
 """Queries on the model registry: models, their versions, aliases and the aliases' history."""
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Insert, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from core.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, utcnow
@@ -17,13 +18,17 @@ class ModelRepository:
                                   selectinload(RegisteredModel.aliases))
         return self.session.scalar(query)
 
-    def get_or_create(self, name: str, owner_id: int) -> RegisteredModel:
-        model = self.get(name)
-        if model is None:
-            model = RegisteredModel(name=name, owner_id=owner_id)
-            self.session.add(model)
-            self.session.flush()
-        return model
+    def reserve(self, name: str, owner_id: int) -> int:
+        """Make `name` the owner's unless someone holds it already; returns its owner's id.
+
+        Race-free: two transactions reserving one new name at once both run the insert, the
+        unique name makes the second wait for the first and then insert nothing, and both read
+        back the one owner. No savepoint is needed, so SQLite's driver takes it too.
+        """
+        self.session.execute(_insert_unless_present(
+            self.session, RegisteredModel.__table__, {"name": name, "owner_id": owner_id}))
+        return self.session.scalar(select(RegisteredModel.owner_id)
+                                   .where(RegisteredModel.name == name))
 
     def visible_to(self, owner_id: int | None) -> list[RegisteredModel]:
         """Everything (`owner_id` None), or the owner\'s and the public ones."""
@@ -102,3 +107,9 @@ class ModelRepository:
             .where(ModelAliasEvent.model_id == model.id, ModelAliasEvent.alias == alias)
             .order_by(ModelAliasEvent.id)
         ))
+
+
+def _insert_unless_present(session: Session, table, values: dict) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING`, which SQLAlchemy spells per dialect."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).values(**values).on_conflict_do_nothing()

@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import ApiKey, User, utcnow
+from core.models import ApiKey, Role, User, utcnow
 
 
 class UserRepository:
@@ -35,6 +35,15 @@ class UserRepository:
     def revoke_key(self, key: ApiKey) -> None:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
+
+    def active_admin_keys(self) -> int:
+        """How many keys could still sign an admin in."""
+        return self.session.scalar(
+            select(func.count()).select_from(ApiKey).join(User, User.id == ApiKey.user_id)
+            .where(User.role == Role.admin, ApiKey.revoked_at.is_(None))) or 0
+
+    def first_admin(self) -> User | None:
+        return self.session.scalar(select(User).where(User.role == Role.admin).order_by(User.id))
 
     def get_by_name(self, name: str) -> User | None:
         return self.session.scalar(select(User).where(User.name == name))

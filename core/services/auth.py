@@ -117,6 +117,12 @@ class AuthService:
         key = self.users.get_key(key_id)
         if key is None or not (principal.is_admin or key.user_id == principal.id):
             raise NotFound(f"key {key_id} not found", [{"field": "key_id", "value": key_id}])
+        if (key.revoked_at is None and key.user.role == Role.admin
+                and self.users.active_admin_keys() == 1):
+            raise Conflict(f"key {key_id} is the last key of any admin: revoking it would lock "
+                           "every admin out. Create another admin key first (`capas keys "
+                           "create`); a lost key is replaced on the server with `capas admin "
+                           "reset-key`", [{"field": "key_id", "value": key_id}])
         self.users.revoke_key(key)
         return key.key_hash
 
@@ -138,9 +144,26 @@ class AuthService:
         if self.users.count() > 0:
             return None
         _, key = self.create_user("admin", Role.admin)
-        path = settings.credentials_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"url": f"http://{settings.host}:{settings.port}",
-                                    "api_key": key}))
-        path.chmod(0o600)
+        save_credentials(settings, key)
         return key
+
+    def reset_admin_key(self, settings: Settings, name: str | None) -> tuple[User, str]:
+        """A new key for an admin (the one named, else the first), for whoever runs the server
+        and lost every admin key; saved where the CLI finds it. Other keys stay as they are."""
+        user = self.users.get_by_name(name) if name is not None else self.users.first_admin()
+        if user is None or user.role != Role.admin:
+            raise NotFound(f"user: no admin named {name!r}" if name is not None
+                           else "user: there is no admin yet; `capas migrate` creates one",
+                           [{"field": "user", "value": name}])
+        key, _ = self.create_key(user)
+        save_credentials(settings, key)
+        return user, key
+
+
+def save_credentials(settings: Settings, key: str) -> None:
+    """Where the `capas` command on this host finds its URL and key; readable by the owner."""
+    path = settings.credentials_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": f"http://{settings.host}:{settings.port}",
+                                "api_key": key}))
+    path.chmod(0o600)

@@ -67,10 +67,6 @@ class JobService:
                 f"{self.settings.max_concurrent_jobs}: wait for one to finish or cancel one",
                 [{"field": "jobs", "value": active}])
         spec, dataset = self.validate(principal, body)
-        owner = ModelRepository(self.session).get(spec.model.name)
-        if owner is not None and owner.owner_id != principal.id and not principal.is_admin:
-            raise Conflict(f"model name '{spec.model.name}' belongs to another user",
-                           [{"field": "model.name", "value": spec.model.name}])
         runtime = max_runtime_s or self.settings.max_runtime_s
         if runtime > self.settings.max_runtime_s:
             raise Invalid(f"max_runtime_s: {runtime} exceeds the limit of "
@@ -80,6 +76,11 @@ class JobService:
         if attempts > MAX_ATTEMPTS_LIMIT:
             raise Invalid(f"max_attempts: {attempts} exceeds the limit of {MAX_ATTEMPTS_LIMIT}",
                           [{"field": "max_attempts", "value": attempts}])
+        # The name is the submitter's from this transaction on, or the job is refused: only
+        # its owner's jobs ever publish versions of a model (an admin's included).
+        if ModelRepository(self.session).reserve(spec.model.name, principal.id) != principal.id:
+            raise Conflict(f"model.name: '{spec.model.name}' belongs to another user; choose "
+                           "another name", [{"field": "model.name", "value": spec.model.name}])
         job = self.jobs.add(Job(
             id=str(uuid.uuid4()), owner_id=principal.id, submission_id=submission_id,
             status=JobStatus.queued, model_name=spec.model.name, framework=spec.framework,

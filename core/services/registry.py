@@ -91,7 +91,12 @@ class RegistryService:
         Runs in the caller's transaction, which also marks the job succeeded: a job is never
         succeeded without its version, nor registered twice.
         """
-        model = self.models.get_or_create(manifest["model_name"], job.owner_id)
+        name = manifest["model_name"]
+        # Reserved at submit; a job queued before names were reserved takes it here, if free.
+        if self.models.reserve(name, job.owner_id) != job.owner_id:
+            raise Conflict(f"model '{name}' belongs to another user: this job's model was not "
+                           "published", [{"field": "model.name", "value": name}])
+        model = self.models.get(name, with_versions=False)
         tolerance = self.settings.parity_tolerance
         version = self.models.add_version(
             model, job_id=job.id, framework=manifest["framework"],
@@ -104,8 +109,6 @@ class RegistryService:
         return version.version
 
     def visible(self, principal: Principal) -> list[RegisteredModel]:
-        if principal.is_app:
-            return [m for m in self.models.visible_to(None) if m.name in principal.models]
         return self.models.visible_to(principal.owner_filter())
 
     def get(self, principal: Principal, name: str, with_versions: bool = True

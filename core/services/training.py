@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.artifacts import ArtifactStore
 from core.db import session_scope
+from core.errors import Conflict
 from core.models import Job, JobStatus
 from core.queue import send_job
 from core.repositories.jobs import METRIC_FIELDS, JobRepository
@@ -235,22 +236,32 @@ class TrainingService:
             self._requeue(job.id, job.queue, worker, f"worker {worker} shutting down; resumes "
                                                      "from its last epoch checkpoint")
         else:
-            with session_scope(self.settings) as session:
-                jobs = JobRepository(session)
-                if reason == "cancel":
-                    jobs.finish(job.id, JobStatus.cancelled, worker=worker,
-                                reason="cancelled by user")
-                elif reason == "timeout":
-                    jobs.finish(job.id, JobStatus.failed, worker=worker,
-                                reason=f"exceeded max_runtime_s ({job.max_runtime_s} s)")
-                elif jobs.finish(job.id, JobStatus.succeeded, worker=worker,
-                                 device=trained.device, final_metrics=trained.final_metrics):
-                    # Same transaction: never succeeded without its version, nor twice.
-                    version = RegistryService(session, self.settings).publish(
-                        job, trained.manifest, trained.directory, trained.max_abs_diff)
-                    jobs.set_model_version(job.id, version)
+            try:
+                self._finish(job, worker, reason, trained)
+            except Conflict as refused:  # its model's name is another member's
+                with session_scope(self.settings) as session:
+                    JobRepository(session).finish(job.id, JobStatus.failed, worker=worker,
+                                                  reason=refused.message)
         if reason not in ("release", "lost"):
             shutil.rmtree(self.store.job_checkpoint_dir(job.id), ignore_errors=True)
+
+    def _finish(self, job: Job, worker: str, reason: str | None,
+                trained: "Trained | None") -> None:
+        """The job's end as the training left it: cancelled, timed out, or published."""
+        with session_scope(self.settings) as session:
+            jobs = JobRepository(session)
+            if reason == "cancel":
+                jobs.finish(job.id, JobStatus.cancelled, worker=worker,
+                            reason="cancelled by user")
+            elif reason == "timeout":
+                jobs.finish(job.id, JobStatus.failed, worker=worker,
+                            reason=f"exceeded max_runtime_s ({job.max_runtime_s} s)")
+            elif jobs.finish(job.id, JobStatus.succeeded, worker=worker,
+                             device=trained.device, final_metrics=trained.final_metrics):
+                # Same transaction: never succeeded without its version, nor twice.
+                version = RegistryService(session, self.settings).publish(
+                    job, trained.manifest, trained.directory, trained.max_abs_diff)
+                jobs.set_model_version(job.id, version)
 
     def _requeue(self, job_id: str, queue: str, worker: str, reason: str) -> None:
         with session_scope(self.settings) as session:
