@@ -1,4 +1,4 @@
-"""The vocabulary's functions: activations, combinations, objectives, initializers.
+"""The vocabulary's functions: activations, combinations, objectives, optimizers, initializers.
 
 No framework is imported here; the backends and the ONNX exporter join these names to their
 builders, and `GET /catalog` renders this metadata.
@@ -83,6 +83,23 @@ OBJECTIVES: dict[str, ObjectiveInfo] = {
         ObjectiveInfo("huber", "regression",
                       "mean(½(y − p)² if |y − p| ≤ 1 else |y − p| − ½)"),
     )
+}
+
+# The update rule of each optimizer as both backends run it: Keras's own, which the torch
+# backend follows (`ml.backends.torch_optim`), with g the gradient, η the learning rate and t the
+# step. Note where ε sits: inside the root for Adagrad and RMSprop, and outside it, unscaled by
+# the bias correction, for Adam.
+OPTIMIZER_UPDATES: dict[str, str] = {
+    "sgd": "v ← μ·v − η·g;  w ← w + v  (nesterov: w ← w + μ·v − η·g)",
+    "adadelta": "E[g²] ← ρ·E[g²] + (1−ρ)·g²;  Δ ← −√(E[Δ²] + ε) / √(E[g²] + ε) · g;  "
+                "E[Δ²] ← ρ·E[Δ²] + (1−ρ)·Δ²;  w ← w + η·Δ",
+    "adagrad": "G ← G + g² (G starts at initial_accumulator_value);  w ← w − η·g / √(G + ε)",
+    "rmsprop": "E[g²] ← ρ·E[g²] + (1−ρ)·g²;  s ← η·g / √(E[g²] + ε);  w ← w − s  "
+               "(centered: E[g] ← ρ·E[g] + (1−ρ)·g and s ← η·g / √(E[g²] − E[g]² + ε); "
+               "momentum: m ← μ·m + s and w ← w − m)",
+    "adam": "m ← β₁·m + (1−β₁)·g;  v ← β₂·v + (1−β₂)·g²;  α ← η·√(1−β₂ᵗ) / (1−β₁ᵗ);  "
+            "w ← w − α·m / (√v + ε)",
+    "adamw": "w ← w − η·λ·w (decoupled weight decay λ), then Adam's step",
 }
 
 # Keras's formulas, with fans of the canonical layout as Keras computes them: for a kernel

@@ -26,6 +26,7 @@ from ml.catalog import (
     INITIALIZERS,
     LOGIT_ACTIVATIONS,
     OBJECTIVES,
+    OPTIMIZER_UPDATES,
 )
 from ml.errors import SpecError, SpecIssue
 
@@ -818,8 +819,8 @@ def catalog() -> dict[str, Any]:
         "activation_aliases": ACTIVATION_ALIASES,
         "combinations": [describe(c) for c in COMBINATIONS.values()],
         "objectives": [describe(o) for o in OBJECTIVES.values()],
-        "optimizers": [{"type": name, "parameters": _parameters(cls)}
-                       for name, cls in OPTIMIZER_TYPES.items()],
+        "optimizers": [{"type": name, "update": OPTIMIZER_UPDATES[name],
+                        "parameters": _parameters(cls)} for name, cls in OPTIMIZER_TYPES.items()],
         "initializers": [{"name": k, "formula": v} for k, v in INITIALIZERS.items()],
         "training": _parameters(TrainingSpec),
     }

@@ -38,18 +38,6 @@ const CURVES = {
 };
 const NOTES = { softmax: "drawn for two units, the other's net input 0: exp(g) / (exp(g) + 1)" };
 
-// The update rules, with Keras's conventions that both backends follow (g the gradient).
-const UPDATE_RULES = {
-  sgd: "v ← μ·v − η·g;  w ← w + v  (Nesterov: w ← w + μ·v − η·g)",
-  adadelta: "E[g²] ← ρ·E[g²] + (1−ρ)·g²;  Δ ← −√(E[Δ²]+ε) / √(E[g²]+ε) · g;  "
-    + "E[Δ²] ← ρ·E[Δ²] + (1−ρ)·Δ²;  w ← w + η·Δ",
-  adagrad: "G ← G + g²;  w ← w − η·g / (√G + ε)",
-  rmsprop: "E[g²] ← ρ·E[g²] + (1−ρ)·g²;  w ← w − η·g / (√E[g²] + ε)  "
-    + "(centered: divides by √(E[g²] − E[g]²) + ε; momentum accumulates the step)",
-  adam: "m ← β₁·m + (1−β₁)·g;  v ← β₂·v + (1−β₂)·g²;  w ← w − η·m̂ / (√v̂ + ε)",
-  adamw: "Adam's step, then w ← w − η·λ·w (decoupled weight decay λ)",
-};
-
 const MAX_LISTED = 6;  // longer lists of allowed names (activations, initializers) are elided
 const XS = Array.from({ length: 161 }, (_, i) => -4 + i * 0.05);
 
@@ -128,9 +116,10 @@ export async function render(root) {
         [el("code", {}, c.name), el("code", {}, c.formula), c.description || ""]))),
     el("section", { id: "section-optimizers", class: "card" },
       el("h2", {}, "Optimizers"),
-      el("p", { class: "muted" }, "η the learning rate, g the gradient, w a weight."),
+      el("p", { class: "muted" }, "η the learning rate, g the gradient, w a weight, t the step: "
+        + "the rules both backends run (Keras's; the PyTorch backend follows them)."),
       table(["name", "update", "parameters"], catalog.optimizers.map((o) =>
-        [el("code", {}, o.type), UPDATE_RULES[o.type] || "—", parameters(o.parameters)]))),
+        [el("code", {}, o.type), o.update, parameters(o.parameters)]))),
     el("section", { id: "section-objectives", class: "card" },
       el("h2", {}, "Objective functions"),
       table(["name", "task", "formula"], catalog.objectives.map((o) =>
