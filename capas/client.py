@@ -10,6 +10,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import Invalid
+from core.job_options import parse_options
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 # A large upload is parsed and checked before the answer comes: allow it minutes.
 UPLOAD_TIMEOUT_S = 600.0
@@ -115,14 +118,18 @@ class Client:
         self.request("DELETE", f"/datasets/{dataset_id}")
 
     def submit(self, body: dict, *, framework: str | None = None,
-               submission_id: str | None = None, max_runtime_s: int | None = None) -> dict:
-        body = dict(body)
+               submission_id: str | None = None, max_runtime_s: int | None = None,
+               max_attempts: int | None = None) -> dict:
+        """Queue a job; the options are `JobOptions`', refused here as the API would refuse them."""
+        given = {"submission_id": submission_id, "max_runtime_s": max_runtime_s,
+                 "max_attempts": max_attempts}
+        try:
+            options, _ = parse_options({k: v for k, v in given.items() if v is not None})
+        except Invalid as error:
+            raise CapasAPIError(error.status, error.code, error.message, error.details) from None
+        body = {**body, **options.model_dump(exclude_none=True)}
         if framework:
             body["framework"] = framework
-        if submission_id:
-            body["submission_id"] = submission_id
-        if max_runtime_s:
-            body["max_runtime_s"] = max_runtime_s
         return self.request("POST", "/jobs", json=body)
 
     def job(self, job_id: str) -> dict:

@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.schemas import Event, JobList, JobOut, MetricRow
 from core.db import session_scope
-from core.errors import Invalid
+from core.job_options import parse_options
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobStatus
 from core.repositories.jobs import METRIC_FIELDS
 from core.services.jobs import JobService
@@ -33,26 +33,12 @@ def job_out(service: JobService, job: Job, with_timeline: bool = True) -> JobOut
     })
 
 
-def _job_option(body: dict[str, Any], name: str, kind: type, positive: bool) -> Any:
-    value = body.pop(name, None)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool) or (positive and value <= 0):
-        expected = "a positive integer" if positive else "a string"
-        raise Invalid(f"{name}: expected {expected}, received {value!r}",
-                      [{"field": name, "value": value}])
-    return value
-
-
 @router.post("", status_code=202, response_model=JobOut)
 def submit_job(body: Annotated[dict[str, Any], Body()], principal: PrincipalDep,
                session: SessionDep, settings: SettingsDep, response: Response) -> JobOut:
-    body = dict(body)
-    submission_id = _job_option(body, "submission_id", str, positive=False)
-    max_runtime_s = _job_option(body, "max_runtime_s", int, positive=True)
-    max_attempts = _job_option(body, "max_attempts", int, positive=True)
+    options, spec = parse_options(body)
     service = JobService(session, settings)
-    job, created = service.submit(principal, body, submission_id, max_runtime_s, max_attempts)
+    job, created = service.submit(principal, spec, options)
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/jobs/{job.id}"

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep
+from core.job_options import parse_options
 from core.services.specs import SpecService
 from ml.spec import catalog
 
@@ -27,6 +28,6 @@ def validate_spec(body: Annotated[dict[str, Any], Body()], principal: PrincipalD
                   session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Per-layer output shapes, parameters and multiply-adds, the totals, and every error at
     once."""
-    body = {k: v for k, v in body.items() if k not in ("submission_id", "max_runtime_s")}
-    return SpecService(session, settings).inspect(principal, body,
+    _, spec = parse_options(body)  # checked as `POST /jobs` checks them, then set aside
+    return SpecService(session, settings).inspect(principal, spec,
                                                   require_dataset=False).as_dict()

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Invalid, NotFound, TooManyRequests
+from core.job_options import JobOptions
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
 from core.queue import send_job
 from core.repositories.jobs import JobRepository
@@ -17,8 +18,6 @@ from core.services.specs import SpecService
 from core.settings import Settings
 from ml.datasets import split_record
 from ml.spec import JobSpec
-
-MAX_ATTEMPTS_LIMIT = 10
 
 
 class ValidJob(NamedTuple):
@@ -53,9 +52,10 @@ class JobService:
                            [{"field": "device", "value": device}])
         return "cuda" if cuda_alive else "cpu"
 
-    def submit(self, principal: Principal, body: dict[str, Any], submission_id: str | None,
-               max_runtime_s: int | None, max_attempts: int | None) -> tuple[Job, bool]:
+    def submit(self, principal: Principal, body: dict[str, Any],
+               options: JobOptions = JobOptions()) -> tuple[Job, bool]:
         """Queue a job; returns (job, created). A repeated submission_id returns the first."""
+        submission_id = options.submission_id
         if submission_id is not None:
             existing = self.jobs.get_by_submission(principal.id, submission_id)
             if existing is not None:
@@ -67,15 +67,12 @@ class JobService:
                 f"{self.settings.max_concurrent_jobs}: wait for one to finish or cancel one",
                 [{"field": "jobs", "value": active}])
         spec, dataset = self.validate(principal, body)
-        runtime = max_runtime_s or self.settings.max_runtime_s
+        runtime = options.max_runtime_s or self.settings.max_runtime_s
         if runtime > self.settings.max_runtime_s:
             raise Invalid(f"max_runtime_s: {runtime} exceeds the limit of "
                           f"{self.settings.max_runtime_s}",
                           [{"field": "max_runtime_s", "value": runtime}])
-        attempts = max_attempts or self.settings.max_attempts
-        if attempts > MAX_ATTEMPTS_LIMIT:
-            raise Invalid(f"max_attempts: {attempts} exceeds the limit of {MAX_ATTEMPTS_LIMIT}",
-                          [{"field": "max_attempts", "value": attempts}])
+        attempts = options.max_attempts or self.settings.max_attempts
         # The name is the submitter's from this transaction on, or the job is refused: only
         # its owner's jobs ever publish versions of a model (an admin's included).
         if ModelRepository(self.session).reserve(spec.model.name, principal.id) != principal.id:

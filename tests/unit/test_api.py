@@ -130,7 +130,9 @@ def test_a_repeated_submission_id_returns_the_same_job(api):
     assert first.json()["id"] == second.json()["id"]
     error = assert_error(api.post("/jobs", json={**tiny_job(), "max_runtime_s": -1}),
                          422, "invalid")
-    assert error["details"] == [{"field": "max_runtime_s", "value": -1}]
+    assert error["details"] == [{"field": "max_runtime_s", "value": -1,
+                                 "message": "input should be greater than 0"}]
+    assert error["message"] == "max_runtime_s: input should be greater than 0, received -1"
 
 
 def test_the_running_app_freezes_its_startup_heap_and_collects_young_garbage_less_often(
