@@ -52,11 +52,8 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
 
 def reset_after_fork() -> None:
     """In a forked child: drop the parent's pooled connections without closing them."""
-    from core.queue import forget_connections
-
     for url in list(_known_urls):
         _engine_for(url).dispose(close=False)
-    forget_connections()
 
 
 @contextmanager

@@ -63,13 +63,8 @@ def forget_connections() -> None:
 
 
 def send_job(settings: Settings, job_id: str, queue: str) -> None:
-    """Send the training message of a committed job and note when (for the reconciler)."""
-    from core.db import session_scope
-    from core.repositories.jobs import JobRepository
-
+    """Send the training message of a job (`core.services.dispatch` notes that it was sent)."""
     celery_for(settings).send_task(TRAIN_TASK, args=[job_id], queue=queue)
-    with session_scope(settings) as session:
-        JobRepository(session).mark_sent(job_id)
 
 
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

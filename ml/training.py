@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,26 +17,9 @@ import numpy as np
 
 from ml.backends import get_backend
 from ml.datasets import Dataset, Preprocessing, fit_preprocessing, split
+from ml.epochs import EpochMetrics
 from ml.errors import DataError
 from ml.spec import JobSpec
-
-
-@dataclass
-class EpochMetrics:
-    epoch: int  # 1-based
-    loss: float
-    val_loss: float | None = None
-    accuracy: float | None = None
-    val_accuracy: float | None = None
-    mae: float | None = None
-    val_mae: float | None = None
-    learning_rate: float | None = None
-    duration_s: float | None = None
-    samples_per_s: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 CHECKPOINT_META = "checkpoint.json"
 

@@ -11,7 +11,7 @@ import threading
 from celery import signals
 
 from core.db import reset_after_fork, session_scope
-from core.queue import make_celery
+from core.queue import forget_connections, make_celery
 from core.repositories.jobs import JobRepository
 from core.services.reconciler import Reconciler
 from core.settings import Settings, get_settings
@@ -25,6 +25,7 @@ _stop = threading.Event()
 @signals.worker_process_init.connect
 def _child_started(**_) -> None:
     reset_after_fork()
+    forget_connections()
     preload_frameworks(get_settings())
 
 

@@ -9,11 +9,11 @@ from sqlalchemy.orm import Session
 from core.errors import Conflict, Invalid, NotFound, TooManyRequests
 from core.job_options import JobOptions
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
-from core.queue import send_job
 from core.repositories.jobs import JobRepository
 from core.repositories.models import ModelRepository
 from core.repositories.workers import WorkerRepository
 from core.services.auth import Principal
+from core.services.dispatch import dispatch
 from core.services.specs import SpecService
 from core.settings import Settings
 from ml.datasets import split_record
@@ -89,7 +89,7 @@ class JobService:
         # The row is committed before the message is sent: a lost message leaves a queued
         # row that can be re-sent, never a message without a job.
         self.session.commit()
-        send_job(self.settings, job.id, job.queue)
+        dispatch(self.settings, job.id, job.queue)
         return job, True
 
     def get(self, principal: Principal, job_id: str) -> Job:

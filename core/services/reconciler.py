@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from core.db import session_scope
 from core.models import Job, JobStatus, utcnow
-from core.queue import messages_in_flight, send_job
+from core.queue import messages_in_flight
 from core.repositories.jobs import JobRepository
 from core.repositories.workers import WorkerRepository
+from core.services.dispatch import dispatch
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Reconciler:
             for job in unsent:
                 if job.id not in in_flight:
                     log.warning("job %s is queued but its message is gone; re-sent", job.id)
-                    send_job(self.settings, job.id, job.queue)
+                    dispatch(self.settings, job.id, job.queue)
 
     def _recover(self, jobs: list[Job], reason: str, stale_before) -> None:
         for job in jobs:
@@ -61,4 +62,4 @@ class Reconciler:
                                               worker=job.worker, stale_before=stale_before)
             if requeued:
                 log.warning("job %s re-queued: %s", job.id, reason)
-                send_job(self.settings, job.id, job.queue)
+                dispatch(self.settings, job.id, job.queue)

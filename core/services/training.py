@@ -18,9 +18,9 @@ from core.artifacts import ArtifactStore
 from core.db import session_scope
 from core.errors import Conflict
 from core.models import Job, JobStatus
-from core.queue import send_job
 from core.repositories.jobs import METRIC_FIELDS, JobRepository
 from core.services.datasets import DatasetService
+from core.services.dispatch import dispatch
 from core.services.registry import RegistryService
 from core.settings import Settings
 from ml.catalog import OBJECTIVES
@@ -267,14 +267,15 @@ class TrainingService:
         with session_scope(self.settings) as session:
             requeued = JobRepository(session).requeue(job_id, reason, worker=worker)
         if requeued:
-            send_job(self.settings, job_id, queue)
+            dispatch(self.settings, job_id, queue)
 
     def _train_and_export(self, job: Job, hooks: JobHooks,
                           history: list[dict[str, Any]]) -> "Trained | None":
-        from ml.artifacts import KERAS_FILE, export_max_abs_diff, write_model
+        from ml.artifacts import export_max_abs_diff, write_model
         from ml.backends import get_backend
+        from ml.epochs import EpochMetrics
         from ml.spec import JobSpec, analyze
-        from ml.training import Checkpoints, EpochMetrics, prepare, train
+        from ml.training import Checkpoints, prepare, train
 
         spec = JobSpec.model_validate(job.spec)
         backend = get_backend(spec.framework)
@@ -294,17 +295,13 @@ class TrainingService:
         directory = self.store.job_model_dir(job.id)
         shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
         directory.mkdir(parents=True)
-        native_files: tuple[str, ...] = ()
-        if spec.framework == "tensorflow":
-            # Keras's own format, for download only: the service never loads it.
-            result.native.model.save(directory / KERAS_FILE)
-            native_files = (KERAS_FILE,)
+        native_files = backend.save_native(result.native, directory)
         analysis = analyze(spec.model)
         manifest = write_model(directory, spec, weights, data.preprocessing, {
             "job_id": job.id,
             "model_name": spec.model.name,
             "framework": spec.framework,
-            "library_versions": _library_versions(spec.framework),
+            "library_versions": {**_library_versions(), **backend.library_versions()},
             "spec": spec.model_dump(mode="json"),
             "input": {"shape": spec.model.input.shape, "dtype": spec.model.input.dtype},
             "output": {"shape": list(analysis.output_shape), "dtype": "float32"},
@@ -340,17 +337,9 @@ def _reason(error: Exception) -> str:
     return f"internal error ({type(error).__name__}): {error}"
 
 
-def _library_versions(framework: str) -> dict[str, str]:
+def _library_versions() -> dict[str, str]:
     import numpy
     import onnx
 
-    versions = {"python": platform.python_version(), "numpy": numpy.__version__,
-                "onnx": onnx.__version__}
-    if framework == "pytorch":
-        import torch
-        versions["torch"] = torch.__version__
-    else:
-        import keras
-        import tensorflow
-        versions["tensorflow"], versions["keras"] = tensorflow.__version__, keras.__version__
-    return versions
+    return {"python": platform.python_version(), "numpy": numpy.__version__,
+            "onnx": onnx.__version__}

@@ -1,6 +1,7 @@
 """One backend per framework, imported lazily by name (torch always before TensorFlow)."""
 
 import importlib
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,6 +35,14 @@ class Backend(Protocol):
     def get_weights(self, native) -> dict[str, np.ndarray]: ...
 
     def set_weights(self, native, weights: dict[str, np.ndarray]) -> None: ...
+
+    def library_versions(self) -> dict[str, str]:
+        """The framework's libraries and their versions, for the model card."""
+        ...
+
+    def save_native(self, native, directory: Path) -> tuple[str, ...]:
+        """Write the framework's own format of the model, if any; the files written."""
+        ...
 
 
 def get_backend(framework: str) -> Backend:

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf  # noqa: E402  (after keras_layers has set the backend)
 
 from ml import spec as S
+from ml.artifacts import KERAS_FILE
 from ml.backends.keras_layers import (  # noqa: F401  (the registry the tests check)
     ACTIVATIONS,
     COMBINATIONS,
@@ -17,6 +18,7 @@ from ml.backends.keras_layers import (  # noqa: F401  (the registry the tests ch
     canonical_variables,
     keras,
 )
+from ml.epochs import EpochMetrics
 
 LOSSES = {
     "categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
@@ -185,7 +187,6 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = self.interrupted = True
 
     def on_epoch_end(self, epoch, logs=None):
-        from ml.training import EpochMetrics
 
         if self.interrupted:
             return  # stopped within the epoch: an unfinished epoch is neither reported nor kept
@@ -262,3 +263,13 @@ def get_weights(native: KerasModel) -> dict[str, np.ndarray]:
 def set_weights(native: KerasModel, weights: dict[str, np.ndarray]) -> None:
     for name, variable in _variables(native):
         variable.assign(weights[name])
+
+
+def library_versions() -> dict[str, str]:
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def save_native(native: KerasModel, directory: Path) -> tuple[str, ...]:
+    """Keras's own format beside the weights, for download only: the service never loads it."""
+    native.model.save(directory / KERAS_FILE)
+    return (KERAS_FILE,)

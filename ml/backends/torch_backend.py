@@ -1,6 +1,7 @@
 """PyTorch backend: builds an nn.Module from a spec and trains it on in-memory tensors."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from ml.backends.torch_layers import (  # noqa: F401  (the registry the tests ch
     SpecModule,
 )
 from ml.backends.torch_optim import KerasAdagrad, KerasAdam, KerasRMSprop
+from ml.epochs import EpochMetrics
 
 LOSSES = {
     "categorical_crossentropy": F.cross_entropy,
@@ -64,7 +66,6 @@ CHECKPOINT_FILE = "torch.pt"
 
 def fit(spec: S.JobSpec, data, hooks, device: str,
         checkpoints=None) -> tuple[SpecModule, str]:
-    from ml.training import EpochMetrics
 
     torch.manual_seed(spec.training.seed)
     target = _resolve_device(device)
@@ -167,3 +168,12 @@ def set_weights(model: SpecModule, weights: dict[str, np.ndarray]) -> None:
         prefix = f"layers.{i}."
         block.load_canonical({k[len(prefix):]: np.ascontiguousarray(v, np.float32)
                               for k, v in weights.items() if k.startswith(prefix)})
+
+
+def library_versions() -> dict[str, str]:
+    return {"torch": torch.__version__}
+
+
+def save_native(native: SpecModule, directory: Path) -> tuple[str, ...]:
+    """Nothing beyond the safetensors weights: a pickled module is never written."""
+    return ()

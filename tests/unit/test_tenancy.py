@@ -63,8 +63,7 @@ def _race(settings: Settings, principals: list[Principal], name: str) -> list[st
         start.wait()
         try:
             with session_scope(settings) as session:
-                JobService(session, settings).submit(principals[index], tiny_job(name=name),
-                                                     None, None, None)
+                JobService(session, settings).submit(principals[index], tiny_job(name=name))
             outcomes[index] = "accepted"
         except Exception as error:  # noqa: BLE001 - the outcome is what the test reads
             outcomes[index] = type(error).__name__

@@ -7,8 +7,9 @@ import pytest
 
 from ml.backends import get_backend
 from ml.datasets import load_builtin
+from ml.epochs import EpochMetrics
 from ml.spec import parse_job_spec
-from ml.training import Checkpoints, Diverged, EpochMetrics, _Supervisor, prepare, train
+from ml.training import Checkpoints, Diverged, _Supervisor, prepare, train
 from tests.conftest import tiny_job
 
 
