@@ -1,4 +1,5 @@
-"""ONNX export from the spec and canonical weights: one graph builder per layer type.
+"""ONNX export from the spec and canonical weights: one graph builder per layer type,
+activation and combination, registered in `ml.registry.ONNX`.
 
 Because the canonical layout is shared, the same exporter serves models trained by either
 framework; the publish step checks every export against the native model before serving it.
@@ -6,8 +7,8 @@ The preprocessing is folded into the graph, so ONNX Runtime takes raw features.
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import onnx
@@ -16,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ml import spec as S
 from ml.catalog import LEAKY_RELU_SLOPE
 from ml.datasets import Preprocessing
+from ml.registry import ONNX
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
@@ -49,7 +51,7 @@ def _scalar(g: GraphBuilder, value: float) -> str:
     return g.constant("scalar", np.array(value, np.float32))
 
 
-ACTIVATIONS: dict[str, Callable[[GraphBuilder, str], str]] = {
+ONNX.activations.add({
     "identity": lambda g, x: x,
     "exponential": lambda g, x: g.op("Exp", [x]),
     "reciprocal": lambda g, x: g.op("Reciprocal", [x]),
@@ -71,7 +73,7 @@ ACTIVATIONS: dict[str, Callable[[GraphBuilder, str], str]] = {
         "Add", [g.op("Erf", [g.op("Div", [x, _scalar(g, math.sqrt(2))])]), _scalar(g, 1.0)])]),
     "softplus": lambda g, x: g.op("Softplus", [x]),
     "silu": lambda g, x: g.op("Mul", [x, g.op("Sigmoid", [x])]),
-}
+})
 
 
 def _squared_distances(g: GraphBuilder, x: str, centers: np.ndarray) -> str:
@@ -92,7 +94,7 @@ def _radial(g: GraphBuilder, x: str, w: dict[str, np.ndarray], fan_in: int,
     return net
 
 
-COMBINATIONS: dict[str, Callable] = {
+ONNX.combinations.add({
     # Σᵢ xᵢ for every unit: a product with ones
     "additive": lambda g, x, w, f, u: g.op("MatMul", [x, g.constant(
         "ones", np.ones((f, u), np.float32))]),
@@ -105,7 +107,7 @@ COMBINATIONS: dict[str, Callable] = {
     "evradial": lambda g, x, w, f, u: _radial(g, x, w, f, w["widths"]),
     "ewradial": lambda g, x, w, f, u: _radial(g, x, w, f, w["altitudes"]),
     "eqradial": lambda g, x, w, f, u: _radial(g, x, w, f, None),
-}
+})
 
 
 def _bias(g: GraphBuilder, x: str, w: dict[str, np.ndarray]) -> str:
@@ -113,12 +115,13 @@ def _bias(g: GraphBuilder, x: str, w: dict[str, np.ndarray]) -> str:
 
 
 def _activate(g: GraphBuilder, layer: S.Layer, x: str) -> str:
-    return ACTIVATIONS[layer.output_activation or "identity"](g, x)
+    return ONNX.activations[layer.output_activation or "identity"](g, x)
 
 
+@ONNX.layers(S.Dense)
 def _dense(g: GraphBuilder, layer: S.Dense, x: str, w: dict, in_shape: S.Shape) -> str:
     # Acts on the last axis, like Keras Dense and torch Linear: [..., f] → [..., units]
-    net = COMBINATIONS[layer.combination](g, x, w, in_shape[-1], layer.units)
+    net = ONNX.combinations[layer.combination](g, x, w, in_shape[-1], layer.units)
     return _activate(g, layer, net)
 
 
@@ -138,6 +141,7 @@ def _pads(in_shape: S.Shape, window, strides, dilation, padding: str) -> list[in
     return [before for before, _ in pads] + [after for _, after in pads]
 
 
+@ONNX.layers(S.Conv, ranks=(1, 2))
 def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: dict, in_shape: S.Shape) -> str:
     rank = layer.rank
     window = layer._tuple(layer.kernel_size, "kernel_size")
@@ -154,24 +158,31 @@ def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: dict, in_shape: S.Shape) ->
     return _activate(g, layer, _channels_last(g, net, rank))
 
 
-def _pool(g: GraphBuilder, layer: S.Pool, x: str, w: dict, in_shape: S.Shape) -> str:
+def _pool(op: str, g: GraphBuilder, layer: S.Pool, x: str, w: dict, in_shape: S.Shape,
+          **attrs) -> str:
     window, strides = layer.window()
     pads = _pads(in_shape, window, strides, (1,) * layer.rank, layer.padding)
-    attrs = {"kernel_shape": list(window), "strides": list(strides), "pads": pads}
-    if layer.type.startswith("max"):
-        net = g.op("MaxPool", [_channels_first(g, x, layer.rank)], **attrs)
-    else:  # average over the cells inside the input only, as Keras
-        net = g.op("AveragePool", [_channels_first(g, x, layer.rank)], count_include_pad=0,
-                   **attrs)
+    net = g.op(op, [_channels_first(g, x, layer.rank)], kernel_shape=list(window),
+               strides=list(strides), pads=pads, **attrs)
     return _channels_last(g, net, layer.rank)
 
 
-def _global_pool(g: GraphBuilder, layer: S.GlobalPool, x: str, w: dict,
+ONNX.layers.register(S.MaxPool, partial(_pool, "MaxPool"), ranks=(1, 2))
+# Average over the cells inside the input only, as Keras.
+ONNX.layers.register(S.AvgPool, partial(_pool, "AveragePool", count_include_pad=0),
+                     ranks=(1, 2))
+
+
+def _global_pool(op: str, g: GraphBuilder, layer: S.GlobalPool, x: str, w: dict,
                  in_shape: S.Shape) -> str:
-    op = "ReduceMax" if layer.type == "global_maxpool" else "ReduceMean"
     return g.op(op, [x], axes=list(range(1, len(in_shape))), keepdims=0)
 
 
+ONNX.layers.register(S.GlobalMaxPool, partial(_global_pool, "ReduceMax"))
+ONNX.layers.register(S.GlobalAvgPool, partial(_global_pool, "ReduceMean"))
+
+
+@ONNX.layers(S.BatchNorm)
 def _batchnorm(g: GraphBuilder, layer: S.BatchNorm, x: str, w: dict, in_shape: S.Shape) -> str:
     # Inference uses the running statistics: an affine map on the last axis.
     scale = w["gamma"] / np.sqrt(w["moving_variance"] + layer.epsilon)
@@ -180,37 +191,31 @@ def _batchnorm(g: GraphBuilder, layer: S.BatchNorm, x: str, w: dict, in_shape: S
                         g.constant("shift", shift.astype(np.float32))])
 
 
-# ONNX's gate order, as indices into Keras's: LSTM i,f,c,o → i,o,f,c; GRU z,r,h stays.
-ONNX_GATES = {"simple_rnn": [0], "lstm": [0, 3, 1, 2], "gru": [0, 1, 2]}
-RNN_OPS = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
-
-
 def _gates(matrix: np.ndarray, order: list[int], units: int) -> np.ndarray:
     return np.concatenate([matrix[..., i * units:(i + 1) * units] for i in order], axis=-1)
 
 
-def _recurrent(g: GraphBuilder, layer: S.Recurrent, x: str, w: dict, in_shape: S.Shape) -> str:
-    order, units = ONNX_GATES[layer.type], layer.units
+def _recurrent(op: str, order: list[int], g: GraphBuilder, layer: S.Recurrent, x: str,
+               w: dict, in_shape: S.Shape, **attrs) -> str:
+    """ONNX's RNN, LSTM or GRU op; `order` gives ONNX's gate blocks as indices into Keras's."""
+    units = layer.units
     kernels, recurrents, biases = [], [], []
     for direction in layer.directions:
         kernels.append(_gates(w[f"{direction}.kernel"], order, units).T)  # [gates·u, in]
         recurrents.append(_gates(w[f"{direction}.recurrent_kernel"], order, units).T)
         bias = w[f"{direction}.bias"]
-        if layer.type == "gru":  # input bias and recurrent bias (reset after)
+        if bias.ndim == 2:  # GRU: the input bias and the recurrent bias (reset after)
             biases.append(np.concatenate([_gates(bias[0], order, units),
                                           _gates(bias[1], order, units)]))
         else:  # one bias; ONNX adds a recurrent bias, zero here
             biases.append(np.concatenate([_gates(bias, order, units), np.zeros_like(bias)]))
-    attrs = {"hidden_size": units,
-             "direction": "bidirectional" if layer.bidirectional else "forward"}
-    if layer.type == "gru":
-        attrs["linear_before_reset"] = 1
     steps_first = g.op("Transpose", [x], perm=[1, 0, 2])  # [steps, batch, features]
     outputs = [g.name("sequence"), g.name("final")]
     g.nodes.append(helper.make_node(
-        RNN_OPS[layer.type],
-        [steps_first, g.constant("W", np.stack(kernels)), g.constant("R", np.stack(recurrents)),
-         g.constant("B", np.stack(biases))], outputs, **attrs))
+        op, [steps_first, g.constant("W", np.stack(kernels)),
+             g.constant("R", np.stack(recurrents)), g.constant("B", np.stack(biases))],
+        outputs, hidden_size=units,
+        direction="bidirectional" if layer.bidirectional else "forward", **attrs))
     if layer.return_sequences:
         # [steps, directions, batch, units] → [batch, steps, directions·units]
         sequence = g.op("Transpose", [outputs[0]], perm=[2, 0, 1, 3])
@@ -219,35 +224,41 @@ def _recurrent(g: GraphBuilder, layer: S.Recurrent, x: str, w: dict, in_shape: S
     return g.op("Reshape", [final, g.constant("shape", np.array([0, -1]))])
 
 
+ONNX.layers.register(S.SimpleRNN, partial(_recurrent, "RNN", [0]))
+# Keras's LSTM gates i, f, c, o are ONNX's i, o, f, c; GRU's z, r, h are the same in both.
+ONNX.layers.register(S.LSTM, partial(_recurrent, "LSTM", [0, 3, 1, 2]))
+ONNX.layers.register(S.GRU, partial(_recurrent, "GRU", [0, 1, 2], linear_before_reset=1))
+
+
+@ONNX.layers(S.Embedding)
 def _embedding(g: GraphBuilder, layer: S.Embedding, x: str, w: dict, in_shape: S.Shape) -> str:
     ids = g.op("Cast", [x], to=TensorProto.INT64)
     return g.op("Gather", [g.constant("embeddings", w["embeddings"]), ids], axis=0)
 
 
+@ONNX.layers(S.Reshape)
 def _reshape(g: GraphBuilder, layer: S.Reshape, x: str, w: dict, in_shape: S.Shape) -> str:
     return g.op("Reshape", [x, g.constant("shape", np.array([-1, *layer.target_shape]))])
 
 
-LAYER_BUILDERS = {
-    "dense": _dense,
-    "conv1d": _conv,
-    "conv2d": _conv,
-    "maxpool1d": _pool,
-    "maxpool2d": _pool,
-    "avgpool1d": _pool,
-    "avgpool2d": _pool,
-    "global_avgpool": _global_pool,
-    "global_maxpool": _global_pool,
-    "flatten": lambda g, layer, x, w, in_shape: g.op("Flatten", [x], axis=1),
-    "reshape": _reshape,
-    "dropout": lambda g, layer, x, w, in_shape: x,  # inference: identity
-    "batchnorm": _batchnorm,
-    "simple_rnn": _recurrent,
-    "lstm": _recurrent,
-    "gru": _recurrent,
-    "embedding": _embedding,
-    "activation": lambda g, layer, x, w, in_shape: _activate(g, layer, x),
-}
+@ONNX.layers(S.Flatten)
+def _flatten(g: GraphBuilder, layer: S.Flatten, x: str, w: dict, in_shape: S.Shape) -> str:
+    return g.op("Flatten", [x], axis=1)
+
+
+@ONNX.layers(S.Dropout)
+def _dropout(g: GraphBuilder, layer: S.Dropout, x: str, w: dict, in_shape: S.Shape) -> str:
+    return x  # inference: identity
+
+
+@ONNX.layers(S.Activation)
+def _activation(g: GraphBuilder, layer: S.Activation, x: str, w: dict,
+                in_shape: S.Shape) -> str:
+    return _activate(g, layer, x)
+
+
+# The registry's tables under the names the tests have long used.
+LAYER_BUILDERS, ACTIVATIONS, COMBINATIONS = ONNX.layers, ONNX.activations, ONNX.combinations
 
 
 def export(model_spec: S.ModelSpec, weights: dict[str, np.ndarray],
@@ -261,7 +272,7 @@ def export(model_spec: S.ModelSpec, weights: dict[str, np.ndarray],
     for index, layer in enumerate(model_spec.layers):
         prefix = f"layers.{index}."
         layer_weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        x = LAYER_BUILDERS[layer.type](g, layer, x, layer_weights, shape)
+        x = ONNX.layers[layer](g, layer, x, layer_weights, shape)
         shape = layer.output_shape(shape)
     g.nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME]))
     out_shape = S.analyze(model_spec).output_shape

@@ -262,22 +262,30 @@ class Pool(Spatial):
         return window, window if self.strides is None else self._tuple(self.strides, "strides")
 
 
-class MaxPool1D(Pool):
+class MaxPool(Pool):
+    """The largest value of each window."""
+
+
+class AvgPool(Pool):
+    """The mean of each window, over the cells inside the input only."""
+
+
+class MaxPool1D(MaxPool):
     type: Literal["maxpool1d"]
     rank: ClassVar[int] = 1
 
 
-class MaxPool2D(Pool):
+class MaxPool2D(MaxPool):
     type: Literal["maxpool2d"]
     rank: ClassVar[int] = 2
 
 
-class AvgPool1D(Pool):
+class AvgPool1D(AvgPool):
     type: Literal["avgpool1d"]
     rank: ClassVar[int] = 1
 
 
-class AvgPool2D(Pool):
+class AvgPool2D(AvgPool):
     type: Literal["avgpool2d"]
     rank: ClassVar[int] = 2
 

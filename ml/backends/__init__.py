@@ -1,6 +1,7 @@
 """One backend per framework, imported lazily by name (torch always before TensorFlow)."""
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,12 +15,13 @@ class Backend(Protocol):
     """What the training driver, exporter and tests need of a framework.
 
     Weights cross the boundary in the canonical layout: a dict of float32 arrays named
-    ``layers.{index}.{name}`` with the shapes each spec layer declares (`weight_shapes`).
+    ``layers.{index}.{name}`` with the shapes each spec layer declares (`Layer.weights`).
+    The builders are registered in `ml.registry`; the tables below are its views.
     """
 
-    LAYER_BUILDERS: dict[str, Any]
-    ACTIVATIONS: dict[str, Any]
-    LOSSES: dict[str, Any]
+    LAYER_BUILDERS: Mapping[str, Any]
+    ACTIVATIONS: Mapping[str, Any]
+    LOSSES: Mapping[str, Any]
     OPTIMIZERS: dict[str, Any]
 
     def configure(self, threads: int) -> None: ...

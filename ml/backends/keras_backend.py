@@ -11,23 +11,21 @@ import tensorflow as tf  # noqa: E402  (after keras_layers has set the backend)
 
 from ml import spec as S
 from ml.artifacts import KERAS_FILE
-from ml.backends.keras_layers import (  # noqa: F401  (the registry the tests check)
-    ACTIVATIONS,
-    COMBINATIONS,
-    LAYER_BUILDERS,
-    canonical_variables,
-    keras,
-)
+from ml.backends.keras_layers import canonical_variables, keras
 from ml.epochs import EpochMetrics
+from ml.registry import KERAS
 
-LOSSES = {
+KERAS.objectives.add({
     "categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
         from_logits=True),
     "binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(from_logits=True),
     "mse": lambda: keras.losses.MeanSquaredError(),
     "mae": lambda: keras.losses.MeanAbsoluteError(),
     "huber": lambda: keras.losses.Huber(delta=1.0),
-}
+})
+# The registry's tables under the names the `Backend` interface gives them.
+LAYER_BUILDERS, ACTIVATIONS, COMBINATIONS, LOSSES = (
+    KERAS.layers, KERAS.activations, KERAS.combinations, KERAS.objectives)
 
 METRICS = {
     "categorical_crossentropy": lambda: keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -82,7 +80,7 @@ def build(model_spec: S.ModelSpec) -> KerasModel:
     inputs = keras.Input(shape=tuple(model_spec.input.shape), dtype="float32")
     x, shape, layers, logits = inputs, tuple(model_spec.input.shape), [], None
     for index, layer in enumerate(model_spec.layers):
-        keras_layer = LAYER_BUILDERS[layer.type](layer, shape)
+        keras_layer = KERAS.layers[layer](layer, shape)
         layers.append(keras_layer)
         if keras_layer is not None:
             x = keras_layer(x)
@@ -90,7 +88,7 @@ def build(model_spec: S.ModelSpec) -> KerasModel:
             logits = x
         activation = layer.output_activation
         if activation not in (None, "identity"):
-            x = keras.layers.Activation(ACTIVATIONS[activation])(x)
+            x = keras.layers.Activation(KERAS.activations[activation])(x)
         shape = layer.output_shape(shape)
     model = keras.Model(inputs, x)
     train_model = keras.Model(inputs, logits) if model_spec.from_logits else model
@@ -230,7 +228,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
         native = build(spec.model)
         native.train_model.compile(
             optimizer=OPTIMIZERS[spec.training.optimizer.type](spec.training.optimizer),
-            loss=LOSSES[spec.model.objective](), metrics=[metric],
+            loss=KERAS.objectives[spec.model.objective](), metrics=[metric],
             steps_per_execution=steps_per_execution(spec, len(data.x_train), len(data.x_val),
                                                     spec.training.epochs - start))
         if start:

@@ -1,4 +1,5 @@
-"""Keras 3 builders for every spec layer type, activation and combination.
+"""Keras 3 builders for every spec layer type, activation, combination and initializer,
+registered in `ml.registry.KERAS`.
 
 Each builder returns the layer without its activation: the model applies the activation as
 a separate layer, so the last layer's logits are one tensor away. Custom activations and the
@@ -17,76 +18,79 @@ from keras import ops  # noqa: E402
 
 from ml import spec as S  # noqa: E402
 from ml.catalog import LEAKY_RELU_SLOPE  # noqa: E402
+from ml.registry import KERAS  # noqa: E402
 
-_register = keras.saving.register_keras_serializable(package="capas")
+_serializable = keras.saving.register_keras_serializable(package="capas")
+
+# Keras's own activations by its names; the others are functions saved by name ("capas>gauss").
+KERAS.activations.add({
+    "identity": "linear", "exponential": "exponential", "logistic": "sigmoid",
+    "softmax": "softmax", "tanh": "tanh", "relu": "relu", "elu": "elu", "selu": "selu",
+    "softplus": "softplus", "silu": "silu"})
 
 
-@_register
+@KERAS.activations("reciprocal")
+@_serializable
 def reciprocal(g):
     return ops.reciprocal(g)
 
 
-@_register
+@KERAS.activations("square")
+@_serializable
 def square(g):
     return ops.square(g)
 
 
-@_register
+@KERAS.activations("gauss")
+@_serializable
 def gauss(g):
     return ops.exp(-ops.square(g))
 
 
-@_register
+@KERAS.activations("sine")
+@_serializable
 def sine(g):
     return ops.sin(g)
 
 
-@_register
+@KERAS.activations("cosine")
+@_serializable
 def cosine(g):
     return ops.cos(g)
 
 
-@_register
+@KERAS.activations("elliott")
+@_serializable
 def elliott(g):
     return g / (1 + ops.abs(g))
 
 
-@_register
+@KERAS.activations("arctan")
+@_serializable
 def arctan(g):
     return ops.arctan(g) * (2 / math.pi)
 
 
-@_register
+@KERAS.activations("leaky_relu")
+@_serializable
 def leaky_relu(g):
     return ops.leaky_relu(g, negative_slope=LEAKY_RELU_SLOPE)
 
 
-@_register
+@KERAS.activations("gelu")
+@_serializable
 def exact_gelu(g):
     return ops.gelu(g, approximate=False)
 
 
-ACTIVATIONS = {
-    "identity": "linear",
-    "exponential": "exponential",
-    "reciprocal": reciprocal,
-    "square": square,
-    "logistic": "sigmoid",
-    "softmax": "softmax",
-    "gauss": gauss,
-    "sine": sine,
-    "cosine": cosine,
-    "elliott": elliott,
-    "tanh": "tanh",
-    "arctan": arctan,
-    "relu": "relu",
-    "leaky_relu": leaky_relu,
-    "elu": "elu",
-    "selu": "selu",
-    "gelu": exact_gelu,
-    "softplus": "softplus",
-    "silu": "silu",
-}
+# Keras knows every initializer of the catalog by the same name and formula.
+KERAS.initializers.add({name: name for name in (
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+    "lecun_normal", "orthogonal", "random_normal", "random_uniform", "zeros", "ones")})
+
+
+def initializer(name: str) -> str:
+    return KERAS.initializers[name]
 
 
 def _radial(x, centers):
@@ -94,7 +98,7 @@ def _radial(x, centers):
     return ops.sum(ops.square(ops.expand_dims(x, -1) - centers), axis=-2)
 
 
-COMBINATIONS = {
+KERAS.combinations.add({
     "additive": lambda x, w: ops.sum(x, axis=-1, keepdims=True),
     "linear": lambda x, w: ops.matmul(x, w["kernel"]) + w.get("bias", 0.0),
     "eqslopes": lambda x, w: ops.expand_dims(ops.matmul(x, w["kernel"]), -1)
@@ -107,10 +111,10 @@ COMBINATIONS = {
     "ewradial": lambda x, w: x.shape[-1] * ops.log(ops.abs(w["altitudes"]))
     - ops.square(w["widths"]) * _radial(x, w["centers"]),
     "eqradial": lambda x, w: -ops.square(w["widths"]) * _radial(x, w["centers"]),
-}
+})
 
 
-@_register
+@_serializable
 class Combination(keras.layers.Layer):
     """A dense layer with one of the workshop's combination functions (not `linear`)."""
 
@@ -126,10 +130,10 @@ class Combination(keras.layers.Layer):
                         use_bias=self.use_bias, **self.initializers)
         for name, weight in layer.weights((input_shape[-1],)).items():
             self.weight_by_name[name] = self.add_weight(
-                shape=weight.shape, initializer=weight.initializer, name=name)
+                shape=weight.shape, initializer=initializer(weight.initializer), name=name)
 
     def call(self, x):
-        net = COMBINATIONS[self.combination](x, self.weight_by_name)
+        net = KERAS.combinations[self.combination](x, self.weight_by_name)
         if self.combination == "additive":  # one sum, the same for every unit
             net = ops.repeat(net, self.units, axis=-1)
         return net
@@ -139,72 +143,102 @@ class Combination(keras.layers.Layer):
                 "use_bias": self.use_bias, "initializers": self.initializers}
 
 
+@KERAS.layers(S.Dense)
 def _dense(layer: S.Dense, in_shape: S.Shape):
     if layer.combination == "linear":
         return keras.layers.Dense(layer.units, use_bias=layer.use_bias,
-                                  kernel_initializer=layer.kernel_initializer,
-                                  bias_initializer=layer.bias_initializer)
+                                  kernel_initializer=initializer(layer.kernel_initializer),
+                                  bias_initializer=initializer(layer.bias_initializer))
     initializers = {k: getattr(layer, k) for k in ("kernel_initializer", "bias_initializer",
                                                    "width_initializer", "altitude_initializer")}
     return Combination(layer.units, layer.combination, layer.use_bias, initializers)
 
 
+@KERAS.layers(S.Conv, ranks=(1, 2))
 def _conv(layer: S.Conv, in_shape: S.Shape):
-    cls = keras.layers.Conv1D if layer.rank == 1 else keras.layers.Conv2D
-    return cls(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-               dilation_rate=layer.dilation, use_bias=layer.use_bias,
-               kernel_initializer=layer.kernel_initializer,
-               bias_initializer=layer.bias_initializer)
+    conv = getattr(keras.layers, f"Conv{layer.rank}D")
+    return conv(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                dilation_rate=layer.dilation, use_bias=layer.use_bias,
+                kernel_initializer=initializer(layer.kernel_initializer),
+                bias_initializer=initializer(layer.bias_initializer))
 
 
-POOLS = {"maxpool1d": keras.layers.MaxPooling1D, "maxpool2d": keras.layers.MaxPooling2D,
-         "avgpool1d": keras.layers.AveragePooling1D, "avgpool2d": keras.layers.AveragePooling2D}
-GLOBAL_POOLS = {
-    "global_avgpool": (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D,
-                       keras.layers.GlobalAveragePooling3D),
-    "global_maxpool": (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D,
-                       keras.layers.GlobalMaxPooling3D),
-}
+def _pool(kind: str):
+    def build(layer: S.Pool, in_shape: S.Shape):
+        pool = getattr(keras.layers, f"{kind}Pooling{layer.rank}D")
+        return pool(pool_size=layer.pool_size, strides=layer.strides, padding=layer.padding)
+    return build
 
 
-def _pool(layer: S.Pool, in_shape: S.Shape):
-    return POOLS[layer.type](pool_size=layer.pool_size, strides=layer.strides,
-                             padding=layer.padding)
+KERAS.layers.register(S.MaxPool, _pool("Max"), ranks=(1, 2))
+KERAS.layers.register(S.AvgPool, _pool("Average"), ranks=(1, 2))
 
 
-def _recurrent(layer: S.Recurrent, in_shape: S.Shape):
-    cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
-           "gru": keras.layers.GRU}[layer.type]
-    extra = {"unit_forget_bias": layer.unit_forget_bias} if layer.type == "lstm" else {}
-    rnn = cls(layer.units, return_sequences=layer.return_sequences,
-              kernel_initializer=layer.kernel_initializer,
-              recurrent_initializer=layer.recurrent_initializer,
-              bias_initializer=layer.bias_initializer, **extra)
+def _global_pool(kind: str):
+    def build(layer: S.GlobalPool, in_shape: S.Shape):
+        # The spatial rank is the input's: every axis but the channels.
+        return getattr(keras.layers, f"Global{kind}Pooling{len(in_shape) - 1}D")()
+    return build
+
+
+KERAS.layers.register(S.GlobalMaxPool, _global_pool("Max"))
+KERAS.layers.register(S.GlobalAvgPool, _global_pool("Average"))
+
+
+@KERAS.layers(S.Flatten)
+def _flatten(layer: S.Flatten, in_shape: S.Shape):
+    return keras.layers.Flatten()
+
+
+@KERAS.layers(S.Reshape)
+def _reshape(layer: S.Reshape, in_shape: S.Shape):
+    return keras.layers.Reshape(tuple(layer.target_shape))
+
+
+@KERAS.layers(S.Dropout)
+def _dropout(layer: S.Dropout, in_shape: S.Shape):
+    return keras.layers.Dropout(layer.rate)
+
+
+@KERAS.layers(S.BatchNorm)
+def _batchnorm(layer: S.BatchNorm, in_shape: S.Shape):
+    return keras.layers.BatchNormalization(axis=-1, momentum=layer.momentum,
+                                           epsilon=layer.epsilon)
+
+
+def _recurrent(rnn, layer: S.Recurrent, **options):
+    rnn = rnn(layer.units, return_sequences=layer.return_sequences,
+              kernel_initializer=initializer(layer.kernel_initializer),
+              recurrent_initializer=initializer(layer.recurrent_initializer),
+              bias_initializer=initializer(layer.bias_initializer), **options)
     return keras.layers.Bidirectional(rnn, merge_mode="concat") if layer.bidirectional else rnn
 
 
-LAYER_BUILDERS = {
-    "dense": _dense,
-    "conv1d": _conv,
-    "conv2d": _conv,
-    "maxpool1d": _pool,
-    "maxpool2d": _pool,
-    "avgpool1d": _pool,
-    "avgpool2d": _pool,
-    "global_avgpool": lambda layer, in_shape: GLOBAL_POOLS[layer.type][len(in_shape) - 2](),
-    "global_maxpool": lambda layer, in_shape: GLOBAL_POOLS[layer.type][len(in_shape) - 2](),
-    "flatten": lambda layer, in_shape: keras.layers.Flatten(),
-    "reshape": lambda layer, in_shape: keras.layers.Reshape(tuple(layer.target_shape)),
-    "dropout": lambda layer, in_shape: keras.layers.Dropout(layer.rate),
-    "batchnorm": lambda layer, in_shape: keras.layers.BatchNormalization(
-        axis=-1, momentum=layer.momentum, epsilon=layer.epsilon),
-    "simple_rnn": _recurrent,
-    "lstm": _recurrent,
-    "gru": _recurrent,
-    "embedding": lambda layer, in_shape: keras.layers.Embedding(
-        layer.input_dim, layer.output_dim, embeddings_initializer=layer.embeddings_initializer),
-    "activation": lambda layer, in_shape: None,  # only its activation, applied by the model
-}
+@KERAS.layers(S.SimpleRNN)
+def _simple_rnn(layer: S.SimpleRNN, in_shape: S.Shape):
+    return _recurrent(keras.layers.SimpleRNN, layer)
+
+
+@KERAS.layers(S.LSTM)
+def _lstm(layer: S.LSTM, in_shape: S.Shape):
+    return _recurrent(keras.layers.LSTM, layer, unit_forget_bias=layer.unit_forget_bias)
+
+
+@KERAS.layers(S.GRU)
+def _gru(layer: S.GRU, in_shape: S.Shape):
+    return _recurrent(keras.layers.GRU, layer)  # reset_after, the canonical layout
+
+
+@KERAS.layers(S.Embedding)
+def _embedding(layer: S.Embedding, in_shape: S.Shape):
+    return keras.layers.Embedding(
+        layer.input_dim, layer.output_dim,
+        embeddings_initializer=initializer(layer.embeddings_initializer))
+
+
+@KERAS.layers(S.Activation)
+def _activation(layer: S.Activation, in_shape: S.Shape):
+    return None  # only its activation, which the model applies
 
 
 def canonical_variables(layer: S.Layer, keras_layer) -> dict[str, object]:

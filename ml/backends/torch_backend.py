@@ -8,23 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from ml import spec as S
-from ml.backends.torch_layers import (  # noqa: F401  (the registry the tests check)
-    ACTIVATIONS,
-    COMBINATIONS,
-    INITIALIZERS,
-    LAYER_BUILDERS,
-    SpecModule,
-)
+from ml.backends.torch_layers import SpecModule
 from ml.backends.torch_optim import KerasAdagrad, KerasAdam, KerasRMSprop
 from ml.epochs import EpochMetrics
+from ml.registry import TORCH
 
-LOSSES = {
+TORCH.objectives.add({
     "categorical_crossentropy": F.cross_entropy,
     "binary_crossentropy": F.binary_cross_entropy_with_logits,
     "mse": F.mse_loss,
     "mae": F.l1_loss,
     "huber": lambda out, y: F.huber_loss(out, y, delta=1.0),
-}
+})
+# The registry's tables under the names the `Backend` interface gives them.
+LAYER_BUILDERS, ACTIVATIONS, COMBINATIONS, INITIALIZERS, LOSSES = (
+    TORCH.layers, TORCH.activations, TORCH.combinations, TORCH.initializers, TORCH.objectives)
 
 # Every default comes from the spec schema and is passed explicitly (torch's differ).
 OPTIMIZERS = {
@@ -72,7 +70,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     model = build(spec.model).to(target)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS[spec.training.optimizer.type](trainable, spec.training.optimizer)
-    loss_fn = LOSSES[spec.model.objective]
+    loss_fn = TORCH.objectives[spec.model.objective]
     objective, from_logits = spec.model.objective, spec.model.from_logits
     x_train = torch.from_numpy(data.x_train).to(target)
     y_train = torch.from_numpy(data.y_train).to(target)

@@ -1,4 +1,5 @@
-"""PyTorch builders for every spec layer type, activation, combination and initializer.
+"""PyTorch builders for every spec layer type, activation, combination and initializer,
+registered in `ml.registry.TORCH`.
 
 Tensors stay channels-last between layers (the spec's layout, [batch, *spatial, channels]);
 convolutions and poolings transpose to channels-first around the torch op. Every block keeps
@@ -7,6 +8,7 @@ between the frameworks unchanged.
 """
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,8 +17,9 @@ from torch import nn
 
 from ml import spec as S
 from ml.catalog import LEAKY_RELU_SLOPE
+from ml.registry import TORCH
 
-ACTIVATIONS = {
+TORCH.activations.add({
     "identity": lambda g: g,
     "exponential": torch.exp,
     "reciprocal": torch.reciprocal,
@@ -36,7 +39,7 @@ ACTIVATIONS = {
     "gelu": F.gelu,  # exact (erf), as Keras's default
     "softplus": F.softplus,
     "silu": F.silu,
-}
+})
 
 
 # --- initializers, in Keras's formulas on the canonical shapes -------------------------------
@@ -59,25 +62,32 @@ def _truncated(std: float):
     return lambda t: nn.init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
 
 
-INITIALIZERS = {
+def _orthogonal(tensor: torch.Tensor) -> torch.Tensor:
+    # Keras's: an orthogonal matrix [prod(shape[:-1]), shape[-1]]. torch's own groups the axes
+    # as [shape[0], prod(shape[1:])], another matrix from three axes on (a conv kernel).
+    matrix = nn.init.orthogonal_(torch.empty(math.prod(tensor.shape[:-1]), tensor.shape[-1]))
+    return tensor.copy_(matrix.reshape(tensor.shape))
+
+
+TORCH.initializers.add({
     "glorot_uniform": lambda fan_in, fan_out: _uniform(math.sqrt(6 / (fan_in + fan_out))),
     "glorot_normal": lambda fan_in, fan_out: _truncated(math.sqrt(2 / (fan_in + fan_out))),
     "he_uniform": lambda fan_in, fan_out: _uniform(math.sqrt(6 / fan_in)),
     "he_normal": lambda fan_in, fan_out: _truncated(math.sqrt(2 / fan_in)),
     "lecun_uniform": lambda fan_in, fan_out: _uniform(math.sqrt(3 / fan_in)),
     "lecun_normal": lambda fan_in, fan_out: _truncated(math.sqrt(1 / fan_in)),
-    "orthogonal": lambda fan_in, fan_out: nn.init.orthogonal_,
+    "orthogonal": lambda fan_in, fan_out: _orthogonal,
     "random_normal": lambda fan_in, fan_out: lambda t: nn.init.normal_(t, 0.0, 0.05),
     "random_uniform": lambda fan_in, fan_out: _uniform(0.05),
     "zeros": lambda fan_in, fan_out: nn.init.zeros_,
     "ones": lambda fan_in, fan_out: nn.init.ones_,
-}
+})
 
 
 def initialize(weight: S.Weight) -> torch.Tensor:
     tensor = torch.empty(weight.shape)
     with torch.no_grad():
-        INITIALIZERS[weight.initializer](*_fans(weight.shape))(tensor)
+        TORCH.initializers[weight.initializer](*_fans(weight.shape))(tensor)
     return tensor
 
 
@@ -100,7 +110,7 @@ class Block(nn.Module):
     def activate(self, net: torch.Tensor, logits: bool) -> torch.Tensor:
         if logits or self.activation_name is None:
             return net
-        return ACTIVATIONS[self.activation_name](net)
+        return TORCH.activations[self.activation_name](net)
 
     def canonical(self) -> dict[str, torch.Tensor]:
         return {}
@@ -136,7 +146,7 @@ def _log_abs(a: torch.Tensor) -> torch.Tensor:
     return torch.log(a.abs())
 
 
-COMBINATIONS = {
+TORCH.combinations.add({
     "additive": lambda x, w: x.sum(dim=-1, keepdim=True),
     "linear": lambda x, w: F.linear(x, w["kernel"].T, w.get("bias")),
     "eqslopes": lambda x, w: (x @ w["kernel"]).unsqueeze(-1) + w.get("bias", 0.0),
@@ -148,13 +158,14 @@ COMBINATIONS = {
     "ewradial": lambda x, w: x.shape[-1] * _log_abs(w["altitudes"])
     - torch.square(w["widths"]) * _radial(x, w["centers"]),
     "eqradial": lambda x, w: -torch.square(w["widths"]) * _radial(x, w["centers"]),
-}
+})
 
 
+@TORCH.layers(S.Dense)
 class DenseBlock(CanonicalBlock):
     def __init__(self, layer: S.Dense, in_shape: S.Shape):
         super().__init__(layer, in_shape)
-        self.combine = COMBINATIONS[layer.combination]
+        self.combine = TORCH.combinations[layer.combination]
         self.units = layer.units
         self.activation_name = layer.activation
 
@@ -178,6 +189,7 @@ def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(1, -1)
 
 
+@TORCH.layers(S.Conv, ranks=(1, 2))
 class ConvBlock(CanonicalBlock):
     def __init__(self, layer: S.Conv, in_shape: S.Shape):
         super().__init__(layer, in_shape)
@@ -196,7 +208,7 @@ class ConvBlock(CanonicalBlock):
                 self.conv_padding = tuple(before for before, _ in pads)
             else:
                 self.padding = _pad_argument(pads)
-        self.conv = F.conv1d if self.rank == 1 else F.conv2d
+        self.conv = getattr(F, f"conv{self.rank}d")
         self.activation_name = layer.activation
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
@@ -211,38 +223,64 @@ class ConvBlock(CanonicalBlock):
 
 
 class PoolBlock(Block):
+    kind: str  # "max" or "avg", as in torch's F.max_pool1d, F.avg_pool2d, …
+
     def __init__(self, layer: S.Pool, in_shape: S.Shape):
         super().__init__()
         self.window, self.strides = layer.window()
         self.padding = (_pad_argument(S.same_padding(in_shape[:-1], self.window, self.strides,
                                                      (1,) * layer.rank))
                         if layer.padding == "same" else None)
-        self.is_max = layer.type.startswith("max")
-        rank = layer.rank
-        self.pool = {(True, 1): F.max_pool1d, (True, 2): F.max_pool2d,
-                     (False, 1): F.avg_pool1d, (False, 2): F.avg_pool2d}[(self.is_max, rank)]
+        self.pool = getattr(F, f"{self.kind}_pool{layer.rank}d")
+
+
+@TORCH.layers(S.MaxPool, ranks=(1, 2))
+class MaxPoolBlock(PoolBlock):
+    kind = "max"
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         x = _to_channels_first(x)
-        if self.padding and self.is_max:
+        if self.padding:
             x = F.pad(x, self.padding, value=-math.inf)  # padding never wins a max
-        elif self.padding:
-            # Keras averages over the cells inside the input only: sum / count.
-            ones = torch.ones_like(x[:1, :1])
-            counts = self.pool(F.pad(ones, self.padding), self.window, self.strides)
-            x = self.pool(F.pad(x, self.padding), self.window, self.strides) / counts
-            return _to_channels_last(x)
         return _to_channels_last(self.pool(x, self.window, self.strides))
 
 
+@TORCH.layers(S.AvgPool, ranks=(1, 2))
+class AvgPoolBlock(PoolBlock):
+    kind = "avg"
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        x = _to_channels_first(x)
+        if not self.padding:
+            return _to_channels_last(self.pool(x, self.window, self.strides))
+        # Keras averages over the cells inside the input only: sum / count.
+        ones = torch.ones_like(x[:1, :1])
+        counts = self.pool(F.pad(ones, self.padding), self.window, self.strides)
+        return _to_channels_last(self.pool(F.pad(x, self.padding), self.window, self.strides)
+                                 / counts)
+
+
 class GlobalPoolBlock(Block):
+    """Reduces every axis but batch and channels, whatever the input's spatial rank."""
+
+    reduce: Callable[..., torch.Tensor]
+
     def __init__(self, layer: S.GlobalPool, in_shape: S.Shape):
         super().__init__()
-        self.reduce = torch.amax if layer.type == "global_maxpool" else torch.mean
-        self.axes = tuple(range(1, len(in_shape)))  # every axis but batch and channels
+        self.axes = tuple(range(1, len(in_shape)))
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         return self.reduce(x, dim=self.axes)
+
+
+@TORCH.layers(S.GlobalMaxPool)
+class GlobalMaxPoolBlock(GlobalPoolBlock):
+    reduce = staticmethod(torch.amax)
+
+
+@TORCH.layers(S.GlobalAvgPool)
+class GlobalAvgPoolBlock(GlobalPoolBlock):
+    reduce = staticmethod(torch.mean)
 
 
 class Stateless(Block):
@@ -256,6 +294,7 @@ class Stateless(Block):
         return self.function(self, x)
 
 
+@TORCH.layers(S.BatchNorm)
 class BatchNormBlock(Block):
     """Batch normalization on the last axis, with Keras's statistics (biased variance)."""
 
@@ -297,11 +336,6 @@ class BatchNormBlock(Block):
                 getattr(self, name).copy_(torch.from_numpy(weights[name]))
 
 
-def _gate_order(layer: S.Recurrent) -> list[int]:
-    """torch's gate blocks in terms of Keras's: GRU is z, r, h in Keras and r, z, n in torch."""
-    return [1, 0, 2] if layer.type == "gru" else list(range(layer.gates))
-
-
 def _reorder(matrix: torch.Tensor, order: list[int], units: int) -> torch.Tensor:
     return torch.cat([matrix[..., g * units:(g + 1) * units] for g in order], dim=-1)
 
@@ -309,15 +343,18 @@ def _reorder(matrix: torch.Tensor, order: list[int], units: int) -> torch.Tensor
 class RecurrentBlock(Block):
     """torch's fused RNN/LSTM/GRU, mapped to Keras's kernel, recurrent kernel and bias."""
 
-    MODULES = {"simple_rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+    module: type[nn.RNNBase]
+    gate_order: list[int]  # torch's gate blocks, as indices into Keras's
+    # Whether the canonical bias holds the input and the recurrent bias ([2, gates·units]);
+    # otherwise there is one bias per gate and torch's recurrent bias stays at zero.
+    recurrent_bias = False
 
     def __init__(self, layer: S.Recurrent, in_shape: S.Shape):
         super().__init__()
         self.layer = layer
-        self.rnn = self.MODULES[layer.type](in_shape[-1], layer.units, batch_first=True,
-                                            bidirectional=layer.bidirectional)
-        if layer.type != "gru":
-            # Keras has one bias per gate; torch's second (recurrent) bias stays at zero.
+        self.rnn = self.module(in_shape[-1], layer.units, batch_first=True,
+                               bidirectional=layer.bidirectional)
+        if not self.recurrent_bias:
             for suffix in self._suffixes():
                 getattr(self.rnn, f"bias_hh_l0{suffix}").requires_grad_(False)
         self.load_canonical(initial_weights(layer, in_shape))
@@ -333,7 +370,7 @@ class RecurrentBlock(Block):
         return torch.cat(list(final), dim=-1)
 
     def canonical(self) -> dict[str, torch.Tensor]:
-        order, units = _gate_order(self.layer), self.layer.units
+        order, units = self.gate_order, self.layer.units
         inverse = [order.index(g) for g in range(len(order))]
         weights = {}
         for direction, suffix in zip(self.layer.directions, self._suffixes(), strict=True):
@@ -343,11 +380,11 @@ class RecurrentBlock(Block):
                                                                 units)
             bias_ih, bias_hh = (_reorder(get(n), inverse, units) for n in ("bias_ih", "bias_hh"))
             weights[f"{direction}.bias"] = (torch.stack([bias_ih, bias_hh])
-                                            if self.layer.type == "gru" else bias_ih)
+                                            if self.recurrent_bias else bias_ih)
         return weights
 
     def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
-        order, units = _gate_order(self.layer), self.layer.units
+        order, units = self.gate_order, self.layer.units
         with torch.no_grad():
             for direction, suffix in zip(self.layer.directions, self._suffixes(), strict=True):
                 def put(name: str, value: np.ndarray, s: str = suffix) -> None:
@@ -360,19 +397,33 @@ class RecurrentBlock(Block):
                 put("weight_ih", weights[f"{direction}.kernel"])
                 put("weight_hh", weights[f"{direction}.recurrent_kernel"])
                 bias = weights[f"{direction}.bias"]
-                if self.layer.type == "gru":
-                    put("bias_ih", bias[0])
-                    put("bias_hh", bias[1])
-                else:
-                    put("bias_ih", bias)
-                    put("bias_hh", np.zeros_like(bias))
+                put("bias_ih", bias[0] if self.recurrent_bias else bias)
+                put("bias_hh", bias[1] if self.recurrent_bias else np.zeros_like(bias))
 
 
+@TORCH.layers(S.SimpleRNN)
+class SimpleRNNBlock(RecurrentBlock):
+    module, gate_order = nn.RNN, [0]
+
+
+@TORCH.layers(S.LSTM)
+class LSTMBlock(RecurrentBlock):
+    module, gate_order = nn.LSTM, [0, 1, 2, 3]  # i, f, c (g), o in both
+
+
+@TORCH.layers(S.GRU)
+class GRUBlock(RecurrentBlock):
+    # Keras's z, r, h are torch's r, z, n.
+    module, gate_order, recurrent_bias = nn.GRU, [1, 0, 2], True
+
+
+@TORCH.layers(S.Embedding)
 class EmbeddingBlock(CanonicalBlock):
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         return F.embedding(x.long(), self.weight["embeddings"])
 
 
+@TORCH.layers(S.Activation)
 class ActivationBlock(Block):
     def __init__(self, layer: S.Activation, in_shape: S.Shape):
         super().__init__()
@@ -382,28 +433,19 @@ class ActivationBlock(Block):
         return self.activate(x, logits)
 
 
-LAYER_BUILDERS = {
-    "dense": DenseBlock,
-    "conv1d": ConvBlock,
-    "conv2d": ConvBlock,
-    "maxpool1d": PoolBlock,
-    "maxpool2d": PoolBlock,
-    "avgpool1d": PoolBlock,
-    "avgpool2d": PoolBlock,
-    "global_avgpool": GlobalPoolBlock,
-    "global_maxpool": GlobalPoolBlock,
-    "flatten": lambda layer, in_shape: Stateless(lambda block, x: x.flatten(1)),
-    "reshape": lambda layer, in_shape: Stateless(
-        lambda block, x: x.reshape(x.shape[0], *layer.target_shape)),
-    "dropout": lambda layer, in_shape: Stateless(
-        lambda block, x: F.dropout(x, layer.rate, block.training)),
-    "batchnorm": BatchNormBlock,
-    "simple_rnn": RecurrentBlock,
-    "lstm": RecurrentBlock,
-    "gru": RecurrentBlock,
-    "embedding": EmbeddingBlock,
-    "activation": ActivationBlock,
-}
+@TORCH.layers(S.Flatten)
+def _flatten(layer: S.Flatten, in_shape: S.Shape) -> Block:
+    return Stateless(lambda block, x: x.flatten(1))
+
+
+@TORCH.layers(S.Reshape)
+def _reshape(layer: S.Reshape, in_shape: S.Shape) -> Block:
+    return Stateless(lambda block, x: x.reshape(x.shape[0], *layer.target_shape))
+
+
+@TORCH.layers(S.Dropout)
+def _dropout(layer: S.Dropout, in_shape: S.Shape) -> Block:
+    return Stateless(lambda block, x: F.dropout(x, layer.rate, block.training))
 
 
 class SpecModule(nn.Module):
@@ -411,7 +453,7 @@ class SpecModule(nn.Module):
         super().__init__()
         blocks, shape = [], tuple(model_spec.input.shape)
         for layer in model_spec.layers:
-            blocks.append(LAYER_BUILDERS[layer.type](layer, shape))
+            blocks.append(TORCH.layers[layer](layer, shape))
             shape = layer.output_shape(shape)
         self.blocks = nn.ModuleList(blocks)
 
