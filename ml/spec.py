@@ -28,6 +28,7 @@ from ml.catalog import (
     OBJECTIVES,
     OPTIMIZER_UPDATES,
 )
+from ml.epochs import metric_catalog
 from ml.errors import SpecError, SpecIssue
 
 Shape = tuple[int, ...]
@@ -831,4 +832,5 @@ def catalog() -> dict[str, Any]:
                         "parameters": _parameters(cls)} for name, cls in OPTIMIZER_TYPES.items()],
         "initializers": [{"name": k, "formula": v} for k, v in INITIALIZERS.items()],
         "training": _parameters(TrainingSpec),
+        "metrics": metric_catalog(),
     }

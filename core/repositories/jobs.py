@@ -9,10 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
-
-METRIC_FIELDS = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae",
-                 "learning_rate", "duration_s", "samples_per_s")
-
+from ml.epochs import METRIC_FIELDS
 
 class JobRepository:
     def __init__(self, session: Session):

@@ -8,8 +8,6 @@ import { drawCurves } from "./curves.js";
 import { cancelJob, progress } from "./jobs.js";
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-const COLUMNS = ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae",
-  "learning_rate", "duration_s", "samples_per_s"];
 
 function summary(job) {
   const facts = [
@@ -37,7 +35,9 @@ function timeline(job) {
 }
 
 function metricsTable(rows) {
-  const used = COLUMNS.filter((c) => rows.some((r) => r[c] !== null && r[c] !== undefined));
+  // The API's own field order (GET /catalog lists and describes them), less the empty ones.
+  const used = Object.keys(rows[0] || {}).filter((c) => rows.some((r) => r[c] !== null
+    && r[c] !== undefined));
   return el("div", { class: "scroll tall" }, el("table", { class: "numbers" },
     el("thead", {}, el("tr", {}, used.map((c) => el("th", { scope: "col" }, c)))),
     el("tbody", {}, rows.map((r) => el("tr", {}, used.map((c) => el("td", {},
