@@ -3,14 +3,15 @@
 import asyncio
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
+
+from cachetools import TTLCache
 
 
 class ExpiringCache:
     """Least-recently-used, at most `size` entries, each served at most `ttl_s` seconds after
-    it was loaded (0: nothing kept).
+    it was loaded (0: nothing kept), by `clock`.
 
     Loads are shared: however many requests miss one key at once, one load runs and all of them
     await it. An entry past half its life is still served while one reload runs in the
@@ -19,9 +20,11 @@ class ExpiringCache:
     second).
     """
 
-    def __init__(self, ttl_s: float, size: int = 4096):
-        self.ttl_s, self.size = ttl_s, size
-        self.entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+    def __init__(self, ttl_s: float, size: int = 4096,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl_s, self.clock = ttl_s, clock
+        # Each value is kept with the time it was loaded, which says when to reload it.
+        self.entries: TTLCache[Hashable, tuple[float, Any]] = TTLCache(size, ttl_s, clock)
         self.loading: dict[Hashable, asyncio.Task] = {}
         # Bumped by `discard`: a load that began before it must not put back what it removed.
         self.generation = 0
@@ -33,18 +36,15 @@ class ExpiringCache:
 
         An error from `load()` reaches every request waiting for it and is not cached.
         """
-        now = time.monotonic()
-        with self.lock:
-            entry = self.entries.get(key)
-            if entry is not None and entry[0] <= now:
-                del self.entries[key]
-                entry = None
-            if entry is not None:
-                self.entries.move_to_end(key)
-        if entry is not None:
-            if entry[0] - now < self.ttl_s / 2 and key not in self.loading:
+        try:
+            with self.lock:  # subscripted: `get` costs twice as much, on every request
+                loaded_at, value = self.entries[key]
+        except KeyError:
+            pass
+        else:
+            if self.clock() - loaded_at > self.ttl_s / 2 and key not in self.loading:
                 self._start_load(key, load).add_done_callback(_retrieve_error)
-            return entry[1]
+            return value
         task = self.loading.get(key) or self._start_load(key, load)
         # Shielded: a request that goes away must not cancel the load others are waiting for.
         return await asyncio.shield(task)
@@ -66,17 +66,14 @@ class ExpiringCache:
         if self.ttl_s > 0:
             with self.lock:
                 if generation == self.generation:
-                    self.entries[key] = (time.monotonic() + self.ttl_s, value)
-                    self.entries.move_to_end(key)
-                    while len(self.entries) > self.size:
-                        self.entries.popitem(last=False)
+                    self.entries[key] = (self.clock(), value)
         return value
 
     def discard(self, matches: Callable[[Hashable], bool]) -> None:
         with self.lock:
             self.generation += 1
             for key in [k for k in self.entries if matches(k)]:
-                del self.entries[key]
+                self.entries.pop(key, None)
 
 
 def _retrieve_error(task: asyncio.Task) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -205,9 +205,11 @@ class AdaptiveBatcher:
     CALLS_IN_FLIGHT = 2
     SPLIT_FROM = 4  # waiting requests; fewer are merged into one call
 
-    def __init__(self, inline_max_s: float = 0.0) -> None:
+    def __init__(self, inline_max_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.lanes: dict[Hashable, _Lane] = {}
         self.inline_max_s = inline_max_s
+        self.clock = clock  # when requests arrive and when a batch stops waiting to fill
 
     def _inline(self, predictor: Predictor, rows: int) -> bool:
         return predictor.expected_seconds(rows) <= self.inline_max_s
@@ -226,12 +228,11 @@ class AdaptiveBatcher:
         """The outputs for `batch` and the size of the batch they were computed in."""
         if policy.max_batch_size <= 1:
             return await self._run(predictor, batch), len(batch)
-        loop = asyncio.get_running_loop()
         lane = self.lanes.get(key)
         if lane is None:
             lane = self.lanes[key] = _Lane(predictor, policy)
         lane.predictor, lane.policy = predictor, policy
-        waiting = _Waiting(batch, loop.create_future(), loop.time())
+        waiting = _Waiting(batch, asyncio.get_running_loop().create_future(), self.clock())
         lane.waiting.append(waiting)
         lane.changed.set()
         if lane.drainer is None:
@@ -239,13 +240,12 @@ class AdaptiveBatcher:
         return await waiting.future
 
     async def _drain(self, key: Hashable, lane: _Lane) -> None:
-        loop = asyncio.get_running_loop()
         while lane.waiting or lane.calls:
             if not lane.waiting or len(lane.calls) >= self.CALLS_IN_FLIGHT:
                 lane.changed.clear()
                 await lane.changed.wait()
                 continue
-            await self._fill(lane, loop)
+            await self._fill(lane)
             idle = not lane.calls
             rows = sum(len(w.batch) for w in lane.waiting)
             split = (idle and len(lane.waiting) >= self.SPLIT_FROM
@@ -286,8 +286,7 @@ class AdaptiveBatcher:
                 w.future.set_result((outputs[start:start + len(w.batch)], len(merged)))
             start += len(w.batch)
 
-    @staticmethod
-    async def _fill(lane: _Lane, loop: asyncio.AbstractEventLoop) -> None:
+    async def _fill(self, lane: _Lane) -> None:
         policy = lane.policy
         rows = sum(len(w.batch) for w in lane.waiting)
         # Waiting longer than the call would take cannot pay: run what is here, and what arrives
@@ -297,7 +296,7 @@ class AdaptiveBatcher:
         deadline = lane.waiting[0].arrived + delay
         while (len(lane.waiting) > 1
                and sum(len(w.batch) for w in lane.waiting) < policy.max_batch_size):
-            remaining = deadline - loop.time()
+            remaining = deadline - self.clock()
             if remaining <= 0:
                 return
             lane.changed.clear()

@@ -2,11 +2,11 @@
 
 import re
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
 from core.artifacts import ArtifactStore
@@ -32,21 +32,17 @@ class PredictorCache:
     """LRU of loaded ONNX Runtime sessions, keyed by model version id."""
 
     def __init__(self, size: int):
-        self.size = size
-        self.entries: OrderedDict[int, Predictor] = OrderedDict()
-        self.lock = threading.Lock()
+        self.entries: LRUCache[int, Predictor] = LRUCache(max(size, 1))  # 0 would refuse all
+        self.lock = threading.Lock()  # routes resolve their targets in worker threads
 
     def get(self, version: ModelVersion, directory: Path) -> Predictor:
         with self.lock:
-            if version.id in self.entries:
-                self.entries.move_to_end(version.id)
-                return self.entries[version.id]
-        # Load outside the lock; only files this service wrote, matching the card's sha256.
-        predictor = Predictor.load(verify(directory, version.card, ONNX_FILE))
-        with self.lock:
-            self.entries[version.id] = predictor
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+            predictor = self.entries.get(version.id)
+        if predictor is None:
+            # Loaded outside the lock; only files this service wrote, matching the card's sha256.
+            predictor = Predictor.load(verify(directory, version.card, ONNX_FILE))
+            with self.lock:
+                self.entries[version.id] = predictor
         return predictor
 
 

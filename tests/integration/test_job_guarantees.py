@@ -40,6 +40,13 @@ def exactly_once(settings, job: dict) -> None:
     assert versions == 1
 
 
+def held_by_a_worker(settings, job_id: str) -> bool:
+    """Whether a worker is running or holds a task for the job (asked over the broker)."""
+    inspect = celery_for(settings).control.inspect(timeout=1)
+    tasks = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+    return any(job_id in task["args"] for held in tasks for task in held)
+
+
 @pytest.fixture
 def workers(cluster_settings):
     started: list[subprocess.Popen] = []
@@ -91,7 +98,10 @@ def test_one_job_delivered_twice_to_two_workers_trains_once(cluster_api, cluster
     celery_for(cluster_settings).send_task(TRAIN_TASK, args=[job["id"]], queue="cpu")
     done = wait_for_job(cluster_api, job["id"], timeout_s=120)
     assert done["status"] == "succeeded" and done["attempt"] == 1
-    time.sleep(2)  # let the second delivery arrive and be dropped
+    # The second delivery has been dropped once the queue is empty and no worker holds it.
+    broker, deadline = redis.Redis.from_url(cluster_settings.broker_url), time.monotonic() + 60
+    while broker.llen("cpu") or held_by_a_worker(cluster_settings, job["id"]):
+        assert time.monotonic() < deadline, "the second delivery is still queued or running"
     again = cluster_api.get(f"/jobs/{job['id']}").json()
     assert again["attempt"] == 1 and [e["status"] for e in again["timeline"]] == [
         "queued", "running", "succeeded"]

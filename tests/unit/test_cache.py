@@ -1,4 +1,8 @@
-"""The expiring lookup cache: shared loads, reloads ahead of expiry, errors and discards."""
+"""The expiring lookup cache: shared loads, reloads ahead of expiry, errors and discards.
+
+Time is a clock the tests move by hand, and a load returns when the test opens its gate: no
+outcome depends on how fast the machine runs.
+"""
 
 import asyncio
 
@@ -7,18 +11,34 @@ import pytest
 from core.cache import ExpiringCache
 
 
-class Loader:
-    """Counts its loads; each returns the next number after `delay_s`, or raises `error`."""
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    def __init__(self, delay_s: float = 0.01):
-        self.delay_s, self.calls, self.error = delay_s, 0, None
+    def __call__(self) -> float:
+        return self.now
+
+
+class Loader:
+    """Counts its loads; each returns the next number once `gate` is open, or raises `error`."""
+
+    def __init__(self) -> None:
+        self.calls, self.error = 0, None
+        self.started, self.gate = asyncio.Event(), asyncio.Event()
+        self.gate.set()
 
     async def __call__(self) -> int:
         self.calls += 1
-        await asyncio.sleep(self.delay_s)
+        self.started.set()
+        await self.gate.wait()
         if self.error:
             raise self.error
         return self.calls
+
+
+async def settled(cache: ExpiringCache) -> None:
+    """Until the loads in progress (background reloads included) have ended."""
+    await asyncio.gather(*cache.loading.values(), return_exceptions=True)
 
 
 def test_concurrent_misses_share_one_load():
@@ -32,30 +52,47 @@ def test_concurrent_misses_share_one_load():
 
 
 def test_an_entry_past_half_its_life_is_served_while_one_reload_runs():
-    cache, load = ExpiringCache(ttl_s=0.2), Loader(delay_s=0.05)
+    clock, load = Clock(), Loader()
+    cache = ExpiringCache(ttl_s=10, clock=clock)
 
     async def scenario():
         first = await cache.get_or_load("k", load)
-        await asyncio.sleep(0.12)  # past half of 0.2 s, not yet expired
+        clock.now = 4.9  # not yet half its life: no reload
+        early = await cache.get_or_load("k", load)
+        clock.now = 6  # past half, not yet expired
+        load.gate.clear()
         during = await asyncio.gather(*[cache.get_or_load("k", load) for _ in range(8)])
-        await asyncio.sleep(0.08)  # the reload has finished
+        load.gate.set()
+        await settled(cache)
         after = await cache.get_or_load("k", load)
-        return first, during, after
+        return first, early, during, after
 
-    first, during, after = asyncio.run(scenario())
-    assert (first, during, after) == (1, [1] * 8, 2)  # nobody waited for the reload
+    first, early, during, after = asyncio.run(scenario())
+    assert (first, early, during, after) == (1, 1, [1] * 8, 2)  # nobody waited for the reload
     assert load.calls == 2
 
 
 def test_an_expired_entry_is_never_served():
-    cache, load = ExpiringCache(ttl_s=0.05), Loader(delay_s=0)
+    clock, load = Clock(), Loader()
+    cache = ExpiringCache(ttl_s=10, clock=clock)
 
     async def scenario():
         await cache.get_or_load("k", load)
-        await asyncio.sleep(0.06)
+        clock.now = 10
         return await cache.get_or_load("k", load)
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_the_least_recently_used_entry_goes_first():
+    cache, load = ExpiringCache(ttl_s=10, size=2), Loader()
+
+    async def scenario():
+        for key in ("a", "b", "a", "c"):  # "a" used again after "b": "b" makes room for "c"
+            await cache.get_or_load(key, load)
+        return [await cache.get_or_load(key, load) for key in ("a", "c", "b")]
+
+    assert asyncio.run(scenario()) == [1, 3, 4]
 
 
 def test_an_error_reaches_every_waiter_and_is_not_cached():
@@ -74,14 +111,15 @@ def test_an_error_reaches_every_waiter_and_is_not_cached():
 
 
 def test_a_failed_background_reload_drops_the_entry():
-    cache, load = ExpiringCache(ttl_s=0.2), Loader(delay_s=0.01)
+    clock, load = Clock(), Loader()
+    cache = ExpiringCache(ttl_s=10, clock=clock)
 
     async def scenario():
         await cache.get_or_load("k", load)
-        await asyncio.sleep(0.12)
+        clock.now = 6
         load.error = LookupError("revoked")
         stale = await cache.get_or_load("k", load)  # served; the reload fails behind it
-        await asyncio.sleep(0.03)
+        await settled(cache)
         with pytest.raises(LookupError):
             await cache.get_or_load("k", load)
         return stale
@@ -90,12 +128,14 @@ def test_a_failed_background_reload_drops_the_entry():
 
 
 def test_a_discard_during_a_load_keeps_the_loaded_value_out():
-    cache, load = ExpiringCache(ttl_s=10), Loader(delay_s=0.05)
+    cache, load = ExpiringCache(ttl_s=10), Loader()
 
     async def scenario():
+        load.gate.clear()
         pending = asyncio.ensure_future(cache.get_or_load("k", load))
-        await asyncio.sleep(0.01)
+        await load.started.wait()
         cache.discard(lambda key: key == "k")  # e.g. the key was revoked meanwhile
+        load.gate.set()
         assert await pending == 1  # the request that asked still gets its answer
         return await cache.get_or_load("k", load)
 
@@ -103,13 +143,15 @@ def test_a_discard_during_a_load_keeps_the_loaded_value_out():
 
 
 def test_a_caller_that_goes_away_does_not_cancel_the_shared_load():
-    cache, load = ExpiringCache(ttl_s=10), Loader(delay_s=0.05)
+    cache, load = ExpiringCache(ttl_s=10), Loader()
 
     async def scenario():
+        load.gate.clear()
         leaving = asyncio.ensure_future(cache.get_or_load("k", load))
         staying = asyncio.ensure_future(cache.get_or_load("k", load))
-        await asyncio.sleep(0.01)
+        await load.started.wait()
         leaving.cancel()
+        load.gate.set()
         return await staying
 
     assert asyncio.run(scenario()) == 1
@@ -117,7 +159,7 @@ def test_a_caller_that_goes_away_does_not_cancel_the_shared_load():
 
 
 def test_a_zero_ttl_keeps_nothing():
-    cache, load = ExpiringCache(ttl_s=0), Loader(delay_s=0)
+    cache, load = ExpiringCache(ttl_s=0), Loader()
 
     async def scenario():
         return [await cache.get_or_load("k", load) for _ in range(3)]
