@@ -109,7 +109,7 @@ class LayerRegistry(Registry):
         if layer_class in self._builders:
             raise ValueError(f"the {self.backend} backend registers a second builder for "
                              f"{layer_class.__name__}")
-        if ranks is None and hasattr(layer_class, "rank"):
+        if ranks is None and "rank" in layer_class.__class_vars__:  # declared by S.Spatial
             raise ValueError(f"{layer_class.__name__} has a rank: its {self.backend} builder "
                              "must name the ranks it builds")
         self._builders[layer_class] = _LayerBuilder(implementation, ranks)

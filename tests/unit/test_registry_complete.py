@@ -66,7 +66,7 @@ def test_a_builder_is_registered_once():
     with pytest.raises(ValueError, match="registers activation 'gauss' twice"):
         TORCH.activations.register("gauss", abs)
     with pytest.raises(ValueError, match="must name the ranks it builds"):
-        TORCH.layers.register(Conv3D, lambda layer, in_shape: None)
+        TORCH.layers.register(S.Spatial, lambda layer, in_shape: None)
 
 
 # --- parity cases --------------------------------------------------------------------------
