@@ -13,8 +13,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
 )
 from pydantic_core import PydanticCustomError
@@ -34,9 +32,22 @@ from ml.errors import SpecError, SpecIssue
 Shape = tuple[int, ...]
 
 
+# Names of the language are short; a longer string is no misspelling of one.
+MAX_NAME_CHARS = 64
+MAX_SHOWN_CHARS = 100  # of a value echoed in a message
+
+
 def closest(name: str, choices) -> str:
+    if len(str(name)) > MAX_NAME_CHARS:
+        return ""
     match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for a message, cut to its start if long."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}…"
 
 
 def _activation_name(value: str) -> str:
@@ -61,15 +72,21 @@ def _known(kind: str, names) -> AfterValidator:
     return AfterValidator(check)
 
 
-ActivationName = Annotated[str, AfterValidator(_activation_name)]
-ObjectiveName = Annotated[str, _known("objective", OBJECTIVES)]
-CombinationName = Annotated[str, _known("combination", COMBINATIONS)]
-Initializer = Annotated[str, _known("initializer", INITIALIZERS)]
+NameText = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+ActivationName = Annotated[NameText, AfterValidator(_activation_name)]
+ObjectiveName = Annotated[NameText, _known("objective", OBJECTIVES)]
+CombinationName = Annotated[NameText, _known("combination", COMBINATIONS)]
+Initializer = Annotated[NameText, _known("initializer", INITIALIZERS)]
+# Sizes and counts fit the 32-bit integers the frameworks take them as.
+PositiveInt = Annotated[int, Field(gt=0, lt=2**31)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a number is a number ("12" is not 12, true is not 1), an integer an integer
+    # (12.0 is not 12), and finite (JSON's 1e400 reads as infinity).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Weight(NamedTuple):
@@ -613,6 +630,13 @@ def _fields_of(loc: tuple, data: Any) -> list[str]:
     return list(cls.model_fields) if cls else []
 
 
+# What a value of each JSON type was expected to be, by pydantic's error type.
+EXPECTED_TYPES = {"int_type": "an integer", "float_type": "a number",
+                  "finite_number": "a finite number", "bool_type": "true or false",
+                  "string_type": "a string", "list_type": "a list", "dict_type": "an object",
+                  "model_type": "an object", "model_attributes_type": "an object"}
+
+
 def _describe(error: dict, data: Any) -> str:
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "missing":
@@ -623,27 +647,34 @@ def _describe(error: dict, data: Any) -> str:
         return f"unknown parameter{closest(error['loc'][-1], _fields_of(error['loc'], data))}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
-        return f"unknown type '{ctx.get('tag')}'{closest(ctx.get('tag'), tags)}"
+        return f"unknown type {shown(ctx.get('tag'))}{closest(ctx.get('tag'), tags)}"
     if kind == "union_tag_not_found":
         return "needs a 'type'"
+    if kind in EXPECTED_TYPES:
+        return f"expected {EXPECTED_TYPES[kind]}, received {shown(value)}"
+    if kind == "string_too_long":
+        return (f"expected at most {ctx['max_length']} characters, received "
+                f"{len(value)}: {shown(value)}")
+    if kind == "too_long":
+        return f"expected at most {ctx['max_length']} items, received {len(value)}"
     if kind == "greater_than" and type(ctx.get("gt")) is int and ctx["gt"] == 0:
-        return f"expected a positive integer, received {value!r}"
+        return f"expected a positive integer, received {shown(value)}"
     if kind == "greater_than":
-        return f"expected a value greater than {ctx['gt']}, received {value!r}"
+        return f"expected a value greater than {ctx['gt']}, received {shown(value)}"
     if kind == "greater_than_equal":
-        return f"expected a value of at least {ctx['ge']}, received {value!r}"
+        return f"expected a value of at least {ctx['ge']}, received {shown(value)}"
     if kind == "less_than":
-        return f"expected a value less than {ctx['lt']}, received {value!r}"
+        return f"expected a value less than {ctx['lt']}, received {shown(value)}"
     if kind == "less_than_equal":
-        return f"expected a value of at most {ctx['le']}, received {value!r}"
+        return f"expected a value of at most {ctx['le']}, received {shown(value)}"
     if kind == "literal_error":
         expected = str(ctx.get("expected", ""))
         choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",")]
-        return f"expected one of {expected}, received {value!r}{closest(value, choices)}"
+        return f"expected one of {expected}, received {shown(value)}{closest(value, choices)}"
     if kind == "string_pattern_mismatch":
         return (f"expected lowercase letters, digits, '.', '_' or '-' (starting with a letter "
-                f"or digit), received {value!r}")
-    return f"{error['msg'][0].lower()}{error['msg'][1:]}, received {value!r}"
+                f"or digit), received {shown(value)}")
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}, received {shown(value)}"
 
 
 def issues_from_validation_error(exc: ValidationError, data: Any) -> list[SpecIssue]:

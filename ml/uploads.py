@@ -9,15 +9,19 @@ import stat
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml.datasets import Dataset
 from ml.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -30,6 +34,11 @@ GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"
 FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".zip": "zip"}
 FORMAT_BY_CONTENT_TYPE = {"text/csv": "csv", "application/zip": "zip",
                           "application/x-zip-compressed": "zip"}
+# No image file of the allowed pixels is larger than this many bytes a pixel (16-bit RGBA, the
+# widest pixels a common format stores uncompressed) plus room for the metadata beside them
+# (EXIF, ICC profiles): the cap on what an archive member may expand to.
+MAX_BYTES_PER_PIXEL = 8
+IMAGE_METADATA_BYTES = 1 << 20
 
 
 class UploadError(DataError):
@@ -54,6 +63,11 @@ class UploadLimits:
     max_archive_members: int
     max_image_pixels: int
     max_dataset_bytes: int
+
+    @property
+    def max_member_bytes(self) -> int:
+        """What one image in an archive may expand to."""
+        return self.max_image_pixels * MAX_BYTES_PER_PIXEL + IMAGE_METADATA_BYTES
 
 
 ImageSize = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,4}x[1-9][0-9]{0,4}$")]
@@ -461,10 +475,41 @@ def _npz_target(y: np.ndarray, task: str | None) -> tuple[str, np.ndarray, list[
 NPZ_KINDS = {2: "tabular", 3: "sequence", 4: "image"}
 
 
+def _check_npy_header(archive: zipfile.ZipFile, name: str, limits: UploadLimits) -> None:
+    """Refuse array `name` by what its `.npy` header claims, before anything is allocated for
+    it: a shape larger than the member holds, or than a dataset may be as float32."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        return  # missing: said with the arrays found, once the archive is open as NPZ
+    with archive.open(info) as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise UploadError(f"array '{name}' cannot be read: {error}", array=name) from None
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > info.file_size:
+        raise UploadError(f"array '{name}' claims shape {list(shape)} of {dtype} ({claimed} "
+                          f"bytes), but its file holds {info.file_size} bytes", array=name,
+                          value=list(shape))
+    if name == "x" and math.prod(shape) * 4 > limits.max_dataset_bytes:
+        raise UploadTooLarge(f"array 'x' of shape {list(shape)} exceeds the dataset limit of "
+                             f"{limits.max_dataset_bytes} bytes as float32", array=name,
+                             value=list(shape))
+
+
 def _read_npz(path: Path, options: UploadOptions, limits: UploadLimits,
               dataset_id: str) -> Dataset:
     with _open_zip(path, "npz") as archive:
         _check_archive_size(archive.infolist(), limits)
+        for name in ("x", "y"):
+            _check_npy_header(archive, name, limits)
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
@@ -533,22 +578,77 @@ def _image_members(infos: list[zipfile.ZipInfo]) -> list[tuple[str, zipfile.ZipI
                   key=lambda member: (member[0], member[1].filename))
 
 
-def _not_an_image(info: zipfile.ZipInfo, error: Exception) -> UploadError:
+def _member_too_large(name: str, cap: int) -> UploadTooLarge:
+    return UploadTooLarge(f"archive member '{name}' expands to more than {cap} bytes, more than "
+                          "an image of the allowed pixels", member=name, value=name, limit=cap)
+
+
+class CappedStream(io.RawIOBase):
+    """An archive member's bytes, never read past `cap`: the byte after it refuses the member
+    by name. Images decode from it as they stream, so no member is ever held whole."""
+
+    def __init__(self, stream: BinaryIO, cap: int, name: str):
+        super().__init__()
+        self.stream, self.cap, self.name = stream, cap, name
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self.stream.seekable()
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.position = self.stream.seek(offset, whence)
+        if self.position > self.cap:
+            raise _member_too_large(self.name, self.cap)
+        return self.position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.stream.read(min(len(buffer), self.cap + 1 - self.position))
+        self.position += len(data)
+        if self.position > self.cap:
+            raise _member_too_large(self.name, self.cap)
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _not_an_image(name: str, error: Exception) -> UploadError:
     from PIL import UnidentifiedImageError
 
     reason = "" if isinstance(error, UnidentifiedImageError) else f" ({error})"
-    return UploadError(f"archive member '{info.filename}' does not decode as an image{reason}",
-                       member=info.filename, value=info.filename)
+    return UploadError(f"archive member '{name}' does not decode as an image{reason}",
+                       member=name, value=name)
 
 
-def _open_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+@contextmanager
+def decoding_image(stream: BinaryIO, name: str, cap: int) -> Iterator["Image"]:
+    """The image in `stream` (its header read; pixels decode on use), read at most `cap` + 1
+    bytes; errors name the member."""
     from PIL import Image
 
-    try:
-        with archive.open(info) as handle:
-            return Image.open(io.BytesIO(handle.read()))
-    except Exception as error:  # Pillow raises many kinds for bytes that are not an image
-        raise _not_an_image(info, error) from None
+    with CappedStream(stream, cap, name) as capped:
+        try:
+            image = Image.open(capped)
+        except UploadError:
+            raise
+        except Exception as error:  # Pillow raises many kinds for bytes that are not an image
+            raise _not_an_image(name, error) from None
+        with image:
+            yield image
+
+
+@contextmanager
+def _member_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo,
+                  limits: UploadLimits) -> Iterator["Image"]:
+    cap = limits.max_member_bytes
+    if info.file_size > cap:  # zipfile never inflates a member past the size it declares
+        raise _member_too_large(info.filename, cap)
+    with archive.open(info) as member, decoding_image(member, info.filename, cap) as image:
+        yield image
 
 
 def _image_shape(archive: zipfile.ZipFile, members: list[tuple[str, zipfile.ZipInfo]],
@@ -557,14 +657,15 @@ def _image_shape(archive: zipfile.ZipFile, members: list[tuple[str, zipfile.ZipI
     sizes: Counter[tuple[int, int]] = Counter()
     colour = False
     for _, info in members:
-        image = _open_image(archive, info)  # reads the header only; pixels decode later
-        width, height = image.size
+        with _member_image(archive, info, limits) as image:  # the header only
+            width, height = image.size
+            mode = image.mode
         if width * height > limits.max_image_pixels:
             raise UploadTooLarge(f"archive member '{info.filename}' has {width}×{height} pixels, "
                                  f"more than the limit of {limits.max_image_pixels}",
                                  member=info.filename, value=info.filename)
         sizes[(height, width)] += 1
-        colour = colour or image.mode not in GREY_MODES
+        colour = colour or mode not in GREY_MODES
     height, width = options.image_shape or sizes.most_common(1)[0][0]
     channels = int(options.channels) if options.channels else (3 if colour else 1)
     if height * width > limits.max_image_pixels:
@@ -592,14 +693,16 @@ def _read_image_zip(path: Path, options: UploadOptions, limits: UploadLimits,
         x = np.empty((len(members), height, width, channels), np.float32)
         mode = "L" if channels == 1 else "RGB"
         for index, (_, info) in enumerate(members):
-            image = _open_image(archive, info)
-            try:
-                pixels = image.convert(mode)
-                if pixels.size != (width, height):
-                    pixels = pixels.resize((width, height), Image.Resampling.BILINEAR)
-                x[index] = np.asarray(pixels, np.float32).reshape(height, width, channels)
-            except Exception as error:  # a header that reads, then pixels that do not
-                raise _not_an_image(info, error) from None
+            with _member_image(archive, info, limits) as image:
+                try:
+                    pixels = image.convert(mode)
+                    if pixels.size != (width, height):
+                        pixels = pixels.resize((width, height), Image.Resampling.BILINEAR)
+                    x[index] = np.asarray(pixels, np.float32).reshape(height, width, channels)
+                except UploadError:
+                    raise
+                except Exception as error:  # a header that reads, then pixels that do not
+                    raise _not_an_image(info.filename, error) from None
     index_of = {label: index for index, label in enumerate(classes)}
     y = np.array([index_of[label] for label, _ in members], np.int64)
     return Dataset(id=dataset_id, x=x, y=y, task="classification", kind="image",
