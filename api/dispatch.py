@@ -5,10 +5,14 @@ FastAPI's routing, dependency solving and own middleware layers (errors, telemet
 cost more than the inference. The prediction endpoints therefore take the request alone
 (`api.deps.serving` authenticates it) and are called from here when a POST matches their path;
 FastAPI still holds them as routes, which document them in the OpenAPI schema and answer other
-methods on those paths with 405. Errors are rendered by the app's own handlers, so both ways
-answer alike; the body cap and the metrics wrap both.
+methods on those paths with 405, and their path parameters are checked against the types they
+declare. Errors are rendered by the app's own handlers, so both ways answer alike; the body cap
+and the metrics wrap both.
 """
 
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -41,7 +45,7 @@ class ServingDispatch:
         scope.update(route=route, path_params=path_params, endpoint=route.endpoint)
         request = Request(scope, receive)
         try:
-            response = await route.endpoint(request=request, **path_params)
+            response = await route.endpoint(request=request, **_validated(route, path_params))
         except Exception as error:
             handler = next(h for kind, h in HANDLERS.items() if isinstance(error, kind))
             await (await handler(request, error))(scope, receive, send)
@@ -49,3 +53,16 @@ class ServingDispatch:
                 raise  # for the server to log, as FastAPI's own error layer does
             return
         await response(scope, receive, send)
+
+
+def _validated(route: APIRoute, path_params: dict[str, Any]) -> dict[str, Any]:
+    """The path parameters as the route declares them (bounded numbers), as FastAPI would check
+    them; refused in its words."""
+    values, errors = {}, []
+    for field in route.dependant.path_params:
+        values[field.name], field_errors = field.validate(path_params[field.alias],
+                                                          loc=("path", field.alias))
+        errors += field_errors
+    if errors:
+        raise RequestValidationError(errors)
+    return values

@@ -10,6 +10,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     StrictBool,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
@@ -24,12 +25,31 @@ def _utc_iso(value: datetime | None) -> str | None:
 Timestamp = Annotated[datetime | None, PlainSerializer(_utc_iso, return_type=str | None)]
 
 
+# The largest value of PostgreSQL's INTEGER, the narrowest integer column: every id, version,
+# offset and epoch a client sends is bounded by it, so that no number reaches SQL that the
+# database cannot hold or compare (SQLite's integers and PostgreSQL's OFFSET end at 2^63).
+SQL_INT_MAX = 2**31 - 1
+
+
 def _positive_int(value: Any) -> Any:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise PydanticCustomError("positive_integer",
                                   "expected a positive integer, received {value}",
                                   {"value": repr(value)})
+    if value > SQL_INT_MAX:
+        raise PydanticCustomError("positive_integer",
+                                  "expected a positive integer of at most {max}, received {value}",
+                                  {"max": SQL_INT_MAX, "value": repr(value)})
     return value
+
+
+def _positive_int_text(value: Any) -> Any:
+    """A positive integer written in a URL path, kept as its text."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        _positive_int(int(value))
+        return value
+    raise PydanticCustomError("positive_integer", "expected a positive integer, received {value}",
+                              {"value": repr(value)})
 
 
 def _non_negative_number(value: Any) -> Any:
@@ -41,12 +61,30 @@ def _non_negative_number(value: Any) -> Any:
 
 
 # Refused in the API's own words ("version: expected a positive integer, received -3").
-PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+PositiveInt = Annotated[int, BeforeValidator(_positive_int),
+                        Field(json_schema_extra={"minimum": 1, "maximum": SQL_INT_MAX})]
 Milliseconds = Annotated[float, BeforeValidator(_non_negative_number)]
+# Integer parameters of paths, queries and headers: FastAPI converts their text.
+Id = Annotated[int, Field(ge=1, le=SQL_INT_MAX)]
+Count = Annotated[int, Field(ge=0, le=SQL_INT_MAX)]  # an offset, an epoch, an event id
+# A version in a URL path, kept as its text for the routes that read it (`positive_version`);
+# documented as the integer it must be.
+VersionText = Annotated[str, BeforeValidator(_positive_int_text),
+                        WithJsonSchema({"type": "integer", "minimum": 1,
+                                        "maximum": SQL_INT_MAX})]
+# Bounds of the strings and lists a body may hold.
+Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Orm(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class RequestBody(BaseModel):
+    """What a client sends: no unknown fields, and no value converted to the type expected
+    (`"12"` is not a number, `1` is not `true`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Event(Orm):
@@ -130,24 +168,21 @@ class ModelOut(BaseModel):
     versions: list[VersionSummary]
 
 
-class BatchingIn(BaseModel):
+class BatchingIn(RequestBody):
     """Per-model adaptive batching; `null` restores the service default."""
 
-    model_config = ConfigDict(extra="forbid")
     max_batch_size: PositiveInt | None = None
     max_delay_ms: Milliseconds | None = None
 
 
-class ModelPatch(BaseModel):
+class ModelPatch(RequestBody):
     """What the owner changes; fields left out stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
     batching: BatchingIn | None = None
     public: StrictBool | None = None  # open the model to every member, or close it
 
 
-class DatasetPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DatasetPatch(RequestBody):
     public: StrictBool  # open the dataset to every member (to inspect and train on), or close it
 
 
@@ -182,8 +217,7 @@ class ModelCard(BaseModel):
     servable: bool
 
 
-class AliasIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AliasIn(RequestBody):
     version: PositiveInt
 
 
@@ -201,15 +235,14 @@ class AliasOut(BaseModel):
     history: list[AliasMove]
 
 
-class PredictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PredictIn(RequestBody):
     instances: Annotated[list[Any], Field(min_length=1)]
     version: PositiveInt | None = None
-    alias: str | None = None
+    alias: Name | None = None
 
 
 class PredictByNameIn(PredictIn):
-    model: str
+    model: Name
 
 
 class PredictOut(BaseModel):
@@ -227,20 +260,18 @@ class Me(BaseModel):
     models: list[str] | None = None  # an app key's models
 
 
-class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UserIn(RequestBody):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
     role: Literal["admin", "member", "app"] = "member"
-    models: Annotated[list[str], Field(min_length=1)] | None = None
+    models: Annotated[list[Name], Field(min_length=1, max_length=1000)] | None = None
 
 
 class UserCreated(Me):
     api_key: str  # shown once
 
 
-class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    user_id: Annotated[int | None, Field(ge=1)] = None
+class KeyIn(RequestBody):
+    user_id: Id | None = None
 
 
 class KeyOut(Orm):

@@ -1,9 +1,17 @@
 """Receives a multipart upload: the file streamed to the data dir's temp area and capped as it
-arrives, form fields counted and capped; the temp file is always removed afterwards."""
+arrives, form fields counted and capped; the temp file is always removed afterwards.
 
+A process that dies mid-upload cannot remove its file: the API removes such files as it
+starts. Each upload holds a lock on its file for as long as it is received and read, which the
+system releases when its process dies, so that an API process starting beside others (`capas
+api --workers N`) removes only the files no live process is using.
+"""
+
+import fcntl
+import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +28,7 @@ FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
 # What the multipart envelope may add to the file: boundaries, part headers, small fields.
 ENVELOPE_BYTES = 64 * 1024
+SPOOL_SUFFIX = ".upload"
 
 
 def upload_body_limit(settings: Settings) -> int:
@@ -97,7 +106,7 @@ class _Receiver:
         content_type, _ = parse_options_header(self.headers.get(b"content-type"))
         self.upload.filename = filename.decode("utf-8", "replace")
         self.upload.content_type = content_type.decode("latin-1") or None
-        self.file = self.upload.path.open("xb")
+        self.file = self.upload.path.open("r+b")  # made and locked by `spool_file`
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.file is None:
@@ -130,6 +139,42 @@ class _Receiver:
             self.file = None
 
 
+@contextmanager
+def spool_file(directory: Path) -> Iterator[Path]:
+    """A new empty file in `directory`, locked while in use, then deleted."""
+    directory.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = directory / f"{uuid.uuid4().hex}{SPOOL_SUFFIX}"
+        lock = path.open("xb")
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits out a starting process that found it unlocked
+        if os.fstat(lock.fileno()).st_nlink:
+            break
+        lock.close()  # that process removed it before the lock was taken: another name
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        lock.close()
+
+
+def remove_abandoned_uploads(settings: Settings) -> int:
+    """Delete the temp files of uploads whose process died; returns how many."""
+    removed = 0
+    for path in settings.upload_temp_dir.glob(f"*{SPOOL_SUFFIX}"):
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue  # its upload just finished
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live process is receiving or reading it
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @asynccontextmanager
 async def receive_upload(request: Request, settings: Settings) -> AsyncIterator[ReceivedUpload]:
     """Stream the request's multipart body; yields the received file, then deletes it."""
@@ -139,21 +184,20 @@ async def receive_upload(request: Request, settings: Settings) -> AsyncIterator[
         raise UnsupportedMediaType(f"send the dataset as multipart/form-data with a "
                                    f"'{FILE_FIELD}' field",
                                    [{"field": "Content-Type", "value": header}])
-    settings.upload_temp_dir.mkdir(parents=True, exist_ok=True)
-    upload = ReceivedUpload(path=settings.upload_temp_dir / f"{uuid.uuid4().hex}.upload")
-    receiver = _Receiver(upload, settings)
-    try:
-        parser = MultipartParser(params[b"boundary"], receiver.callbacks())
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
-        if not receiver.file_received:
-            raise Invalid(f"the upload needs a '{FILE_FIELD}' field holding the dataset file",
-                          [{"field": FILE_FIELD, "value": None}])
-        yield upload
-    except FormParserError as error:
-        raise Invalid(f"malformed multipart body: {error}", [{"field": "body", "value": None}]) \
-            from None
-    finally:
-        receiver.close()
-        upload.path.unlink(missing_ok=True)
+    with spool_file(settings.upload_temp_dir) as path:
+        upload = ReceivedUpload(path=path)
+        receiver = _Receiver(upload, settings)
+        try:
+            parser = MultipartParser(params[b"boundary"], receiver.callbacks())
+            async for chunk in request.stream():
+                parser.write(chunk)
+            parser.finalize()
+            if not receiver.file_received:
+                raise Invalid(f"the upload needs a '{FILE_FIELD}' field holding the dataset "
+                              "file", [{"field": FILE_FIELD, "value": None}])
+            yield upload
+        except FormParserError as error:
+            raise Invalid(f"malformed multipart body: {error}",
+                          [{"field": "body", "value": None}]) from None
+        finally:
+            receiver.close()

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     max_runtime_s: int = 6 * 3600
     max_predict_batch: int = 1024
     max_body_mb: int = 32
+    # The longest wait for the next piece of a request body: a client that stops sending one
+    # is answered 408 and its connection closed, instead of holding it open for ever.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    # Layers in one model: refused before the spec is parsed, whose cost grows with them.
+    max_layers: int = Field(default=256, ge=1)
     # Dataset uploads: the file itself, what an archive may expand to, and the parsed arrays.
     max_upload_mb: int = 512
     max_archive_mb: int = 1024

@@ -5,14 +5,15 @@ import csv
 import io
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from api.bodies import JobBody
 from api.deps import PrincipalDep, SessionDep, SettingsDep
-from api.schemas import Event, JobList, JobOut, MetricRow
+from api.schemas import Count, Event, JobList, JobOut, MetricRow
 from core.db import session_scope
 from core.job_options import parse_options
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobStatus
@@ -34,7 +35,7 @@ def job_out(service: JobService, job: Job, with_timeline: bool = True) -> JobOut
 
 
 @router.post("", status_code=202, response_model=JobOut)
-def submit_job(body: Annotated[dict[str, Any], Body()], principal: PrincipalDep,
+def submit_job(body: JobBody, principal: PrincipalDep,
                session: SessionDep, settings: SettingsDep, response: Response) -> JobOut:
     options, spec = parse_options(body)
     service = JobService(session, settings)
@@ -49,7 +50,7 @@ def submit_job(body: Annotated[dict[str, Any], Body()], principal: PrincipalDep,
 def list_jobs(principal: PrincipalDep, session: SessionDep, settings: SettingsDep,
               status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> JobList:
+              offset: Annotated[Count, Query()] = 0) -> JobList:
     service = JobService(session, settings)
     jobs = service.page(principal, status, limit, offset)
     return JobList(items=[job_out(service, job, with_timeline=False) for job in jobs],
@@ -66,7 +67,7 @@ def get_job(job_id: str, principal: PrincipalDep, session: SessionDep,
 @router.get("/{job_id}/metrics", response_model=list[MetricRow])
 def job_metrics(job_id: str, principal: PrincipalDep, session: SessionDep,
                 settings: SettingsDep,
-                after_epoch: Annotated[int, Query(ge=0)] = 0) -> list[MetricRow]:
+                after_epoch: Annotated[Count, Query()] = 0) -> list[MetricRow]:
     rows = JobService(session, settings).metrics(principal, job_id, after_epoch)
     return [MetricRow.model_validate(row) for row in rows]
 
@@ -94,8 +95,8 @@ def cancel_job(job_id: str, principal: PrincipalDep, session: SessionDep,
 @router.get("/{job_id}/events")
 async def job_events(job_id: str, request: Request, principal: PrincipalDep,
                      settings: SettingsDep,
-                     last_event_id: Annotated[int | None, Header(ge=0)] = None,
-                     after: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
+                     last_event_id: Annotated[Count | None, Header()] = None,
+                     after: Annotated[Count, Query()] = 0) -> StreamingResponse:
     """Server-Sent Events: `status` and `epoch` events with ids; `Last-Event-ID` (or `after`)
     resumes after an event; a comment every few seconds keeps proxies from closing the
     stream, which ends with an `end` event once the job has finished."""

@@ -24,6 +24,7 @@ from api.schemas import (
     PredictIn,
     PredictOut,
     VersionSummary,
+    VersionText,
 )
 from core.models import RegisteredModel
 from core.services.registry import RegistryService, positive_version
@@ -80,7 +81,7 @@ def update_model(name: str, body: ModelPatch, principal: PrincipalDep, session: 
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelCard)
-def get_version(name: str, version: str, principal: PrincipalDep, session: SessionDep,
+def get_version(name: str, version: VersionText, principal: PrincipalDep, session: SessionDep,
                 settings: SettingsDep) -> dict:
     return RegistryService(session, settings).card(principal, name, positive_version(version))
 
@@ -88,7 +89,7 @@ def get_version(name: str, version: str, principal: PrincipalDep, session: Sessi
 @router.get("/models/{name}/versions/{version}/artifacts/{fmt}",
             response_class=FileResponse, responses={200: {"content": {
                 "application/octet-stream": {}}}})
-def download_artifact(name: str, version: str, fmt: str, principal: PrincipalDep,
+def download_artifact(name: str, version: VersionText, fmt: str, principal: PrincipalDep,
                       session: SessionDep, settings: SettingsDep) -> FileResponse:
     artifact = RegistryService(session, settings).artifact(
         principal, name, positive_version(version), fmt)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import CallerDep, PrincipalDep, SessionDep
-from api.schemas import KeyCreated, KeyIn, KeyOut, Me, UserCreated, UserIn
+from api.schemas import Id, KeyCreated, KeyIn, KeyOut, Me, UserCreated, UserIn
 from core.services.auth import AuthService
 
 router = APIRouter(tags=["users"])
@@ -43,12 +43,12 @@ def create_key(body: KeyIn, principal: PrincipalDep, session: SessionDep) -> Key
 
 @router.get("/keys", response_model=list[KeyOut])
 def list_keys(principal: PrincipalDep, session: SessionDep,
-              user_id: Annotated[int | None, Query(ge=1)] = None) -> list[KeyOut]:
+              user_id: Annotated[Id | None, Query()] = None) -> list[KeyOut]:
     return [KeyOut.model_validate(k) for k in AuthService(session).keys(principal, user_id)]
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: int, request: Request, principal: PrincipalDep,
+def revoke_key(key_id: Id, request: Request, principal: PrincipalDep,
                session: SessionDep) -> Response:
     key_hash = AuthService(session).revoke_key(principal, key_id)
     # Committed before this process forgets the key, so that no request between the two

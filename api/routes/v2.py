@@ -20,6 +20,7 @@ from api.deps import (
 )
 from api.routes.health import readiness
 from api.routes.models import BATCH_SIZE_HEADER
+from api.schemas import Name, VersionText
 from core.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
 from core.services.registry import RegistryService, ServingTarget, positive_version
 from ml.onnx_export import INPUT_NAME, OUTPUT_NAME
@@ -43,25 +44,29 @@ CONTENT_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 Parameters = Annotated[dict[str, Any], Field(default_factory=dict)]
 
 
+# Bounds of a request's names and lists: far above what a model of this service takes.
+MAX_TENSORS, MAX_DIMENSIONS = 16, 16
+
+
 class TensorIn(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
+    name: Name
+    shape: Annotated[list[int], Field(max_length=MAX_DIMENSIONS)]
+    datatype: Name
     parameters: Parameters
     data: Any = None
 
 
 class OutputRequest(BaseModel):
-    name: str
+    name: Name
     parameters: Parameters
 
 
 class InferRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str | None = None
+    id: Name | None = None
     parameters: Parameters
-    inputs: list[TensorIn]
-    outputs: list[OutputRequest] | None = None
+    inputs: Annotated[list[TensorIn], Field(max_length=MAX_TENSORS)]
+    outputs: Annotated[list[OutputRequest], Field(max_length=MAX_TENSORS)] | None = None
 
 
 @router.get("")
@@ -101,7 +106,7 @@ def model_metadata(name: str, principal: CallerDep, session: SessionDep,
 
 
 @router.get("/models/{name}/versions/{version}")
-def version_metadata(name: str, version: str, principal: CallerDep, session: SessionDep,
+def version_metadata(name: str, version: VersionText, principal: CallerDep, session: SessionDep,
                      settings: SettingsDep) -> dict:
     found = RegistryService(session, settings).resolve(principal, name,
                                                        positive_version(version))
@@ -111,7 +116,7 @@ def version_metadata(name: str, version: str, principal: CallerDep, session: Ses
 @router.get("/models/{name}/ready")
 @router.get("/models/{name}/versions/{version}/ready")
 async def model_ready(name: str, principal: CallerDep, inference: InferenceDep,
-                      version: str | None = None) -> dict:
+                      version: VersionText | None = None) -> dict:
     """Ready when the version can be served now: servable, files intact, session loaded."""
     target = await inference.target(principal, name, _version(version))
     return {"name": name, "version": str(target.version.version), "ready": True}
@@ -130,7 +135,7 @@ INFER_OPENAPI = {**SERVING_SECURITY, "parameters": [
 
 @serving_router.post("/models/{name}/infer", openapi_extra=INFER_OPENAPI)
 @serving_router.post("/models/{name}/versions/{version}/infer", openapi_extra=INFER_OPENAPI)
-async def infer(request: Request, name: str, version: str | None = None) -> Response:
+async def infer(request: Request, name: str, version: VersionText | None = None) -> Response:
     principal, inference = await serving(request)
     max_bytes = inference.settings.max_body_mb * 1024 * 1024
     body = _decoded(await request.body(), request.headers.get("content-encoding"), max_bytes)

@@ -103,7 +103,8 @@ def test_the_model_lists_versions_and_the_card_describes_one(registry):
     error = error_of(registry.get("/models/iris/versions/9"), 404, "not_found")
     assert error["details"] == [{"field": "version", "value": 9}]
     error = error_of(registry.get("/models/iris/versions/-3"), 422, "invalid")
-    assert error["message"] == "version: expected a positive integer, received '-3'"
+    assert error["message"] == "invalid request: version: expected a positive integer, " \
+                               "received '-3'"
 
 
 @pytest.mark.parametrize("version", [1, 2])
