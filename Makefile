@@ -19,9 +19,10 @@ run: install
 test: install
 	$(PY) -m pytest -q -rs
 
-# On a host with an NVIDIA GPU: CUDA training, checkpoints and the CUDA worker of `capas up`.
+# On a host with an NVIDIA GPU: CUDA training, checkpoints and the CUDA worker of `capas up`
+# (whose jobs may each take up to 10 minutes: a longer timeout than the default).
 test-gpu: install
-	$(PY) -m pytest -q -rs tests/gpu
+	$(PY) -m pytest -q -rs --timeout 1800 tests/gpu
 
 test-unit: install
 	$(PY) -m pytest -q -rs tests/unit

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import dashboard, errors
+from api import dashboard, errors, openapi
 from api.dispatch import ServingDispatch
 from api.limits import BodySizeLimit
 from api.metrics import Metrics, MetricsMiddleware
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> CapasAPI:
     app.state.inference = InferenceService(settings, app.state.predictors, app.state.targets,
                                            AdaptiveBatcher(settings.inline_inference_ms / 1000))
     errors.install(app)
+    openapi.install(app)
     app.state.metrics = Metrics(settings)
     for router in (health.router, metrics_router, specs.router, jobs.router, models.router,
                    models.serving_router, datasets.router, users.router, v2.router,
