@@ -13,7 +13,7 @@ from api.limits import BodySizeLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.routes import datasets, health, jobs, models, specs, users, v2
-from api.uploads import upload_body_limit
+from api.uploads import remove_abandoned_uploads, upload_body_limit
 from core.cache import ExpiringCache
 from core.services.inference import InferenceService
 from core.services.registry import PredictorCache
@@ -23,6 +23,7 @@ from ml.serving import AdaptiveBatcher
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    remove_abandoned_uploads(app.state.settings)  # left by API processes that died mid-upload
     # The collector, left at its defaults, cost /predict at concurrency 32 a third of its
     # throughput and set its p99 (120 ms against 10). What exists once the app is up (modules,
     # routes, schemas: some 200k objects) lives as long as the process, yet every full
@@ -73,5 +74,6 @@ def create_app(settings: Settings | None = None) -> CapasAPI:
                               routes=[*models.serving_router.routes, *v2.serving_router.routes])
     app.front = BodySizeLimit(MetricsMiddleware(serving, metrics=app.state.metrics),
                               max_bytes=settings.max_body_mb * 1024 * 1024,
-                              route_limits={("POST", "/datasets"): upload_body_limit(settings)})
+                              route_limits={("POST", "/datasets"): upload_body_limit(settings)},
+                              timeout_s=settings.body_timeout_s)
     return app
