@@ -1,0 +1,134 @@
+"""What a spec computes before it trains: each layer's output shape, parameters and multiply-adds,
+the limits it must keep and the dataset it must fit."""
+
+import math
+
+from pydantic import (
+    BaseModel,
+)
+
+from ml.errors import SpecError, SpecIssue
+from ml.spec.base import Shape, ShapeError
+from ml.spec.job import JobSpec, ModelSpec
+
+
+class LayerReport(BaseModel):
+    index: int
+    type: str
+    output_shape: list[int]
+    params: int
+    multiply_adds: int  # of one sample's forward pass, roughly
+
+
+class Analysis(BaseModel):
+    input_shape: list[int]
+    layers: list[LayerReport]
+    total_params: int
+    total_multiply_adds: int
+    output_shape: list[int]
+
+
+def analyze(model: ModelSpec, max_params: int | None = None) -> Analysis:
+    """Infer every layer's output shape, parameters and multiply-adds; raise `SpecError` on
+    any problem."""
+    analysis, issues = inspect_model(model, max_params)
+    if issues:
+        raise SpecError(issues)
+    return analysis
+
+
+def inspect_model(model: ModelSpec,
+                  max_params: int | None = None) -> tuple[Analysis, list[SpecIssue]]:
+    """The shapes, parameters and multiply-adds that can be inferred, and every problem found.
+
+    Shape inference stops at the first layer that cannot take its input (the shapes after it
+    are unknown); every other problem is reported with it.
+    """
+    issues: list[SpecIssue] = []
+    shape: Shape = tuple(model.input.shape)
+    reports = []
+    for index, layer in enumerate(model.layers):
+        path = f"model.layers[{index}]"
+        if layer.type == "embedding" and index != 0:
+            issues.append(SpecIssue(f"{path}.type", "embedding must be the first layer: it reads "
+                                                    "integer ids from the input", layer.type))
+        try:
+            params, multiply_adds = layer.param_count(shape), layer.multiply_adds(shape)
+            shape = layer.output_shape(shape)
+        except ShapeError as error:
+            field = f"{path}.{error.field}" if error.field else path
+            issues.append(SpecIssue(field, str(error), error.value))
+            break
+        reports.append(LayerReport(index=index, type=layer.type, output_shape=list(shape),
+                                   params=params, multiply_adds=multiply_adds))
+    total = sum(r.params for r in reports)
+    if max_params is not None and total > max_params:
+        issues.append(SpecIssue("model.layers", f"{total} parameters exceed the limit of "
+                                                f"{max_params}", total))
+    if len(reports) == len(model.layers):
+        issues.extend(_output_issues(model, shape))
+    return Analysis(input_shape=list(model.input.shape), layers=reports, total_params=total,
+                    total_multiply_adds=sum(r.multiply_adds for r in reports),
+                    output_shape=list(shape)), issues
+
+
+def _output_issues(model: ModelSpec, shape: Shape) -> list[SpecIssue]:
+    issues = []
+    last = f"model.layers[{len(model.layers) - 1}]"
+    activation = model.output_activation
+    if model.objective == "categorical_crossentropy" and activation != "softmax":
+        issues.append(SpecIssue(f"{last}.activation",
+                                "categorical_crossentropy expects the last layer to have a "
+                                "softmax activation", activation))
+    if model.objective == "binary_crossentropy" and (activation != "logistic" or shape[-1] != 1):
+        issues.append(SpecIssue(last, "binary_crossentropy expects the last layer to be one "
+                                      "unit with a logistic activation",
+                                {"units": shape[-1], "activation": activation}))
+    if len(shape) != 1:
+        issues.append(SpecIssue(last, f"the output must be one vector per sample, received "
+                                      f"shape {list(shape)}; add a flatten or global pooling "
+                                      "layer", list(shape)))
+    return issues
+
+
+def check_dataset_fit(spec: JobSpec, dataset: dict, analysis: Analysis) -> None:
+    """Refuse a job whose input, output, objective or split does not fit the dataset's schema."""
+    from ml.datasets import split_problem
+
+    model = spec.model
+    issues = []
+    problem = split_problem(dataset["num_samples"], dataset["num_classes"],
+                            spec.training.validation_split)
+    if problem:
+        issues.append(SpecIssue("training.validation_split", problem,
+                                spec.training.validation_split))
+    feature_shape = dataset["feature_shape"]
+    if math.prod(feature_shape) != math.prod(model.input.shape):
+        issues.append(SpecIssue(
+            "model.input.shape",
+            f"{model.input.shape} does not fit the dataset's features {feature_shape}",
+            model.input.shape,
+        ))
+    task = dataset["task"]
+    if model.task != task:
+        issues.append(SpecIssue(
+            "model.objective", f"{model.objective} is for {model.task}, but dataset "
+                               f"'{dataset['id']}' is a {task} task", model.objective))
+    elif task == "classification":
+        classes = dataset["num_classes"]
+        expected = 1 if model.objective == "binary_crossentropy" else classes
+        if model.objective == "binary_crossentropy" and classes != 2:
+            issues.append(SpecIssue("model.objective", f"binary_crossentropy needs 2 classes, "
+                                    f"dataset '{dataset['id']}' has {classes}", model.objective))
+        elif analysis.output_shape[-1] != expected:
+            issues.append(SpecIssue(
+                f"model.layers[{len(model.layers) - 1}].units",
+                f"{analysis.output_shape[-1]} outputs, but dataset '{dataset['id']}' has "
+                f"{classes} classes (expected {expected})", analysis.output_shape[-1]))
+    elif analysis.output_shape[-1] != math.prod(dataset["target_shape"] or [1]):
+        issues.append(SpecIssue(
+            f"model.layers[{len(model.layers) - 1}].units",
+            f"{analysis.output_shape[-1]} outputs, but dataset '{dataset['id']}' has "
+            f"targets of shape {dataset['target_shape']}", analysis.output_shape[-1]))
+    if issues:
+        raise SpecError(issues)

@@ -1,0 +1,385 @@
+"""One pydantic schema class per layer type: its parameters and defaults, its output shape, its
+canonical weights and its multiply-adds. No framework is imported here; each backend registers a
+builder per class (`ml.registry`)."""
+
+import math
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import (
+    Field,
+)
+
+from ml.spec.base import (
+    ActivationName,
+    CombinationName,
+    Initializer,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Shape,
+    ShapeError,
+    StrictModel,
+    Weight,
+    dims,
+)
+
+
+class Layer(StrictModel):
+    """A layer type: its parameters, output shape and canonical weights."""
+
+    type: str
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        """The canonical weight layout, shared by both backends and the ONNX exporter."""
+        return {}
+
+    def param_count(self, shape: Shape) -> int:
+        return sum(math.prod(w.shape) for w in self.weights(shape).values())
+
+    def multiply_adds(self, shape: Shape) -> int:
+        """Roughly the multiply-adds of one sample's forward pass: each weight is used once per
+        output position (a dense layer on a sequence, a convolution), and each output value
+        costs one more."""
+        output = self.output_shape(shape)
+        return self.param_count(shape) * math.prod(output[:-1]) + math.prod(output)
+
+    @property
+    def output_activation(self) -> str | None:
+        return None
+
+
+class Dense(Layer):
+    """A layer of units on the last axis: a combination function, then an activation."""
+
+    type: Literal["dense"]
+    units: PositiveInt
+    activation: ActivationName = "identity"
+    combination: CombinationName = "linear"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+    # Radial combinations: widths b and altitudes a start at one.
+    width_initializer: Initializer = "ones"
+    altitude_initializer: Initializer = "ones"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (*shape[:-1], self.units)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        fan_in, units, combination = shape[-1], self.units, self.combination
+        bias = {"bias": Weight((units,), self.bias_initializer)} if self.use_bias else {}
+        if combination == "additive":
+            return {}
+        if combination == "linear":  # kernel [fan_in, units], the Keras layout
+            return {"kernel": Weight((fan_in, units), self.kernel_initializer), **bias}
+        if combination == "eqslopes":  # one weight per input, shared by all units
+            return {"kernel": Weight((fan_in,), self.kernel_initializer), **bias}
+        weights = {"centers": Weight((fan_in, units), self.kernel_initializer)}
+        shared = combination in ("ewradial", "eqradial")
+        weights["widths"] = Weight((1,) if shared else (units,), self.width_initializer)
+        if combination in ("xradial", "ewradial"):
+            weights["altitudes"] = Weight((units,), self.altitude_initializer)
+        return weights
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.activation
+
+
+IntOrPair = PositiveInt | Annotated[list[PositiveInt], Field(min_length=1, max_length=2)]
+
+
+def same_padding(sizes: Shape, window: Shape, strides: Shape,
+                 dilation: Shape) -> list[tuple[int, int]]:
+    """Keras's 'same' padding per spatial axis: (before, after), the odd cell after."""
+    pads = []
+    for size, k, s, d in zip(sizes, window, strides, dilation, strict=True):
+        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
+class Spatial(Layer):
+    """Shared by convolutions and poolings over 1 or 2 channels-last spatial axes."""
+
+    rank: ClassVar[int]
+
+    def _tuple(self, value: int | list[int], field: str) -> tuple[int, ...]:
+        values = (value,) * self.rank if isinstance(value, int) else tuple(value)
+        if len(values) != self.rank:
+            raise ShapeError(f"expected {self.rank} values, received {list(values)}", field, value)
+        return values
+
+    def _check_input(self, shape: Shape) -> None:
+        if len(shape) != self.rank + 1:
+            layout = "[steps, channels]" if self.rank == 1 else "[height, width, channels]"
+            hint = "; add a reshape layer" if len(shape) == 1 else ""
+            raise ShapeError(f"{self.type} expects input of shape {layout}, "
+                             f"received {list(shape)}{hint}", None, list(shape))
+
+    def _spatial_out(self, shape: Shape, window: tuple[int, ...], strides: tuple[int, ...],
+                     dilation: tuple[int, ...], padding: str, field: str) -> tuple[int, ...]:
+        out = []
+        for size, k, s, d in zip(shape[:-1], window, strides, dilation, strict=True):
+            extent = d * (k - 1) + 1
+            if padding == "same":
+                out.append(-(-size // s))
+            elif extent > size:
+                raise ShapeError(f"{dims(window)} is larger than the input "
+                                 f"({dims(shape[:-1])}) at this layer", field,
+                                 getattr(self, field))
+            else:
+                out.append((size - extent) // s + 1)
+        return tuple(out)
+
+
+class Conv(Spatial):
+    filters: PositiveInt
+    kernel_size: IntOrPair
+    strides: IntOrPair = 1
+    padding: Literal["valid", "same"] = "valid"
+    dilation: IntOrPair = 1
+    activation: ActivationName = "identity"
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check_input(shape)
+        strides, dilation = self._tuple(self.strides, "strides"), self._tuple(self.dilation,
+                                                                              "dilation")
+        if max(strides) > 1 and max(dilation) > 1:
+            raise ShapeError(f"{self.dilation} cannot combine with strides {self.strides}: "
+                             "use strides 1 with a dilation", "dilation", self.dilation)
+        spatial = self._spatial_out(shape, self._tuple(self.kernel_size, "kernel_size"),
+                                    strides, dilation, self.padding, "kernel_size")
+        return (*spatial, self.filters)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        # kernel [*kernel_size, in_channels, filters], the Keras layout
+        kernel = (*self._tuple(self.kernel_size, "kernel_size"), shape[-1], self.filters)
+        weights = {"kernel": Weight(kernel, self.kernel_initializer)}
+        if self.use_bias:
+            weights["bias"] = Weight((self.filters,), self.bias_initializer)
+        return weights
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.activation
+
+
+class Conv1D(Conv):
+    type: Literal["conv1d"]
+    rank: ClassVar[int] = 1
+
+
+class Conv2D(Conv):
+    type: Literal["conv2d"]
+    rank: ClassVar[int] = 2
+
+
+class Pool(Spatial):
+    pool_size: IntOrPair = 2
+    strides: IntOrPair | None = None  # default: the pool size
+    padding: Literal["valid", "same"] = "valid"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check_input(shape)
+        window, strides = self.window()
+        spatial = self._spatial_out(shape, window, strides, (1,) * self.rank, self.padding,
+                                    "pool_size")
+        return (*spatial, shape[-1])
+
+    def window(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        window = self._tuple(self.pool_size, "pool_size")
+        return window, window if self.strides is None else self._tuple(self.strides, "strides")
+
+
+class MaxPool(Pool):
+    """The largest value of each window."""
+
+
+class AvgPool(Pool):
+    """The mean of each window, over the cells inside the input only."""
+
+
+class MaxPool1D(MaxPool):
+    type: Literal["maxpool1d"]
+    rank: ClassVar[int] = 1
+
+
+class MaxPool2D(MaxPool):
+    type: Literal["maxpool2d"]
+    rank: ClassVar[int] = 2
+
+
+class AvgPool1D(AvgPool):
+    type: Literal["avgpool1d"]
+    rank: ClassVar[int] = 1
+
+
+class AvgPool2D(AvgPool):
+    type: Literal["avgpool2d"]
+    rank: ClassVar[int] = 2
+
+
+class GlobalPool(Layer):
+    """Max or mean over every axis but the channels: [*spatial, channels] → [channels]."""
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) < 2:
+            raise ShapeError(f"{self.type} expects input with spatial or time axes and "
+                             f"channels, received {list(shape)}", None, list(shape))
+        return (shape[-1],)
+
+
+class GlobalAvgPool(GlobalPool):
+    type: Literal["global_avgpool"]
+
+
+class GlobalMaxPool(GlobalPool):
+    type: Literal["global_maxpool"]
+
+
+class Flatten(Layer):
+    type: Literal["flatten"]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (math.prod(shape),)
+
+
+class Reshape(Layer):
+    type: Literal["reshape"]
+    target_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if math.prod(self.target_shape) != math.prod(shape):
+            raise ShapeError(f"{self.target_shape} holds {math.prod(self.target_shape)} values, "
+                             f"the input {list(shape)} holds {math.prod(shape)}",
+                             "target_shape", self.target_shape)
+        return tuple(self.target_shape)
+
+
+class Dropout(Layer):
+    type: Literal["dropout"]
+    rate: Probability = 0.5
+
+
+class BatchNorm(Layer):
+    """Normalizes the last axis. Keras's convention for momentum: the running statistics
+    move as `running = momentum·running + (1 − momentum)·batch` (torch's momentum is 1 − it)."""
+
+    type: Literal["batchnorm"]
+    momentum: Probability = 0.99
+    epsilon: PositiveFloat = 1e-3
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        channels = (shape[-1],)
+        return {"gamma": Weight(channels, "ones"), "beta": Weight(channels, "zeros"),
+                "moving_mean": Weight(channels, "zeros"),
+                "moving_variance": Weight(channels, "ones")}
+
+
+class Recurrent(Layer):
+    """Reads [timesteps, features]; gates in Keras's order and layout."""
+
+    gates: ClassVar[int]
+    units: PositiveInt
+    return_sequences: bool = False
+    bidirectional: bool = False
+    kernel_initializer: Initializer = "glorot_uniform"
+    recurrent_initializer: Initializer = "orthogonal"
+    bias_initializer: Initializer = "zeros"
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return ("forward", "backward") if self.bidirectional else ("forward",)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 2:
+            hint = "; add a reshape layer" if len(shape) == 1 else ""
+            raise ShapeError(f"{self.type} expects input of shape [timesteps, features], "
+                             f"received {list(shape)}{hint}", None, list(shape))
+        width = self.units * len(self.directions)
+        return (shape[0], width) if self.return_sequences else (width,)
+
+    def _bias_shape(self) -> Shape:
+        return (self.gates * self.units,)
+
+    def multiply_adds(self, shape: Shape) -> int:
+        # Every weight once per time step, whatever the layer returns.
+        return self.param_count(shape) * shape[0] + math.prod(self.output_shape(shape))
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        width = self.gates * self.units
+        weights = {}
+        for direction in self.directions:
+            # kernel [features, gates·units], recurrent_kernel [units, gates·units]
+            weights[f"{direction}.kernel"] = Weight((shape[-1], width), self.kernel_initializer)
+            weights[f"{direction}.recurrent_kernel"] = Weight((self.units, width),
+                                                              self.recurrent_initializer)
+            weights[f"{direction}.bias"] = Weight(self._bias_shape(), self.bias_initializer)
+        return weights
+
+
+class SimpleRNN(Recurrent):
+    type: Literal["simple_rnn"]
+    gates: ClassVar[int] = 1
+
+
+class LSTM(Recurrent):
+    """Gates i, f, c, o; `unit_forget_bias` starts the forget gate's bias at one (as Keras)."""
+
+    type: Literal["lstm"]
+    gates: ClassVar[int] = 4
+    unit_forget_bias: bool = True
+
+
+class GRU(Recurrent):
+    """Gates z, r, h with the reset gate applied after the recurrent product; the bias holds
+    the input bias and the recurrent bias: [2, 3·units]."""
+
+    type: Literal["gru"]
+    gates: ClassVar[int] = 3
+
+    def _bias_shape(self) -> Shape:
+        return (2, self.gates * self.units)
+
+
+class Embedding(Layer):
+    """Integer ids → vectors: [...] → [..., output_dim]; the model's first layer."""
+
+    type: Literal["embedding"]
+    input_dim: PositiveInt
+    output_dim: PositiveInt
+    embeddings_initializer: Initializer = "random_uniform"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (*shape, self.output_dim)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        return {"embeddings": Weight((self.input_dim, self.output_dim),
+                                     self.embeddings_initializer)}
+
+    def multiply_adds(self, shape: Shape) -> int:
+        return math.prod(self.output_shape(shape))  # a lookup: one row copied per id
+
+
+class Activation(Layer):
+    type: Literal["activation"]
+    function: ActivationName
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.function
+
+
+_LAYER_CLASSES = (Dense, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D,
+                  GlobalAvgPool, GlobalMaxPool, Flatten, Reshape, Dropout, BatchNorm, SimpleRNN,
+                  LSTM, GRU, Embedding, Activation)
+LAYER_TYPES: dict[str, type[Layer]] = {cls.model_fields["type"].annotation.__args__[0]: cls
+                                       for cls in _LAYER_CLASSES}
+AnyLayer = Annotated[Union[_LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
