@@ -20,7 +20,8 @@ from api.bodies import JobBody, job_body
 from api.routes import jobs, specs
 from api.schemas import SQL_INT_MAX
 from api.uploads import remove_abandoned_uploads, spool_file
-from ml.uploads import CappedStream, UploadTooLarge, decoding_image
+from ml.uploads import UploadTooLarge
+from ml.uploads.image_folders import CappedStream, decoding_image
 from tests.conftest import free_port, tiny_job
 from tests.datafiles import png, zip_bytes
 

@@ -6,7 +6,6 @@ import pytest
 from ml.datasets import content_sha256, load_canonical, save_canonical
 from ml.errors import DataError
 from ml.uploads import (
-    CHUNK_CELLS,
     NotThatFormat,
     UploadError,
     UploadLimits,
@@ -16,6 +15,7 @@ from ml.uploads import (
     read_upload,
     resolve_format,
 )
+from ml.uploads.common import CHUNK_CELLS
 from tests.datafiles import csv_bytes, iris_csv, npz_bytes, png, shapes_zip, zip_bytes
 
 LIMITS = UploadLimits(max_archive_bytes=1 << 30, max_archive_members=1000,
