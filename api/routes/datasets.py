@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep
-from api.schemas import DatasetOut, DatasetPatch
+from api.schemas.datasets import DatasetOut, DatasetPatch
 from api.uploads import receive_upload
 from core.services.datasets import DatasetService
 

@@ -13,7 +13,8 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from api.bodies import JobBody
 from api.deps import PrincipalDep, SessionDep, SettingsDep
-from api.schemas import Count, Event, JobList, JobOut, MetricRow
+from api.schemas.base import Count
+from api.schemas.jobs import Event, JobList, JobOut, MetricRow
 from core.db import session_scope
 from core.job_options import parse_options
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobStatus

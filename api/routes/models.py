@@ -14,7 +14,8 @@ from api.deps import (
     parse_body,
     serving,
 )
-from api.schemas import (
+from api.schemas.base import VersionText
+from api.schemas.models import (
     AliasIn,
     AliasOut,
     ModelCard,
@@ -24,7 +25,6 @@ from api.schemas import (
     PredictIn,
     PredictOut,
     VersionSummary,
-    VersionText,
 )
 from core.models import RegisteredModel
 from core.services.registry import RegistryService, positive_version

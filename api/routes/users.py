@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import CallerDep, PrincipalDep, SessionDep
-from api.schemas import Id, KeyCreated, KeyIn, KeyOut, Me, UserCreated, UserIn
+from api.schemas.base import Id
+from api.schemas.users import KeyCreated, KeyIn, KeyOut, Me, UserCreated, UserIn
 from core.services.auth import AuthService
 
 router = APIRouter(tags=["users"])

@@ -20,7 +20,7 @@ from api.deps import (
 )
 from api.routes.health import readiness
 from api.routes.models import BATCH_SIZE_HEADER
-from api.schemas import Name, VersionText
+from api.schemas.base import Name, VersionText
 from core.errors import Invalid, PayloadTooLarge, UnsupportedMediaType
 from core.services.registry import RegistryService, ServingTarget, positive_version
 from ml.onnx_export import INPUT_NAME, OUTPUT_NAME

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.bodies import JobBody, job_body
 from api.routes import jobs, specs
-from api.schemas import SQL_INT_MAX
+from api.schemas.base import SQL_INT_MAX
 from api.uploads import remove_abandoned_uploads, spool_file
 from ml.uploads import UploadTooLarge
 from ml.uploads.image_folders import CappedStream, decoding_image

@@ -1,7 +1,7 @@
 """The per-epoch metric fields are `ml.epochs.EpochMetrics`'s, wherever a metric row appears."""
 
 from api.routes.jobs import CSV_COLUMNS
-from api.schemas import MetricRow
+from api.schemas.jobs import MetricRow
 from core.models import JobMetric
 from ml.epochs import METRIC_FIELDS, EpochMetrics, metric_catalog
 
