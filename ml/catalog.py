@@ -1,10 +1,18 @@
 """The vocabulary's functions: activations, combinations, objectives, optimizers, initializers.
 
 No framework is imported here; the backends and the ONNX exporter join these names to their
-builders, and `GET /catalog` renders this metadata.
+builders, and `GET /catalog` renders this metadata. Each activation carries a numpy reference
+implementation: the catalog draws its curve from it, and a test holds both backends to it.
 """
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -15,32 +23,67 @@ class FunctionInfo:
     description: str = ""
 
 
-ACTIVATIONS: dict[str, FunctionInfo] = {
+@dataclass(frozen=True, kw_only=True)
+class ActivationInfo(FunctionInfo):
+    # The formula in numpy, on net inputs whose last axis holds a layer's units (softmax's).
+    reference: Callable[[Array], Array]
+
+
+LEAKY_RELU_SLOPE = 0.01
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _logistic(g: Array) -> Array:
+    return np.asarray(1 / (1 + np.exp(-g)))
+
+
+def _softmax(g: Array) -> Array:
+    e = np.exp(g - g.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+
+def _elu(g: Array) -> Array:
+    return np.where(g > 0, g, np.expm1(np.minimum(g, 0)))
+
+
+ACTIVATIONS: dict[str, ActivationInfo] = {
     a.name: a
     for a in (
-        FunctionInfo("identity", "g", "(-inf, inf)", "the net input unchanged"),
-        FunctionInfo("exponential", "exp(g)", "(0, inf)", "with a radial combination: an RBF unit"),
-        FunctionInfo("reciprocal", "1 / g", "(-inf, 0) ∪ (0, inf)"),
-        FunctionInfo("square", "g²", "[0, inf)"),
-        FunctionInfo("logistic", "1 / (1 + exp(-g))", "(0, 1)"),
-        FunctionInfo("softmax", "exp(g_j) / Σ_k exp(g_k)", "(0, 1), sums to 1"),
-        FunctionInfo("gauss", "exp(-g²)", "(0, 1]"),
-        FunctionInfo("sine", "sin(g)", "[-1, 1]"),
-        FunctionInfo("cosine", "cos(g)", "[-1, 1]"),
-        FunctionInfo("elliott", "g / (1 + |g|)", "(-1, 1)"),
-        FunctionInfo("tanh", "tanh(g)", "(-1, 1)"),
-        FunctionInfo("arctan", "(2/π) arctan(g)", "(-1, 1)"),
-        FunctionInfo("relu", "max(0, g)", "[0, inf)"),
-        FunctionInfo("leaky_relu", "g if g > 0 else 0.01 g", "(-inf, inf)"),
-        FunctionInfo("elu", "g if g > 0 else exp(g) - 1", "(-1, inf)"),
-        FunctionInfo("selu", "1.0507 (g if g > 0 else 1.6733 (exp(g) - 1))", "(-1.7581, inf)"),
-        FunctionInfo("gelu", "g Φ(g) = g (1 + erf(g/√2)) / 2", "(-0.17, inf)"),
-        FunctionInfo("softplus", "log(1 + exp(g))", "(0, inf)"),
-        FunctionInfo("silu", "g / (1 + exp(-g))", "(-0.28, inf)"),
+        ActivationInfo("identity", "g", "(-inf, inf)", "the net input unchanged",
+                       reference=lambda g: g),
+        ActivationInfo("exponential", "exp(g)", "(0, inf)",
+                       "with a radial combination: an RBF unit", reference=np.exp),
+        ActivationInfo("reciprocal", "1 / g", "(-inf, 0) ∪ (0, inf)",
+                       reference=np.reciprocal),
+        ActivationInfo("square", "g²", "[0, inf)", reference=np.square),
+        ActivationInfo("logistic", "1 / (1 + exp(-g))", "(0, 1)", reference=_logistic),
+        ActivationInfo("softmax", "exp(g_j) / Σ_k exp(g_k)", "(0, 1), sums to 1",
+                       "over a layer's units; its curve is one of two units whose other net "
+                       "input is 0: the logistic", reference=_softmax),
+        ActivationInfo("gauss", "exp(-g²)", "(0, 1]", reference=lambda g: np.exp(-np.square(g))),
+        ActivationInfo("sine", "sin(g)", "[-1, 1]", reference=np.sin),
+        ActivationInfo("cosine", "cos(g)", "[-1, 1]", reference=np.cos),
+        ActivationInfo("elliott", "g / (1 + |g|)", "(-1, 1)",
+                       reference=lambda g: g / (1 + np.abs(g))),
+        ActivationInfo("tanh", "tanh(g)", "(-1, 1)", reference=np.tanh),
+        ActivationInfo("arctan", "(2/π) arctan(g)", "(-1, 1)",
+                       reference=lambda g: 2 / np.pi * np.arctan(g)),
+        ActivationInfo("relu", "max(0, g)", "[0, inf)", reference=lambda g: np.maximum(g, 0)),
+        ActivationInfo("leaky_relu", "g if g > 0 else 0.01 g", "(-inf, inf)",
+                       reference=lambda g: np.where(g > 0, g, LEAKY_RELU_SLOPE * g)),
+        ActivationInfo("elu", "g if g > 0 else exp(g) - 1", "(-1, inf)", reference=_elu),
+        ActivationInfo("selu", "1.0507 (g if g > 0 else 1.6733 (exp(g) - 1))", "(-1.7581, inf)",
+                       reference=lambda g: SELU_SCALE * np.where(g > 0, g, SELU_ALPHA * _elu(g))),
+        ActivationInfo("gelu", "g Φ(g) = g (1 + erf(g/√2)) / 2", "(-0.17, inf)",
+                       reference=lambda g: g * (1 + _erf(g / np.sqrt(2))) / 2),
+        ActivationInfo("softplus", "log(1 + exp(g))", "(0, inf)",
+                       reference=lambda g: np.logaddexp(0, g)),
+        ActivationInfo("silu", "g / (1 + exp(-g))", "(-0.28, inf)",
+                       reference=lambda g: g * _logistic(g)),
     )
 }
 ACTIVATION_ALIASES = {"linear": "identity", "sigmoid": "logistic"}
-LEAKY_RELU_SLOPE = 0.01
 
 # Output activations whose cross-entropy both backends compute from logits, for stability.
 LOGIT_ACTIVATIONS = {"softmax": "categorical_crossentropy", "logistic": "binary_crossentropy"}

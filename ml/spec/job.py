@@ -16,15 +16,21 @@ from ml.spec.layers import AnyLayer
 
 
 class InputSpec(StrictModel):
-    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
-    dtype: Literal["float32"] = "float32"
+    shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)] = Field(
+        description="one sample's shape, channels last: [features], [timesteps, features] or "
+                    "[height, width, channels]")
+    dtype: Literal["float32"] = Field("float32", description="the type of the input's values")
 
 
 class ModelSpec(StrictModel):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
-    input: InputSpec
-    layers: Annotated[list[AnyLayer], Field(min_length=1)]
-    objective: ObjectiveName
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")] = Field(
+        description="the registry's name for the model: a job that succeeds publishes a new "
+                    "version of it")
+    input: InputSpec = Field(description="what the model reads")
+    layers: Annotated[list[AnyLayer], Field(min_length=1)] = Field(
+        description="the layers, in order, each with its type and parameters (see layers)")
+    objective: ObjectiveName = Field(description="the loss training minimizes "
+                                                 "(see objectives)")
 
     @property
     def output_activation(self) -> str | None:
@@ -44,54 +50,72 @@ class ModelSpec(StrictModel):
         return OBJECTIVES[self.objective].task
 
 
+# Parameters several optimizers share, named by their symbols in the update rules
+# (`ml.catalog.OPTIMIZER_UPDATES`).
+LearningRate = Annotated[PositiveFloat, Field(description="η: the size of each step")]
+Epsilon = Annotated[PositiveFloat, Field(
+    description="ε: keeps the update's denominator away from zero")]
+Momentum = Annotated[float, Field(ge=0.0, lt=1.0, description=(
+    "μ: the share of the previous step carried into the next (0: none)"))]
+
+
 class Optimizer(StrictModel):
     """Defaults are stated here once and passed explicitly to both frameworks."""
 
     type: str
-    learning_rate: PositiveFloat
+    learning_rate: LearningRate
 
 
 class SGD(Optimizer):
     type: Literal["sgd"]
-    learning_rate: PositiveFloat = 0.01
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    nesterov: bool = False
+    learning_rate: LearningRate = 0.01
+    momentum: Momentum = 0.0
+    nesterov: bool = Field(False, description="take the gradient's step from where the "
+                                              "momentum leads (Nesterov's momentum)")
 
 
 class Adadelta(Optimizer):
     type: Literal["adadelta"]
-    learning_rate: PositiveFloat = 1.0  # Zeiler's; Keras's default (0.001) barely moves
-    rho: Probability = 0.95
-    epsilon: PositiveFloat = 1e-6
+    learning_rate: LearningRate = 1.0  # Zeiler's; Keras's default (0.001) barely moves
+    rho: Probability = Field(0.95, description="ρ: how much of the running averages of "
+                                               "squared gradients and steps each step keeps")
+    epsilon: Epsilon = 1e-6
 
 
 class Adagrad(Optimizer):
     type: Literal["adagrad"]
-    learning_rate: PositiveFloat = 0.01
-    initial_accumulator_value: Annotated[float, Field(ge=0.0)] = 0.1
-    epsilon: PositiveFloat = 1e-7
+    learning_rate: LearningRate = 0.01
+    initial_accumulator_value: Annotated[float, Field(ge=0.0)] = Field(
+        0.1, description="where the sum of squared gradients G starts")
+    epsilon: Epsilon = 1e-7
 
 
 class RMSprop(Optimizer):
     type: Literal["rmsprop"]
-    learning_rate: PositiveFloat = 0.001
-    rho: Probability = 0.9
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    epsilon: PositiveFloat = 1e-7
-    centered: bool = False
+    learning_rate: LearningRate = 0.001
+    rho: Probability = Field(0.9, description="ρ: how much of the running average of squared "
+                                              "gradients each step keeps")
+    momentum: Momentum = 0.0
+    epsilon: Epsilon = 1e-7
+    centered: bool = Field(False, description="divide by the gradients' variance rather than "
+                                              "their mean square")
 
 
 class Adam(Optimizer):
     type: Literal["adam"]
-    learning_rate: PositiveFloat = 0.001
-    beta_1: Probability = 0.9
-    beta_2: Probability = 0.999
-    epsilon: PositiveFloat = 1e-7
+    learning_rate: LearningRate = 0.001
+    beta_1: Probability = Field(0.9, description="β₁: how much of the running mean of "
+                                                 "gradients m each step keeps")
+    beta_2: Probability = Field(0.999, description="β₂: how much of the running mean of "
+                                                   "squared gradients v each step keeps")
+    epsilon: Epsilon = 1e-7
 
 
 class AdamW(Adam):
     type: Literal["adamw"]
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.004
+    weight_decay: Annotated[float, Field(ge=0.0)] = Field(
+        0.004, description="λ: each step also shrinks every weight by η·λ times itself, apart "
+                           "from the gradient")
 
 
 OPTIMIZER_TYPES: dict[str, type[Optimizer]] = {
@@ -102,30 +126,45 @@ AnyOptimizer = Annotated[SGD | Adadelta | Adagrad | RMSprop | Adam | AdamW,
 
 
 class EarlyStopping(StrictModel):
-    monitor: Literal["loss", "val_loss", "val_accuracy", "val_mae"] = "val_loss"
-    patience: PositiveInt = 5
-    min_delta: Annotated[float, Field(ge=0.0)] = 0.0
+    monitor: Literal["loss", "val_loss", "val_accuracy", "val_mae"] = Field(
+        "val_loss", description="the per-epoch metric watched")
+    patience: PositiveInt = Field(5, description="how many epochs in a row without an "
+                                                 "improvement stop the training")
+    min_delta: Annotated[float, Field(ge=0.0)] = Field(
+        0.0, description="the least change of the metric that counts as an improvement")
 
 
 class TrainingSpec(StrictModel):
-    optimizer: AnyOptimizer = Adam(type="adam")
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 32
-    validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-    seed: Annotated[int, Field(ge=0, lt=2**31)] = 0
-    early_stopping: EarlyStopping | None = None
-    # "auto": standardize tabular features, min-max scale images.
-    preprocessing: Literal["auto", "standardize", "minmax", "none"] = "auto"
+    optimizer: AnyOptimizer = Field(Adam(type="adam"), description=(
+        "how the weights move: one of the optimizers, with its parameters"))
+    epochs: PositiveInt = Field(10, description="how many passes over the training split")
+    batch_size: PositiveInt = Field(32, description="how many samples each step's gradient "
+                                                    "averages over")
+    validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.2, description="the share of the samples outside the test split that validate each "
+                         "epoch instead of training")
+    seed: Annotated[int, Field(ge=0, lt=2**31)] = Field(
+        0, description="seeds the splits and every random draw of training: the initial "
+                         "weights, the order of the batches, dropout")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="stop once a metric has stopped improving (none: train every epoch)")
+    preprocessing: Literal["auto", "standardize", "minmax", "none"] = Field(
+        "auto", description="how features are scaled, with the training split's statistics: "
+                            "auto standardizes tabular features and min-max scales images")
 
 
-DatasetRef = Annotated[str, Field(min_length=1, max_length=200)]
-Framework = Literal["tensorflow", "pytorch"]
-Device = Literal["auto", "cpu", "cuda"]
+DatasetRef = Annotated[str, Field(min_length=1, max_length=200, description=(
+    "the dataset to train on: builtin:NAME or an upload's id"))]
+Framework = Annotated[Literal["tensorflow", "pytorch"], Field(
+    description="which framework trains the model")]
+Device = Annotated[Literal["auto", "cpu", "cuda"], Field(
+    description="where it trains: cuda on a GPU worker (refused when none is alive), cpu, or "
+                "auto: a GPU worker if one is alive, else the CPU")]
 
 
 class JobSpec(StrictModel):
-    model: ModelSpec
-    training: TrainingSpec = TrainingSpec()
+    model: ModelSpec = Field(description="the architecture and its objective")
+    training: TrainingSpec = Field(TrainingSpec(), description="how it trains")
     dataset: DatasetRef
     framework: Framework = "pytorch"
     device: Device = "auto"

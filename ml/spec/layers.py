@@ -23,6 +23,18 @@ from ml.spec.base import (
     dims,
 )
 
+# Parameters several layer types share, each with its description.
+UnitActivation = Annotated[ActivationName, Field(
+    description="the activation function applied to each output value (see activations)")]
+UseBias = Annotated[bool, Field(description="add a learned bias to each output")]
+KernelInitializer = Annotated[Initializer, Field(
+    description="the distribution the kernel's weights start from")]
+BiasInitializer = Annotated[Initializer, Field(
+    description="the distribution the biases start from")]
+Padding = Annotated[Literal["valid", "same"], Field(
+    description="valid: the window stays inside the input; same: the input is padded with "
+                "zeros so that the output has ⌈size / strides⌉ positions on each axis")]
+
 
 class Layer(StrictModel):
     """A layer type: its parameters, output shape and canonical weights."""
@@ -55,15 +67,23 @@ class Dense(Layer):
     """A layer of units on the last axis: a combination function, then an activation."""
 
     type: Literal["dense"]
-    units: PositiveInt
-    activation: ActivationName = "identity"
-    combination: CombinationName = "linear"
-    use_bias: bool = True
-    kernel_initializer: Initializer = "glorot_uniform"
-    bias_initializer: Initializer = "zeros"
-    # Radial combinations: widths b and altitudes a start at one.
-    width_initializer: Initializer = "ones"
-    altitude_initializer: Initializer = "ones"
+    units: PositiveInt = Field(description="the number of units: the size of the output's "
+                                           "last axis")
+    activation: UnitActivation = "identity"
+    combination: CombinationName = Field(
+        "linear", description="how a unit combines its inputs into its net input "
+                              "(see combinations)")
+    use_bias: bool = Field(True, description="add a learned bias to each unit's net input "
+                                             "(linear and eqslopes combinations)")
+    kernel_initializer: Initializer = Field(
+        "glorot_uniform", description="the distribution the weights (the centres, for a "
+                                      "radial combination) start from")
+    bias_initializer: BiasInitializer = "zeros"
+    width_initializer: Initializer = Field(
+        "ones", description="the distribution a radial combination's widths b start from")
+    altitude_initializer: Initializer = Field(
+        "ones", description="the distribution the altitudes a of xradial and ewradial start "
+                            "from")
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape[:-1], self.units)
@@ -137,15 +157,20 @@ class Spatial(Layer):
 
 
 class Conv(Spatial):
-    filters: PositiveInt
-    kernel_size: IntOrPair
-    strides: IntOrPair = 1
-    padding: Literal["valid", "same"] = "valid"
-    dilation: IntOrPair = 1
-    activation: ActivationName = "identity"
-    use_bias: bool = True
-    kernel_initializer: Initializer = "glorot_uniform"
-    bias_initializer: Initializer = "zeros"
+    """A convolution: filters slid over the spatial axes, each giving one output channel."""
+
+    filters: PositiveInt = Field(description="the number of filters: the output's channels")
+    kernel_size: IntOrPair = Field(description="the window's size: one number for every "
+                                               "spatial axis, or one per axis")
+    strides: IntOrPair = Field(1, description="how far the window moves at each step: one "
+                                              "number for every spatial axis, or one per axis")
+    padding: Padding = "valid"
+    dilation: IntOrPair = Field(1, description="the spacing of the window's cells (1: "
+                                               "adjacent cells); more than 1 needs strides 1")
+    activation: UnitActivation = "identity"
+    use_bias: UseBias = True
+    kernel_initializer: KernelInitializer = "glorot_uniform"
+    bias_initializer: BiasInitializer = "zeros"
 
     def output_shape(self, shape: Shape) -> Shape:
         self._check_input(shape)
@@ -182,9 +207,11 @@ class Conv2D(Conv):
 
 
 class Pool(Spatial):
-    pool_size: IntOrPair = 2
-    strides: IntOrPair | None = None  # default: the pool size
-    padding: Literal["valid", "same"] = "valid"
+    pool_size: IntOrPair = Field(2, description="the window's size: one number for every "
+                                                "spatial axis, or one per axis")
+    strides: IntOrPair | None = Field(None, description="how far the window moves at each "
+                                                        "step; by default the pool size")
+    padding: Padding = "valid"
 
     def output_shape(self, shape: Shape) -> Shape:
         self._check_input(shape)
@@ -245,6 +272,8 @@ class GlobalMaxPool(GlobalPool):
 
 
 class Flatten(Layer):
+    """All axes into one: [*shape] → [product of shape]."""
+
     type: Literal["flatten"]
 
     def output_shape(self, shape: Shape) -> Shape:
@@ -252,8 +281,12 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
+    """The same values in another shape."""
+
     type: Literal["reshape"]
-    target_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)]
+    target_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=4)] = Field(
+        description="the output's shape, without the batch axis; it holds as many values as "
+                    "the input")
 
     def output_shape(self, shape: Shape) -> Shape:
         if math.prod(self.target_shape) != math.prod(shape):
@@ -264,8 +297,12 @@ class Reshape(Layer):
 
 
 class Dropout(Layer):
+    """While training, sets a random share of its inputs to zero; at inference, passes them on."""
+
     type: Literal["dropout"]
-    rate: Probability = 0.5
+    rate: Probability = Field(0.5, description="the share of values set to zero at each "
+                                               "training step; the others are scaled by "
+                                               "1 / (1 − rate)")
 
 
 class BatchNorm(Layer):
@@ -273,8 +310,10 @@ class BatchNorm(Layer):
     move as `running = momentum·running + (1 − momentum)·batch` (torch's momentum is 1 − it)."""
 
     type: Literal["batchnorm"]
-    momentum: Probability = 0.99
-    epsilon: PositiveFloat = 1e-3
+    momentum: Probability = Field(0.99, description="how much of the running mean and "
+                                                    "variance each training batch keeps")
+    epsilon: PositiveFloat = Field(1e-3, description="added to the variance before its square "
+                                                     "root, so that it never divides by zero")
 
     def weights(self, shape: Shape) -> dict[str, Weight]:
         channels = (shape[-1],)
@@ -287,12 +326,17 @@ class Recurrent(Layer):
     """Reads [timesteps, features]; gates in Keras's order and layout."""
 
     gates: ClassVar[int]
-    units: PositiveInt
-    return_sequences: bool = False
-    bidirectional: bool = False
-    kernel_initializer: Initializer = "glorot_uniform"
-    recurrent_initializer: Initializer = "orthogonal"
-    bias_initializer: Initializer = "zeros"
+    units: PositiveInt = Field(description="the size of the hidden state")
+    return_sequences: bool = Field(False, description="answer the state at every time step "
+                                                     "([timesteps, units]) rather than the "
+                                                     "last one")
+    bidirectional: bool = Field(False, description="also read the sequence backwards and join "
+                                                   "both directions' states (twice the units)")
+    kernel_initializer: Initializer = Field(
+        "glorot_uniform", description="the distribution the input kernel starts from")
+    recurrent_initializer: Initializer = Field(
+        "orthogonal", description="the distribution the recurrent kernel starts from")
+    bias_initializer: BiasInitializer = "zeros"
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -326,6 +370,9 @@ class Recurrent(Layer):
 
 
 class SimpleRNN(Recurrent):
+    """The plain recurrent layer: the state is the activation (tanh) of the input's and the
+    previous state's products."""
+
     type: Literal["simple_rnn"]
     gates: ClassVar[int] = 1
 
@@ -335,7 +382,8 @@ class LSTM(Recurrent):
 
     type: Literal["lstm"]
     gates: ClassVar[int] = 4
-    unit_forget_bias: bool = True
+    unit_forget_bias: bool = Field(True, description="start the forget gate's bias at one, so "
+                                                     "that the cell remembers from the start")
 
 
 class GRU(Recurrent):
@@ -353,9 +401,11 @@ class Embedding(Layer):
     """Integer ids → vectors: [...] → [..., output_dim]; the model's first layer."""
 
     type: Literal["embedding"]
-    input_dim: PositiveInt
-    output_dim: PositiveInt
-    embeddings_initializer: Initializer = "random_uniform"
+    input_dim: PositiveInt = Field(description="the number of ids: inputs are integers from 0 "
+                                               "to input_dim − 1")
+    output_dim: PositiveInt = Field(description="the length of each id's vector")
+    embeddings_initializer: Initializer = Field(
+        "random_uniform", description="the distribution the vectors start from")
 
     def output_shape(self, shape: Shape) -> Shape:
         return (*shape, self.output_dim)
@@ -369,8 +419,10 @@ class Embedding(Layer):
 
 
 class Activation(Layer):
+    """An activation function on its own, applied to each value."""
+
     type: Literal["activation"]
-    function: ActivationName
+    function: ActivationName = Field(description="the activation function (see activations)")
 
     @property
     def output_activation(self) -> str | None:
