@@ -15,9 +15,10 @@ refuses a spec class whose rank it was not registered for instead of building an
 The tests derive their completeness checks from these tables. No framework is imported here.
 """
 
+from abc import abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, TypeVar
 
 from ml import catalog
 from ml import spec as S
@@ -30,20 +31,45 @@ class MissingBuilder(KeyError):
         return str(self.args[0])
 
 
-class Registry(Mapping[str, Any]):
-    """One backend's implementations of one concept, keyed by the catalog's names."""
+Implementation = TypeVar("Implementation")
+Builder = TypeVar("Builder", bound=Callable[..., Any])
+
+
+class Table(Mapping[str, Any]):
+    """One backend's implementations of one concept, looked up by the catalog's names."""
 
     def __init__(self, backend: str, concept: str, declared: Collection[str]):
         self.backend, self.concept, self.declared = backend, concept, declared
+
+    def missing(self) -> list[str]:
+        """What is declared but cannot be built, one sentence each."""
+        problems = []
+        for name in self.declared:
+            try:
+                self[name]
+            except MissingBuilder as error:
+                problems.append(str(error))
+        return problems
+
+    @abstractmethod
+    def undeclared(self) -> list[str]:
+        """Registered implementations that nothing declares (a typo, or a name since removed)."""
+
+
+class Registry(Table):
+    """Implementations keyed by the catalog's names."""
+
+    def __init__(self, backend: str, concept: str, declared: Collection[str]):
+        super().__init__(backend, concept, declared)
         self._entries: dict[str, Any] = {}
 
-    def register(self, name: str, implementation: Any) -> Any:
+    def register(self, name: str, implementation: Implementation) -> Implementation:
         if name in self._entries:
             raise ValueError(f"the {self.backend} backend registers {self.concept} '{name}' twice")
         self._entries[name] = implementation
         return implementation
 
-    def __call__(self, name: str) -> Callable[[Any], Any]:
+    def __call__(self, name: str) -> Callable[[Implementation], Implementation]:
         """A decorator registering what it decorates under `name`."""
         return lambda implementation: self.register(name, implementation)
 
@@ -65,26 +91,8 @@ class Registry(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def missing(self) -> list[str]:
-        """What is declared but cannot be built, one sentence each."""
-        problems = []
-        for name in self.declared:
-            try:
-                self[name]
-            except MissingBuilder as error:
-                problems.append(str(error))
-        return problems
-
     def undeclared(self) -> list[str]:
-        """Registered names that nothing declares (a typo, or a name since removed)."""
         return [name for name in self._entries if name not in self.declared]
-
-
-def type_name(layer_class: type[S.Layer]) -> str:
-    """The `type` a spec class stands for: `S.Conv2D` → 'conv2d'."""
-    field = layer_class.model_fields.get("type")
-    names = get_args(field.annotation) if field is not None else ()
-    return names[0] if names else layer_class.__name__
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class _LayerBuilder:
     ranks: tuple[int, ...] | None  # None: the layer type has no rank
 
 
-class LayerRegistry(Registry):
+class LayerRegistry(Table):
     """Layer builders keyed by spec class; a class is built by the builder registered for it
     or its nearest base (`S.Conv` serves `S.Conv1D` and `S.Conv2D`).
 
@@ -104,8 +112,8 @@ class LayerRegistry(Registry):
         super().__init__(backend, "layer type", S.LAYER_TYPES)
         self._builders: dict[type[S.Layer], _LayerBuilder] = {}
 
-    def register(self, layer_class: type[S.Layer], implementation: Any,  # type: ignore[override]
-                 ranks: tuple[int, ...] | None = None) -> Any:
+    def register(self, layer_class: type[S.Layer], implementation: Builder,
+                 ranks: tuple[int, ...] | None = None) -> Builder:
         if layer_class in self._builders:
             raise ValueError(f"the {self.backend} backend registers a second builder for "
                              f"{layer_class.__name__}")
@@ -115,8 +123,8 @@ class LayerRegistry(Registry):
         self._builders[layer_class] = _LayerBuilder(implementation, ranks)
         return implementation
 
-    def __call__(self, layer_class: type[S.Layer],  # type: ignore[override]
-                 ranks: tuple[int, ...] | None = None) -> Callable[[Any], Any]:
+    def __call__(self, layer_class: type[S.Layer], ranks: tuple[int, ...] | None = None
+                 ) -> Callable[[Builder], Builder]:
         """A decorator registering the builder of `layer_class` (and its subclasses), written
         once for each of `ranks` where the type has a rank."""
         return lambda implementation: self.register(layer_class, implementation, ranks)
@@ -129,7 +137,7 @@ class LayerRegistry(Registry):
             layer_class: type[S.Layer] = S.LAYER_TYPES[key]
         else:
             layer_class = key if isinstance(key, type) else type(key)
-        name = type_name(layer_class)
+        name = S.type_name(layer_class)
         for base in layer_class.__mro__:
             if base in self._builders:
                 builder = self._builders[base]
@@ -163,31 +171,40 @@ class BackendRegistry:
     layers: LayerRegistry
     activations: Registry
     combinations: Registry
-    # Only where the backend trains: the ONNX export starts from trained weights.
-    initializers: Registry | None
-    objectives: Registry | None
 
-    def concepts(self) -> dict[str, Registry]:
-        found = {"layer": self.layers, "activation": self.activations,
-                 "combination": self.combinations, "initializer": self.initializers,
-                 "objective": self.objectives}
-        return {concept: registry for concept, registry in found.items() if registry is not None}
+    def concepts(self) -> dict[str, Table]:
+        return {"layer": self.layers, "activation": self.activations,
+                "combination": self.combinations}
 
 
-def _backend(name: str, module: str, trains: bool) -> BackendRegistry:
-    def registry(concept: str, declared: Collection[str]) -> Registry | None:
-        return Registry(name, concept, declared) if trains else None
+@dataclass(frozen=True)
+class TrainingBackendRegistry(BackendRegistry):
+    """A backend that trains also initializes weights and computes objectives (the ONNX
+    export starts from trained weights and computes no loss)."""
 
-    return BackendRegistry(
-        name=name, module=module, layers=LayerRegistry(name),
-        activations=Registry(name, "activation", catalog.ACTIVATIONS),
-        combinations=Registry(name, "combination", catalog.COMBINATIONS),
-        initializers=registry("initializer", catalog.INITIALIZERS),
-        objectives=registry("objective", catalog.OBJECTIVES))
+    initializers: Registry
+    objectives: Registry
+
+    def concepts(self) -> dict[str, Table]:
+        return {**super().concepts(), "initializer": self.initializers,
+                "objective": self.objectives}
+
+
+def _tables(name: str) -> tuple[LayerRegistry, Registry, Registry]:
+    return (LayerRegistry(name), Registry(name, "activation", catalog.ACTIVATIONS),
+            Registry(name, "combination", catalog.COMBINATIONS))
+
+
+def _training_backend(name: str, module: str) -> TrainingBackendRegistry:
+    layers, activations, combinations = _tables(name)
+    return TrainingBackendRegistry(
+        name, module, layers, activations, combinations,
+        initializers=Registry(name, "initializer", catalog.INITIALIZERS),
+        objectives=Registry(name, "objective", catalog.OBJECTIVES))
 
 
 # torch first: where a process loads both frameworks, torch is imported before TensorFlow.
-TORCH = _backend("torch", "ml.backends.torch_backend", trains=True)
-KERAS = _backend("keras", "ml.backends.keras_backend", trains=True)
-ONNX = _backend("onnx", "ml.onnx_export", trains=False)
+TORCH = _training_backend("torch", "ml.backends.torch_backend")
+KERAS = _training_backend("keras", "ml.backends.keras_backend")
+ONNX = BackendRegistry("onnx", "ml.onnx_export", *_tables("onnx"))
 BACKENDS = (TORCH, KERAS, ONNX)

@@ -8,28 +8,21 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ml.backends import get_backend
+from ml.backends.interface import TrainingHooks
 from ml.datasets import Dataset, Preprocessing, fit_preprocessing, split
 from ml.epochs import EpochMetrics
 from ml.errors import DataError
 from ml.spec import JobSpec
 
 CHECKPOINT_META = "checkpoint.json"
-
-
-class TrainingHooks(Protocol):
-    def on_epoch_end(self, metrics: EpochMetrics) -> None: ...
-
-    def should_stop(self) -> bool:
-        """Checked after every batch: True ends training cooperatively."""
-        ...
 
 
 class Diverged(RuntimeError):
@@ -150,7 +143,10 @@ class Checkpoints:
     def epoch(self) -> int:
         """The last epoch the checkpoint holds (0: none)."""
         meta = self.directory / CHECKPOINT_META
-        return json.loads(meta.read_text())["epoch"] if meta.is_file() else 0
+        if not meta.is_file():
+            return 0
+        epoch: int = json.loads(meta.read_text())["epoch"]
+        return epoch
 
     def path(self, state_file: str) -> Path:
         return self.directory / state_file
@@ -176,7 +172,7 @@ class Checkpoints:
 
 def train(spec: JobSpec, data: PreparedData, hooks: TrainingHooks, device: str = "cpu",
           checkpoints: Checkpoints | None = None,
-          history: list[EpochMetrics] = ()) -> TrainResult:
+          history: Sequence[EpochMetrics] = ()) -> TrainResult:
     """Train, checkpointing as `checkpoints` says and resuming from the one already there.
 
     `history` holds the epochs already reported by an earlier attempt; those up to the

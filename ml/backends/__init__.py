@@ -1,53 +1,22 @@
-"""One backend per framework, imported lazily by name (torch always before TensorFlow)."""
+"""One backend per framework, imported lazily by name (torch always before TensorFlow).
 
-import importlib
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Protocol
+Each backend is a module that satisfies `Backend` (`ml.backends.interface`); `get_backend`
+returns it as one, so mypy checks both modules against the interface.
+"""
 
-import numpy as np
+from typing import Any
 
-BACKEND_MODULES = {"pytorch": "ml.backends.torch_backend",
-                   "tensorflow": "ml.backends.keras_backend"}
+from ml.backends.interface import Backend
 
 
-class Backend(Protocol):
-    """What the training driver, exporter and tests need of a framework.
+def get_backend(framework: str) -> Backend[Any]:
+    """The backend of `framework` ("pytorch" or "tensorflow"), imported on first use."""
+    from ml.backends import torch_backend  # first also where TensorFlow loads after it
 
-    Weights cross the boundary in the canonical layout: a dict of float32 arrays named
-    ``layers.{index}.{name}`` with the shapes each spec layer declares (`Layer.weights`).
-    The builders are registered in `ml.registry`; the tables below are its views.
-    """
-
-    LAYER_BUILDERS: Mapping[str, Any]
-    ACTIVATIONS: Mapping[str, Any]
-    LOSSES: Mapping[str, Any]
-    OPTIMIZERS: dict[str, Any]
-
-    def configure(self, threads: int) -> None: ...
-
-    def threads(self) -> int: ...
-
-    def build(self, model_spec) -> Any: ...
-
-    def fit(self, spec, data, hooks, device: str) -> tuple[Any, str]: ...
-
-    def predict(self, native, x: np.ndarray) -> np.ndarray: ...
-
-    def get_weights(self, native) -> dict[str, np.ndarray]: ...
-
-    def set_weights(self, native, weights: dict[str, np.ndarray]) -> None: ...
-
-    def library_versions(self) -> dict[str, str]:
-        """The framework's libraries and their versions, for the model card."""
-        ...
-
-    def save_native(self, native, directory: Path) -> tuple[str, ...]:
-        """Write the framework's own format of the model, if any; the files written."""
-        ...
-
-
-def get_backend(framework: str) -> Backend:
+    if framework == "pytorch":
+        return torch_backend
     if framework == "tensorflow":
-        importlib.import_module(BACKEND_MODULES["pytorch"])  # torch first when both load
-    return importlib.import_module(BACKEND_MODULES[framework])
+        from ml.backends import keras_backend
+
+        return keras_backend
+    raise KeyError(framework)

@@ -3,14 +3,17 @@
 import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, SupportsFloat
 
 import numpy as np
 import tensorflow as tf  # noqa: E402  (after keras_layers has set the backend)
 
 from ml import spec as S
 from ml.artifacts import KERAS_FILE
+from ml.backends.interface import CheckpointStore, TrainingData, TrainingHooks
 from ml.backends.keras_layers import canonical_variables, keras
 from ml.epochs import EpochMetrics
 from ml.registry import KERAS
@@ -57,13 +60,14 @@ OPTIMIZERS = {
 class KerasModel:
     model: keras.Model  # outputs after the last activation
     train_model: keras.Model  # outputs logits when the loss folds the last activation
-    layers: list  # the Keras layer of each spec layer (None for an `activation` layer)
+    layers: list[keras.layers.Layer | None]  # of each spec layer (None: an `activation` layer)
     spec: S.ModelSpec
 
 
 def threads() -> int:
     """The intra-op threads this process trains with (0: TensorFlow's own choice)."""
-    return tf.config.threading.get_intra_op_parallelism_threads()
+    count: int = tf.config.threading.get_intra_op_parallelism_threads()
+    return count
 
 
 def configure(threads: int) -> None:
@@ -98,7 +102,7 @@ def build(model_spec: S.ModelSpec) -> KerasModel:
 CHECKPOINT_FILE = "keras.npz"
 
 
-def _save_checkpoint(model: keras.Model, checkpoints, epoch: int) -> None:
+def _save_checkpoint(model: keras.Model, checkpoints: CheckpointStore, epoch: int) -> None:
     arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"optimizer_{i}": np.asarray(v.numpy())
                    for i, v in enumerate(model.optimizer.variables)})
@@ -110,7 +114,7 @@ def _save_checkpoint(model: keras.Model, checkpoints, epoch: int) -> None:
     checkpoints.write(epoch, CHECKPOINT_FILE, write)
 
 
-def _load_checkpoint(model: keras.Model, checkpoints) -> None:
+def _load_checkpoint(model: keras.Model, checkpoints: CheckpointStore) -> None:
     with np.load(checkpoints.path(CHECKPOINT_FILE), allow_pickle=False) as saved:
         model.set_weights([saved[f"weight_{i}"] for i in range(len(model.weights))])
         model.optimizer.build(model.trainable_variables)
@@ -170,21 +174,22 @@ class _Reporter(keras.callbacks.Callback):
     # then seen a call or two later, and `on_epoch_end` runs only after every batch end ran.
     async_safe = True
 
-    def __init__(self, hooks, metric: str, samples: int, epochs: int, checkpoints):
+    def __init__(self, hooks: TrainingHooks, metric: str, samples: int, epochs: int,
+                 checkpoints: CheckpointStore | None):
         super().__init__()
         self.hooks, self.samples, self.metric = hooks, samples, metric
         self.epochs, self.checkpoints = epochs, checkpoints
         self.started = 0.0
         self.interrupted = False
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.hooks.should_stop():
             self.model.stop_training = self.interrupted = True
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
 
         if self.interrupted:
             return  # stopped within the epoch: an unfinished epoch is neither reported nor kept
@@ -206,12 +211,12 @@ class _Reporter(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _float(value) -> float | None:
+def _float(value: SupportsFloat | None) -> float | None:
     return None if value is None else float(value)
 
 
-def fit(spec: S.JobSpec, data, hooks, device: str,
-        checkpoints=None) -> tuple[KerasModel, str]:
+def fit(spec: S.JobSpec, data: TrainingData, hooks: TrainingHooks, device: str,
+        checkpoints: CheckpointStore | None = None) -> tuple[KerasModel, str]:
     start = checkpoints.epoch if checkpoints is not None else 0
     # A resumed run reseeds per resume point: TensorFlow's shuffling state cannot be saved,
     # so resumed epochs shuffle differently from an uninterrupted run (torch's do not).
@@ -231,7 +236,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
             loss=KERAS.objectives[spec.model.objective](), metrics=[metric],
             steps_per_execution=steps_per_execution(spec, len(data.x_train), len(data.x_val),
                                                     spec.training.epochs - start))
-        if start:
+        if checkpoints is not None and start:
             _load_checkpoint(native.train_model, checkpoints)
         native.train_model.fit(
             train, epochs=spec.training.epochs, initial_epoch=start, validation_data=validation,
@@ -244,10 +249,12 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
 
 def predict(native: KerasModel, x: np.ndarray) -> np.ndarray:
     # Calling the model directly avoids predict()'s per-call dataset setup on small inputs.
-    return keras.ops.convert_to_numpy(native.model(np.asarray(x, np.float32), training=False))
+    outputs: np.ndarray = keras.ops.convert_to_numpy(native.model(np.asarray(x, np.float32),
+                                                                  training=False))
+    return outputs
 
 
-def _variables(native: KerasModel):
+def _variables(native: KerasModel) -> Iterator[tuple[str, keras.Variable]]:
     for index, (layer, keras_layer) in enumerate(zip(native.spec.layers, native.layers,
                                                      strict=True)):
         for name, variable in canonical_variables(layer, keras_layer).items():

@@ -9,18 +9,29 @@ combination layer are registered as serializable, so a saved `.keras` file loads
 
 import math
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras as keras  # noqa: E402  (exported: the backend is set before it loads)
 from keras import ops  # noqa: E402
 
 from ml import spec as S  # noqa: E402
 from ml.catalog import LEAKY_RELU_SLOPE  # noqa: E402
 from ml.registry import KERAS  # noqa: E402
 
-_serializable = keras.saving.register_keras_serializable(package="capas")
+# Keras ships no types: to mypy its tensors, like all of Keras, are `Any`.
+Tensor = Any
+
+Registered = TypeVar("Registered")
+
+
+def _serializable(registered: Registered) -> Registered:
+    """Registered with Keras by name ("capas>gauss"), so a saved model loads in safe mode."""
+    same: Registered = keras.saving.register_keras_serializable(package="capas")(registered)
+    return same
 
 # Keras's own activations by its names; the others are functions saved by name ("capas>gauss").
 KERAS.activations.add({
@@ -31,55 +42,55 @@ KERAS.activations.add({
 
 @KERAS.activations("reciprocal")
 @_serializable
-def reciprocal(g):
+def reciprocal(g: Tensor) -> Tensor:
     return ops.reciprocal(g)
 
 
 @KERAS.activations("square")
 @_serializable
-def square(g):
+def square(g: Tensor) -> Tensor:
     return ops.square(g)
 
 
 @KERAS.activations("gauss")
 @_serializable
-def gauss(g):
+def gauss(g: Tensor) -> Tensor:
     return ops.exp(-ops.square(g))
 
 
 @KERAS.activations("sine")
 @_serializable
-def sine(g):
+def sine(g: Tensor) -> Tensor:
     return ops.sin(g)
 
 
 @KERAS.activations("cosine")
 @_serializable
-def cosine(g):
+def cosine(g: Tensor) -> Tensor:
     return ops.cos(g)
 
 
 @KERAS.activations("elliott")
 @_serializable
-def elliott(g):
+def elliott(g: Tensor) -> Tensor:
     return g / (1 + ops.abs(g))
 
 
 @KERAS.activations("arctan")
 @_serializable
-def arctan(g):
+def arctan(g: Tensor) -> Tensor:
     return ops.arctan(g) * (2 / math.pi)
 
 
 @KERAS.activations("leaky_relu")
 @_serializable
-def leaky_relu(g):
+def leaky_relu(g: Tensor) -> Tensor:
     return ops.leaky_relu(g, negative_slope=LEAKY_RELU_SLOPE)
 
 
 @KERAS.activations("gelu")
 @_serializable
-def exact_gelu(g):
+def exact_gelu(g: Tensor) -> Tensor:
     return ops.gelu(g, approximate=False)
 
 
@@ -90,10 +101,11 @@ KERAS.initializers.add({name: name for name in (
 
 
 def initializer(name: str) -> str:
-    return KERAS.initializers[name]
+    keras_name: str = KERAS.initializers[name]
+    return keras_name
 
 
-def _radial(x, centers):
+def _radial(x: Tensor, centers: Tensor) -> Tensor:
     # x [..., f], centers [f, units] → Σᵢ (wᵢⱼ − xᵢ)² [..., units]
     return ops.sum(ops.square(ops.expand_dims(x, -1) - centers), axis=-2)
 
@@ -119,32 +131,35 @@ class Combination(keras.layers.Layer):
     """A dense layer with one of the workshop's combination functions (not `linear`)."""
 
     def __init__(self, units: int, combination: str, use_bias: bool = True,
-                 initializers: dict[str, str] | None = None, **kwargs):
+                 initializers: dict[str, str] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.units, self.combination, self.use_bias = units, combination, use_bias
         self.initializers = initializers or {}
-        self.weight_by_name: dict = {}
+        self.weight_by_name: dict[str, keras.Variable] = {}
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         layer = S.Dense(type="dense", units=self.units, combination=self.combination,
                         use_bias=self.use_bias, **self.initializers)
-        for name, weight in layer.weights((input_shape[-1],)).items():
+        features = input_shape[-1]
+        if features is None:
+            raise ValueError(f"{self.name} needs inputs whose last axis is known")
+        for name, weight in layer.weights((features,)).items():
             self.weight_by_name[name] = self.add_weight(
                 shape=weight.shape, initializer=initializer(weight.initializer), name=name)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         net = KERAS.combinations[self.combination](x, self.weight_by_name)
         if self.combination == "additive":  # one sum, the same for every unit
             net = ops.repeat(net, self.units, axis=-1)
         return net
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "combination": self.combination,
                 "use_bias": self.use_bias, "initializers": self.initializers}
 
 
 @KERAS.layers(S.Dense)
-def _dense(layer: S.Dense, in_shape: S.Shape):
+def _dense(layer: S.Dense, in_shape: S.Shape) -> keras.layers.Layer:
     if layer.combination == "linear":
         return keras.layers.Dense(layer.units, use_bias=layer.use_bias,
                                   kernel_initializer=initializer(layer.kernel_initializer),
@@ -155,7 +170,7 @@ def _dense(layer: S.Dense, in_shape: S.Shape):
 
 
 @KERAS.layers(S.Conv, ranks=(1, 2))
-def _conv(layer: S.Conv, in_shape: S.Shape):
+def _conv(layer: S.Conv, in_shape: S.Shape) -> keras.layers.Layer:
     conv = getattr(keras.layers, f"Conv{layer.rank}D")
     return conv(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
                 dilation_rate=layer.dilation, use_bias=layer.use_bias,
@@ -163,8 +178,8 @@ def _conv(layer: S.Conv, in_shape: S.Shape):
                 bias_initializer=initializer(layer.bias_initializer))
 
 
-def _pool(kind: str):
-    def build(layer: S.Pool, in_shape: S.Shape):
+def _pool(kind: str) -> Callable[[S.Pool, S.Shape], keras.layers.Layer]:
+    def build(layer: S.Pool, in_shape: S.Shape) -> keras.layers.Layer:
         pool = getattr(keras.layers, f"{kind}Pooling{layer.rank}D")
         return pool(pool_size=layer.pool_size, strides=layer.strides, padding=layer.padding)
     return build
@@ -174,8 +189,8 @@ KERAS.layers.register(S.MaxPool, _pool("Max"), ranks=(1, 2))
 KERAS.layers.register(S.AvgPool, _pool("Average"), ranks=(1, 2))
 
 
-def _global_pool(kind: str):
-    def build(layer: S.GlobalPool, in_shape: S.Shape):
+def _global_pool(kind: str) -> Callable[[S.GlobalPool, S.Shape], keras.layers.Layer]:
+    def build(layer: S.GlobalPool, in_shape: S.Shape) -> keras.layers.Layer:
         # The spatial rank is the input's: every axis but the channels.
         return getattr(keras.layers, f"Global{kind}Pooling{len(in_shape) - 1}D")()
     return build
@@ -186,62 +201,64 @@ KERAS.layers.register(S.GlobalAvgPool, _global_pool("Average"))
 
 
 @KERAS.layers(S.Flatten)
-def _flatten(layer: S.Flatten, in_shape: S.Shape):
+def _flatten(layer: S.Flatten, in_shape: S.Shape) -> keras.layers.Layer:
     return keras.layers.Flatten()
 
 
 @KERAS.layers(S.Reshape)
-def _reshape(layer: S.Reshape, in_shape: S.Shape):
+def _reshape(layer: S.Reshape, in_shape: S.Shape) -> keras.layers.Layer:
     return keras.layers.Reshape(tuple(layer.target_shape))
 
 
 @KERAS.layers(S.Dropout)
-def _dropout(layer: S.Dropout, in_shape: S.Shape):
+def _dropout(layer: S.Dropout, in_shape: S.Shape) -> keras.layers.Layer:
     return keras.layers.Dropout(layer.rate)
 
 
 @KERAS.layers(S.BatchNorm)
-def _batchnorm(layer: S.BatchNorm, in_shape: S.Shape):
+def _batchnorm(layer: S.BatchNorm, in_shape: S.Shape) -> keras.layers.Layer:
     return keras.layers.BatchNormalization(axis=-1, momentum=layer.momentum,
                                            epsilon=layer.epsilon)
 
 
-def _recurrent(rnn, layer: S.Recurrent, **options):
-    rnn = rnn(layer.units, return_sequences=layer.return_sequences,
-              kernel_initializer=initializer(layer.kernel_initializer),
-              recurrent_initializer=initializer(layer.recurrent_initializer),
-              bias_initializer=initializer(layer.bias_initializer), **options)
-    return keras.layers.Bidirectional(rnn, merge_mode="concat") if layer.bidirectional else rnn
+def _recurrent(rnn: Callable[..., keras.layers.Layer], layer: S.Recurrent,
+               **options: Any) -> keras.layers.Layer:
+    cell = rnn(layer.units, return_sequences=layer.return_sequences,
+               kernel_initializer=initializer(layer.kernel_initializer),
+               recurrent_initializer=initializer(layer.recurrent_initializer),
+               bias_initializer=initializer(layer.bias_initializer), **options)
+    return keras.layers.Bidirectional(cell, merge_mode="concat") if layer.bidirectional else cell
 
 
 @KERAS.layers(S.SimpleRNN)
-def _simple_rnn(layer: S.SimpleRNN, in_shape: S.Shape):
+def _simple_rnn(layer: S.SimpleRNN, in_shape: S.Shape) -> keras.layers.Layer:
     return _recurrent(keras.layers.SimpleRNN, layer)
 
 
 @KERAS.layers(S.LSTM)
-def _lstm(layer: S.LSTM, in_shape: S.Shape):
+def _lstm(layer: S.LSTM, in_shape: S.Shape) -> keras.layers.Layer:
     return _recurrent(keras.layers.LSTM, layer, unit_forget_bias=layer.unit_forget_bias)
 
 
 @KERAS.layers(S.GRU)
-def _gru(layer: S.GRU, in_shape: S.Shape):
+def _gru(layer: S.GRU, in_shape: S.Shape) -> keras.layers.Layer:
     return _recurrent(keras.layers.GRU, layer)  # reset_after, the canonical layout
 
 
 @KERAS.layers(S.Embedding)
-def _embedding(layer: S.Embedding, in_shape: S.Shape):
+def _embedding(layer: S.Embedding, in_shape: S.Shape) -> keras.layers.Layer:
     return keras.layers.Embedding(
         layer.input_dim, layer.output_dim,
         embeddings_initializer=initializer(layer.embeddings_initializer))
 
 
 @KERAS.layers(S.Activation)
-def _activation(layer: S.Activation, in_shape: S.Shape):
+def _activation(layer: S.Activation, in_shape: S.Shape) -> None:
     return None  # only its activation, which the model applies
 
 
-def canonical_variables(layer: S.Layer, keras_layer) -> dict[str, object]:
+def canonical_variables(layer: S.Layer,
+                        keras_layer: keras.layers.Layer | None) -> dict[str, keras.Variable]:
     """The Keras variables of a spec layer by canonical name (`forward.kernel`, `gamma`, …)."""
     if keras_layer is None:
         return {}

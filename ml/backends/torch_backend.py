@@ -1,13 +1,17 @@
 """PyTorch backend: builds an nn.Module from a spec and trains it on in-memory tensors."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ml import spec as S
+from ml.backends.interface import CheckpointStore, TrainingData, TrainingHooks
 from ml.backends.torch_layers import SpecModule
 from ml.backends.torch_optim import KerasAdagrad, KerasAdam, KerasRMSprop
 from ml.epochs import EpochMetrics
@@ -25,7 +29,8 @@ LAYER_BUILDERS, ACTIVATIONS, COMBINATIONS, INITIALIZERS, LOSSES = (
     TORCH.layers, TORCH.activations, TORCH.combinations, TORCH.initializers, TORCH.objectives)
 
 # Every default comes from the spec schema and is passed explicitly (torch's differ).
-OPTIMIZERS = {
+# Each takes the parameters to train and the spec's optimizer of its type.
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], Any], torch.optim.Optimizer]] = {
     "sgd": lambda params, o: torch.optim.SGD(params, lr=o.learning_rate, momentum=o.momentum,
                                              nesterov=o.nesterov),
     "adadelta": lambda params, o: torch.optim.Adadelta(params, lr=o.learning_rate, rho=o.rho,
@@ -62,8 +67,8 @@ def _resolve_device(device: str) -> torch.device:
 CHECKPOINT_FILE = "torch.pt"
 
 
-def fit(spec: S.JobSpec, data, hooks, device: str,
-        checkpoints=None) -> tuple[SpecModule, str]:
+def fit(spec: S.JobSpec, data: TrainingData, hooks: TrainingHooks, device: str,
+        checkpoints: CheckpointStore | None = None) -> tuple[SpecModule, str]:
 
     torch.manual_seed(spec.training.seed)
     target = _resolve_device(device)
@@ -80,7 +85,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
     batch_size, n = spec.training.batch_size, len(x_train)
     metric_name = "accuracy" if spec.model.task == "classification" else "mae"
     start = checkpoints.epoch if checkpoints is not None else 0
-    if start:
+    if checkpoints is not None and start:
         # Weights, optimizer state and every random stream: the resumed epochs are the ones
         # an uninterrupted run would have trained.
         path = checkpoints.path(CHECKPOINT_FILE)
@@ -93,12 +98,12 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
             torch.cuda.set_rng_state(state["cuda_rng"])
         generator.set_state(state["generator"])
 
-    def save(epoch: int) -> None:
+    def save(store: CheckpointStore, epoch: int) -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": torch.get_rng_state(), "generator": generator.get_state()}
         if target.type == "cuda":  # dropout on the GPU draws from the device's own stream
             state["cuda_rng"] = torch.cuda.get_rng_state()
-        checkpoints.write(epoch, CHECKPOINT_FILE, lambda path: torch.save(state, path))
+        store.write(epoch, CHECKPOINT_FILE, lambda path: torch.save(state, path))
 
     for epoch in range(start + 1, spec.training.epochs + 1):
         started = time.perf_counter()
@@ -106,7 +111,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
         loss_sum = torch.zeros((), device=target)
         metric_sum = torch.zeros((), device=target)
         seen = 0
-        for index in torch.randperm(n, generator=generator).to(target).split(batch_size):
+        for index in torch.split(torch.randperm(n, generator=generator).to(target), batch_size):
             xb, yb = x_train[index], y_train[index]
             out = model(xb, logits=from_logits)
             loss = loss_fn(out, yb)
@@ -135,7 +140,7 @@ def fit(spec: S.JobSpec, data, hooks, device: str,
         ))
         stopping = hooks.should_stop()
         if checkpoints is not None and checkpoints.due(epoch, spec.training.epochs, stopping):
-            save(epoch)
+            save(checkpoints, epoch)
         if stopping:
             break
     return model.cpu().eval(), str(target)
@@ -153,16 +158,18 @@ def _metric_sum(objective: str, out: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def predict(model: SpecModule, x: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+        outputs: np.ndarray = model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+    return outputs
 
 
 def get_weights(model: SpecModule) -> dict[str, np.ndarray]:
     return {f"layers.{i}.{name}": tensor.cpu().numpy().astype(np.float32, copy=True)
-            for i, block in enumerate(model.blocks) for name, tensor in block.canonical().items()}
+            for i, block in enumerate(model.layer_blocks())
+            for name, tensor in block.canonical().items()}
 
 
 def set_weights(model: SpecModule, weights: dict[str, np.ndarray]) -> None:
-    for i, block in enumerate(model.blocks):
+    for i, block in enumerate(model.layer_blocks()):
         prefix = f"layers.{i}."
         block.load_canonical({k[len(prefix):]: np.ascontiguousarray(v, np.float32)
                               for k, v in weights.items() if k.startswith(prefix)})

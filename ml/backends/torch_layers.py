@@ -8,7 +8,7 @@ between the frameworks unchanged.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -52,11 +52,14 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def _uniform(limit: float):
+Initializer = Callable[[torch.Tensor], torch.Tensor]  # fills a tensor in place and returns it
+
+
+def _uniform(limit: float) -> Initializer:
     return lambda t: nn.init.uniform_(t, -limit, limit)
 
 
-def _truncated(std: float):
+def _truncated(std: float) -> Initializer:
     # Keras scales the deviation so that the truncated (±2σ) distribution keeps it.
     std = std / 0.87962566103423978
     return lambda t: nn.init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
@@ -110,7 +113,8 @@ class Block(nn.Module):
     def activate(self, net: torch.Tensor, logits: bool) -> torch.Tensor:
         if logits or self.activation_name is None:
             return net
-        return TORCH.activations[self.activation_name](net)
+        activated: torch.Tensor = TORCH.activations[self.activation_name](net)
+        return activated
 
     def canonical(self) -> dict[str, torch.Tensor]:
         return {}
@@ -286,7 +290,7 @@ class GlobalAvgPoolBlock(GlobalPoolBlock):
 class Stateless(Block):
     """A weightless layer given by a function of the input (and training mode)."""
 
-    def __init__(self, function):
+    def __init__(self, function: Callable[["Stateless", torch.Tensor], torch.Tensor]):
         super().__init__()
         self.function = function
 
@@ -297,6 +301,9 @@ class Stateless(Block):
 @TORCH.layers(S.BatchNorm)
 class BatchNormBlock(Block):
     """Batch normalization on the last axis, with Keras's statistics (biased variance)."""
+
+    moving_mean: torch.Tensor  # buffers
+    moving_variance: torch.Tensor
 
     def __init__(self, layer: S.BatchNorm, in_shape: S.Shape):
         super().__init__()
@@ -343,7 +350,7 @@ def _reorder(matrix: torch.Tensor, order: list[int], units: int) -> torch.Tensor
 class RecurrentBlock(Block):
     """torch's fused RNN/LSTM/GRU, mapped to Keras's kernel, recurrent kernel and bias."""
 
-    module: type[nn.RNNBase]
+    module: type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]
     gate_order: list[int]  # torch's gate blocks, as indices into Keras's
     # Whether the canonical bias holds the input and the recurrent bias ([2, gates·units]);
     # otherwise there is one bias per gate and torch's recurrent bias stays at zero.
@@ -363,6 +370,7 @@ class RecurrentBlock(Block):
         return ["", "_reverse"][:len(self.layer.directions)]
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        output: torch.Tensor
         output, state = self.rnn(x)
         if self.layer.return_sequences:
             return output  # [batch, steps, directions·units]
@@ -374,7 +382,10 @@ class RecurrentBlock(Block):
         inverse = [order.index(g) for g in range(len(order))]
         weights = {}
         for direction, suffix in zip(self.layer.directions, self._suffixes(), strict=True):
-            get = lambda name, s=suffix: getattr(self.rnn, f"{name}_l0{s}").detach()  # noqa: E731
+            def get(name: str, s: str = suffix) -> torch.Tensor:
+                parameter: torch.Tensor = getattr(self.rnn, f"{name}_l0{s}")
+                return parameter.detach()
+
             weights[f"{direction}.kernel"] = _reorder(get("weight_ih").T, inverse, units)
             weights[f"{direction}.recurrent_kernel"] = _reorder(get("weight_hh").T, inverse,
                                                                 units)
@@ -451,11 +462,18 @@ def _dropout(layer: S.Dropout, in_shape: S.Shape) -> Block:
 class SpecModule(nn.Module):
     def __init__(self, model_spec: S.ModelSpec):
         super().__init__()
-        blocks, shape = [], tuple(model_spec.input.shape)
+        blocks: list[Block] = []
+        shape = tuple(model_spec.input.shape)
         for layer in model_spec.layers:
             blocks.append(TORCH.layers[layer](layer, shape))
             shape = layer.output_shape(shape)
         self.blocks = nn.ModuleList(blocks)
+
+    def layer_blocks(self) -> Iterator[Block]:
+        """The block of each spec layer, in order."""
+        for block in self.blocks:
+            assert isinstance(block, Block)  # as __init__ built them; ModuleList forgets types
+            yield block
 
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         last = len(self.blocks) - 1

@@ -36,6 +36,7 @@ from ml.spec.base import (
     closest,
     dims,
     shown,
+    type_name,
 )
 from ml.spec.job import (
     OPTIMIZER_TYPES,
@@ -116,6 +117,7 @@ __all__ = [
     "Weight",
     "ShapeError",
     "dims",
+    "type_name",
     "Layer",
     "Dense",
     "IntOrPair",

@@ -2,7 +2,8 @@
 shapes and the error a layer raises when it cannot take its input."""
 
 import difflib
-from typing import Annotated, Any, NamedTuple
+from collections.abc import Collection, Iterable
+from typing import Annotated, Any, NamedTuple, get_args
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +29,7 @@ MAX_NAME_CHARS = 64
 MAX_SHOWN_CHARS = 100  # of a value echoed in a message
 
 
-def closest(name: str, choices) -> str:
+def closest(name: object, choices: Iterable[str]) -> str:
     if len(str(name)) > MAX_NAME_CHARS:
         return ""
     match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
@@ -52,7 +53,7 @@ def _activation_name(value: str) -> str:
     return value
 
 
-def _known(kind: str, names) -> AfterValidator:
+def _known(kind: str, names: Collection[str]) -> AfterValidator:
     def check(value: str) -> str:
         if value not in names:
             raise PydanticCustomError("unknown_name", "unknown {kind} '{value}'{hint}",
@@ -78,6 +79,13 @@ class StrictModel(BaseModel):
     # Strict: a number is a number ("12" is not 12, true is not 1), an integer an integer
     # (12.0 is not 12), and finite (JSON's 1e400 reads as infinity).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def type_name(model_class: type[BaseModel]) -> str:
+    """The `type` tag a spec class stands for: `Conv2D` → 'conv2d' (its name if it has none)."""
+    field = model_class.model_fields.get("type")
+    tags = get_args(field.annotation) if field is not None else ()
+    return str(tags[0]) if tags else model_class.__name__
 
 
 class Weight(NamedTuple):
