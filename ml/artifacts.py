@@ -8,7 +8,9 @@ the spec, and every file is checked against the sha256 in the manifest.
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -38,7 +40,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(directory: Path, manifest: dict, filename: str) -> Path:
+def verify(directory: Path, manifest: Mapping[str, Any], filename: str) -> Path:
     path = directory / filename
     expected = manifest["files"][filename]
     if not path.is_file() or sha256_of(path) != expected:
@@ -46,13 +48,13 @@ def verify(directory: Path, manifest: dict, filename: str) -> Path:
     return path
 
 
-def available_formats(manifest: dict) -> list[str]:
+def available_formats(manifest: Mapping[str, Any]) -> list[str]:
     return [fmt for fmt, filename in FORMAT_FILES.items() if filename in manifest["files"]]
 
 
 def write_model(directory: Path, spec: JobSpec, weights: dict[str, np.ndarray],
-                preprocessing: Preprocessing, manifest: dict,
-                extra_files: tuple[str, ...] = ()) -> dict:
+                preprocessing: Preprocessing, manifest: Mapping[str, Any],
+                extra_files: tuple[str, ...] = ()) -> dict[str, Any]:
     """Write the four files; return the manifest completed with the files' sha256.
 
     `extra_files` name files the caller already wrote into `directory` (a framework's own
@@ -65,21 +67,23 @@ def write_model(directory: Path, spec: JobSpec, weights: dict[str, np.ndarray],
     onnx.save(export(spec.model, weights, preprocessing), str(directory / ONNX_FILE))
     files = {name: sha256_of(directory / name)
              for name in (SPEC_FILE, WEIGHTS_FILE, ONNX_FILE, *extra_files)}
-    manifest = {"format": FORMAT, **manifest, "preprocessing": preprocessing.to_json(),
+    complete = {"format": FORMAT, **manifest, "preprocessing": preprocessing.to_json(),
                 "files": files}
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    (directory / MANIFEST_FILE).write_text(json.dumps(complete, indent=2))
+    return complete
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((directory / MANIFEST_FILE).read_text())
     return manifest
 
 
-def read_manifest(directory: Path) -> dict:
-    return json.loads((directory / MANIFEST_FILE).read_text())
+def read_weights(directory: Path, manifest: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    weights: dict[str, np.ndarray] = load_file(str(verify(directory, manifest, WEIGHTS_FILE)))
+    return weights
 
 
-def read_weights(directory: Path, manifest: dict) -> dict[str, np.ndarray]:
-    return load_file(str(verify(directory, manifest, WEIGHTS_FILE)))
-
-
-def export_max_abs_diff(directory: Path, manifest: dict, raw_inputs: np.ndarray,
+def export_max_abs_diff(directory: Path, manifest: Mapping[str, Any], raw_inputs: np.ndarray,
                         native_outputs: np.ndarray) -> float:
     """Largest absolute difference between the ONNX export and the native model."""
     predictor = Predictor.load(verify(directory, manifest, ONNX_FILE))

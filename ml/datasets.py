@@ -5,10 +5,11 @@ import hashlib
 import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +32,9 @@ class Dataset:
     feature_names: list[str] | None = None
     description: str = ""
     target_name: str | None = None
-    schema: dict = field(init=False)
+    schema: dict[str, Any] = field(init=False)  # JSON, as the API and the database hold it
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         schema = {
             "id": self.id,
             "description": self.description,
@@ -53,7 +54,7 @@ class Dataset:
         }
         object.__setattr__(self, "schema", schema)
 
-    def preview(self, rows: int = PREVIEW_ROWS) -> list[dict]:
+    def preview(self, rows: int = PREVIEW_ROWS) -> list[dict[str, Any]]:
         """The first samples as JSON: features (when small enough to read) and the target."""
         show_features = math.prod(self.x.shape[1:]) <= PREVIEW_MAX_VALUES
         samples = []
@@ -65,9 +66,10 @@ class Dataset:
         return samples
 
 
-def _readable(values: np.ndarray) -> list:
+def _readable(values: np.ndarray) -> float | list[Any]:
     # Through the shortest text of each float32, so 5.1 reads 5.1, not 5.0999999.
-    return np.asarray(values).astype(str).astype(float).tolist()
+    readable: float | list[Any] = np.asarray(values).astype(str).astype(float).tolist()
+    return readable
 
 
 def content_sha256(x: np.ndarray, y: np.ndarray) -> str:
@@ -79,7 +81,7 @@ def content_sha256(x: np.ndarray, y: np.ndarray) -> str:
     for array in (x, y):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))
     return digest.hexdigest()
 
 
@@ -213,7 +215,7 @@ def save_canonical(dataset: Dataset, path: Path) -> None:
     os.replace(partial, path)
 
 
-def load_canonical(path: Path, schema: dict) -> Dataset:
+def load_canonical(path: Path, schema: Mapping[str, Any]) -> Dataset:
     """A stored dataset with its schema's names; refused if its content is not that hash."""
     with np.load(path, allow_pickle=False) as arrays:
         x, y = arrays["x"], arrays["y"]
@@ -235,7 +237,8 @@ def split_sizes(num_samples: int, validation_split: float) -> dict[str, int]:
     return {"train": num_samples - test - validation, "validation": validation, "test": test}
 
 
-def split_record(schema: dict, seed: int, validation_split: float) -> dict:
+def split_record(schema: Mapping[str, Any], seed: int,
+                 validation_split: float) -> dict[str, Any]:
     """What a job records of the split it trains on: enough to draw the same one again."""
     return {"seed": seed, "test_fraction": TEST_FRACTION, "validation_split": validation_split,
             "stratified": schema["task"] == "classification",
@@ -292,13 +295,13 @@ class Preprocessing:
     scale: np.ndarray
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.shift) / self.scale).astype(np.float32)
+        return np.asarray((x - self.shift) / self.scale, np.float32)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Preprocessing":
+    def from_json(cls, data: Mapping[str, Any]) -> "Preprocessing":
         return cls(data["method"], np.asarray(data["shift"], np.float32),
                    np.asarray(data["scale"], np.float32))
 

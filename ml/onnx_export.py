@@ -9,6 +9,7 @@ The preprocessing is folded into the graph, so ONNX Runtime takes raw features.
 import math
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,12 +22,14 @@ from ml.registry import ONNX
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+# A layer's canonical weights, by the names its spec class gives them.
+Weights = dict[str, np.ndarray]
 
 
 @dataclass
 class GraphBuilder:
-    nodes: list = field(default_factory=list)
-    initializers: list = field(default_factory=list)
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    initializers: list[onnx.TensorProto] = field(default_factory=list)
     counter: int = 0
 
     def name(self, hint: str) -> str:
@@ -41,7 +44,7 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: Any) -> str:
         output = self.name(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [output], **attrs))
         return output
@@ -115,11 +118,12 @@ def _bias(g: GraphBuilder, x: str, w: dict[str, np.ndarray]) -> str:
 
 
 def _activate(g: GraphBuilder, layer: S.Layer, x: str) -> str:
-    return ONNX.activations[layer.output_activation or "identity"](g, x)
+    activated: str = ONNX.activations[layer.output_activation or "identity"](g, x)
+    return activated
 
 
 @ONNX.layers(S.Dense)
-def _dense(g: GraphBuilder, layer: S.Dense, x: str, w: dict, in_shape: S.Shape) -> str:
+def _dense(g: GraphBuilder, layer: S.Dense, x: str, w: Weights, in_shape: S.Shape) -> str:
     # Acts on the last axis, like Keras Dense and torch Linear: [..., f] → [..., units]
     net = ONNX.combinations[layer.combination](g, x, w, in_shape[-1], layer.units)
     return _activate(g, layer, net)
@@ -133,7 +137,8 @@ def _channels_last(g: GraphBuilder, x: str, rank: int) -> str:
     return g.op("Transpose", [x], perm=[0, *range(2, rank + 2), 1])
 
 
-def _pads(in_shape: S.Shape, window, strides, dilation, padding: str) -> list[int]:
+def _pads(in_shape: S.Shape, window: S.Shape, strides: S.Shape, dilation: S.Shape,
+          padding: str) -> list[int]:
     """ONNX pads [begin…, end…] for Keras's 'same' (the extra cell at the end)."""
     if padding != "same":
         return [0] * (2 * len(window))
@@ -142,7 +147,7 @@ def _pads(in_shape: S.Shape, window, strides, dilation, padding: str) -> list[in
 
 
 @ONNX.layers(S.Conv, ranks=(1, 2))
-def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: dict, in_shape: S.Shape) -> str:
+def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: Weights, in_shape: S.Shape) -> str:
     rank = layer.rank
     window = layer._tuple(layer.kernel_size, "kernel_size")
     strides = layer._tuple(layer.strides, "strides")
@@ -158,8 +163,8 @@ def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: dict, in_shape: S.Shape) ->
     return _activate(g, layer, _channels_last(g, net, rank))
 
 
-def _pool(op: str, g: GraphBuilder, layer: S.Pool, x: str, w: dict, in_shape: S.Shape,
-          **attrs) -> str:
+def _pool(op: str, g: GraphBuilder, layer: S.Pool, x: str, w: Weights, in_shape: S.Shape,
+          **attrs: Any) -> str:
     window, strides = layer.window()
     pads = _pads(in_shape, window, strides, (1,) * layer.rank, layer.padding)
     net = g.op(op, [_channels_first(g, x, layer.rank)], kernel_shape=list(window),
@@ -173,7 +178,7 @@ ONNX.layers.register(S.AvgPool, partial(_pool, "AveragePool", count_include_pad=
                      ranks=(1, 2))
 
 
-def _global_pool(op: str, g: GraphBuilder, layer: S.GlobalPool, x: str, w: dict,
+def _global_pool(op: str, g: GraphBuilder, layer: S.GlobalPool, x: str, w: Weights,
                  in_shape: S.Shape) -> str:
     return g.op(op, [x], axes=list(range(1, len(in_shape))), keepdims=0)
 
@@ -183,7 +188,7 @@ ONNX.layers.register(S.GlobalAvgPool, partial(_global_pool, "ReduceMean"))
 
 
 @ONNX.layers(S.BatchNorm)
-def _batchnorm(g: GraphBuilder, layer: S.BatchNorm, x: str, w: dict, in_shape: S.Shape) -> str:
+def _batchnorm(g: GraphBuilder, layer: S.BatchNorm, x: str, w: Weights, in_shape: S.Shape) -> str:
     # Inference uses the running statistics: an affine map on the last axis.
     scale = w["gamma"] / np.sqrt(w["moving_variance"] + layer.epsilon)
     shift = w["beta"] - w["moving_mean"] * scale
@@ -196,7 +201,7 @@ def _gates(matrix: np.ndarray, order: list[int], units: int) -> np.ndarray:
 
 
 def _recurrent(op: str, order: list[int], g: GraphBuilder, layer: S.Recurrent, x: str,
-               w: dict, in_shape: S.Shape, **attrs) -> str:
+               w: Weights, in_shape: S.Shape, **attrs: Any) -> str:
     """ONNX's RNN, LSTM or GRU op; `order` gives ONNX's gate blocks as indices into Keras's."""
     units = layer.units
     kernels, recurrents, biases = [], [], []
@@ -231,28 +236,28 @@ ONNX.layers.register(S.GRU, partial(_recurrent, "GRU", [0, 1, 2], linear_before_
 
 
 @ONNX.layers(S.Embedding)
-def _embedding(g: GraphBuilder, layer: S.Embedding, x: str, w: dict, in_shape: S.Shape) -> str:
+def _embedding(g: GraphBuilder, layer: S.Embedding, x: str, w: Weights, in_shape: S.Shape) -> str:
     ids = g.op("Cast", [x], to=TensorProto.INT64)
     return g.op("Gather", [g.constant("embeddings", w["embeddings"]), ids], axis=0)
 
 
 @ONNX.layers(S.Reshape)
-def _reshape(g: GraphBuilder, layer: S.Reshape, x: str, w: dict, in_shape: S.Shape) -> str:
+def _reshape(g: GraphBuilder, layer: S.Reshape, x: str, w: Weights, in_shape: S.Shape) -> str:
     return g.op("Reshape", [x, g.constant("shape", np.array([-1, *layer.target_shape]))])
 
 
 @ONNX.layers(S.Flatten)
-def _flatten(g: GraphBuilder, layer: S.Flatten, x: str, w: dict, in_shape: S.Shape) -> str:
+def _flatten(g: GraphBuilder, layer: S.Flatten, x: str, w: Weights, in_shape: S.Shape) -> str:
     return g.op("Flatten", [x], axis=1)
 
 
 @ONNX.layers(S.Dropout)
-def _dropout(g: GraphBuilder, layer: S.Dropout, x: str, w: dict, in_shape: S.Shape) -> str:
+def _dropout(g: GraphBuilder, layer: S.Dropout, x: str, w: Weights, in_shape: S.Shape) -> str:
     return x  # inference: identity
 
 
 @ONNX.layers(S.Activation)
-def _activation(g: GraphBuilder, layer: S.Activation, x: str, w: dict,
+def _activation(g: GraphBuilder, layer: S.Activation, x: str, w: Weights,
                 in_shape: S.Shape) -> str:
     return _activate(g, layer, x)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -25,7 +26,7 @@ class InstanceError(ValueError):
         super().__init__(f"instances[{index}]: {message}")
 
 
-def to_batch(instances: list, input_shape: list[int]) -> np.ndarray:
+def to_batch(instances: list[Any], input_shape: list[int]) -> np.ndarray:
     """Turn JSON instances into a float32 batch, naming the first bad instance.
 
     An instance may be given in the input's shape or flat with the same number of values.
@@ -45,7 +46,7 @@ def to_batch(instances: list, input_shape: list[int]) -> np.ndarray:
     return batch
 
 
-def _instance(index: int, instance, input_shape: list[int], size: int) -> np.ndarray:
+def _instance(index: int, instance: Any, input_shape: list[int], size: int) -> np.ndarray:
     try:
         array = np.asarray(instance, dtype=np.float32)
     except (ValueError, TypeError):
@@ -57,7 +58,7 @@ def _instance(index: int, instance, input_shape: list[int], size: int) -> np.nda
     return array
 
 
-def _preview(value) -> str:
+def _preview(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -90,7 +91,7 @@ class Predictor:
         # the event loop holds (up to 5 ms), and timed by the clock, a 10 µs call looked slow
         # and never came back to the loop.
         started = time.thread_time()
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        outputs: np.ndarray = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         self._record(len(batch), time.thread_time() - started)
         return outputs
 
@@ -103,9 +104,10 @@ class Predictor:
         waits for the lock.
         """
         loop = asyncio.get_running_loop()
-        answer = loop.create_future()
+        answer: asyncio.Future[np.ndarray] = loop.create_future()
 
-        def finished(outputs: list[np.ndarray], _, error: str) -> None:  # ONNX Runtime's thread
+        # On ONNX Runtime's thread.
+        def finished(outputs: list[np.ndarray], _: None, error: str) -> None:
             clock = time.thread_time()  # that thread's CPU is, nearly all, these calls'
             self._record(len(batch), clock - self.async_thread_cpu)
             self.async_thread_cpu = clock
@@ -141,7 +143,7 @@ def _bucket(rows: int) -> int:
     return 1 << (rows - 1).bit_length()
 
 
-def _settle(answer: asyncio.Future, outputs: list[np.ndarray], error: str) -> None:
+def _settle(answer: asyncio.Future[np.ndarray], outputs: list[np.ndarray], error: str) -> None:
     if answer.done():  # its caller went away
         return
     if error:
@@ -159,7 +161,7 @@ class BatchPolicy:
 @dataclass
 class _Waiting:
     batch: np.ndarray
-    future: asyncio.Future
+    future: asyncio.Future[tuple[np.ndarray, int]]  # its rows of the outputs, the batch size
     arrived: float
 
 
@@ -172,8 +174,8 @@ class _Lane:
     waiting: deque[_Waiting] = field(default_factory=deque)
     # Set on each arrival and at the end of each call: what the drainer waits for.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    drainer: asyncio.Task | None = None
-    calls: set[asyncio.Task] = field(default_factory=set)
+    drainer: asyncio.Task[None] | None = None
+    calls: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class AdaptiveBatcher:
@@ -265,7 +267,7 @@ class AdaptiveBatcher:
         del self.lanes[key]
 
     @staticmethod
-    def _ended(lane: _Lane, call: asyncio.Task) -> None:
+    def _ended(lane: _Lane, call: asyncio.Task[None]) -> None:
         lane.calls.discard(call)
         lane.changed.set()
 

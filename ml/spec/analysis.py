@@ -2,6 +2,8 @@
 the limits it must keep and the dataset it must fit."""
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -91,7 +93,7 @@ def _output_issues(model: ModelSpec, shape: Shape) -> list[SpecIssue]:
     return issues
 
 
-def check_dataset_fit(spec: JobSpec, dataset: dict, analysis: Analysis) -> None:
+def check_dataset_fit(spec: JobSpec, dataset: Mapping[str, Any], analysis: Analysis) -> None:
     """Refuse a job whose input, output, objective or split does not fit the dataset's schema."""
     from ml.datasets import split_problem
 

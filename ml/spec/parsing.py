@@ -1,11 +1,12 @@
 """A job body parsed into the spec, its validation errors in the language's own words: each names
 the JSON path and echoes the value."""
 
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from pydantic import (
     ValidationError,
 )
+from pydantic_core import ErrorDetails
 
 from ml.errors import SpecError, SpecIssue
 from ml.spec.base import StrictModel, closest, shown
@@ -13,7 +14,7 @@ from ml.spec.job import OPTIMIZER_TYPES, JobSpec
 from ml.spec.layers import LAYER_TYPES
 
 
-def _json_path(loc: tuple, data: Any) -> str:
+def _json_path(loc: tuple[int | str, ...], data: Any) -> str:
     """`('model','layers',3,'dense','units')` → `model.layers[3].units`, skipping union tags."""
     path, node = "", data
     for part in loc:
@@ -33,7 +34,7 @@ def _json_path(loc: tuple, data: Any) -> str:
     return path
 
 
-def _fields_of(loc: tuple, data: Any) -> list[str]:
+def _fields_of(loc: tuple[int | str, ...], data: Any) -> list[str]:
     node = data
     for part in loc[:-1]:
         if isinstance(node, dict) and part not in node and node.get("type") == part:
@@ -43,6 +44,8 @@ def _fields_of(loc: tuple, data: Any) -> list[str]:
         except (KeyError, IndexError, TypeError):
             return []
     kind = node.get("type") if isinstance(node, dict) else None
+    if not isinstance(kind, str):
+        return []
     cls = LAYER_TYPES.get(kind) or OPTIMIZER_TYPES.get(kind)
     return list(cls.model_fields) if cls else []
 
@@ -54,8 +57,8 @@ EXPECTED_TYPES = {"int_type": "an integer", "float_type": "a number",
                   "model_type": "an object", "model_attributes_type": "an object"}
 
 
-def _describe(error: dict, data: Any) -> str:
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+def _describe(error: ErrorDetails, data: Any) -> str:
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error["input"]
     if kind == "missing":
         return "is required"
     if kind == "unknown_name":
@@ -103,7 +106,18 @@ def issues_from_validation_error(exc: ValidationError, data: Any) -> list[SpecIs
     return list(issues.values())
 
 
-def parse_job_spec(data: Any, schema: type[StrictModel] = JobSpec) -> Any:
+Schema = TypeVar("Schema", bound=StrictModel)
+
+
+@overload
+def parse_job_spec(data: Any) -> JobSpec: ...
+
+
+@overload
+def parse_job_spec(data: Any, schema: type[Schema]) -> Schema: ...
+
+
+def parse_job_spec(data: Any, schema: type[StrictModel] = JobSpec) -> StrictModel:
     """Parse a job body, raising `SpecError` with every problem's path and value."""
     try:
         return schema.model_validate(data)

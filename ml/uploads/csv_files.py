@@ -3,7 +3,7 @@ cell named by its row and column."""
 
 import csv
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ def _line_bound(path: Path) -> int:
     return max(newlines, returns) + 1
 
 
-def _csv_rows(handle) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(handle: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each non-blank row; the header is line 1."""
     reader = csv.reader(handle)
     try:
@@ -44,7 +44,8 @@ def _csv_rows(handle) -> Iterator[tuple[int, list[str]]]:
         raise UploadError(f"row {reader.line_num}: {error}", row=reader.line_num) from None
 
 
-def _check_header(header: list[str], target: str | None) -> list[str]:
+def _check_header(header: list[str], target: str | None) -> tuple[list[str], int]:
+    """The columns' names and the target's position among them."""
     columns = [name.strip() for name in header]
     for position, name in enumerate(columns, start=1):
         if not name:
@@ -63,7 +64,7 @@ def _check_header(header: list[str], target: str | None) -> list[str]:
     if len(columns) < 2:
         raise UploadError(f"the file has no feature columns besides the target '{target}'",
                           field="target", value=target, columns=columns)
-    return columns
+    return columns, columns.index(target)
 
 
 def _first_bad_cell(cells: np.ndarray, lines: list[int], names: list[str]) -> UploadError:
@@ -189,9 +190,8 @@ def read_csv(path: Path, options: UploadOptions, limits: UploadLimits,
         first = next(rows, None)
         if first is None:
             raise UploadError("the file is empty")
-        columns = _check_header(first[1], options.target)
+        columns, target_index = _check_header(first[1], options.target)
         width = len(columns)
-        target_index = columns.index(options.target)
         feature_index = [i for i in range(width) if i != target_index]
         feature_names = [columns[i] for i in feature_index]
         if rows_bound * len(feature_index) * 4 > limits.max_dataset_bytes:
@@ -199,7 +199,7 @@ def read_csv(path: Path, options: UploadOptions, limits: UploadLimits,
                                  f"exceed the dataset limit of {limits.max_dataset_bytes} bytes")
         # Untouched pages of np.empty cost no memory: the bound may be loose.
         x = np.empty((rows_bound, len(feature_index)), np.float32)
-        target = _TargetColumn(options.target)
+        target = _TargetColumn(columns[target_index])
         chunk_rows = max(1, CHUNK_CELLS // width)
         count = 0
         chunk: list[list[str]] = []

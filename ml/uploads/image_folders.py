@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ml.uploads.common import GREY_MODES, UploadError, UploadLimits, UploadOptio
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+    from typing_extensions import Buffer
 
 def _check_member(info: zipfile.ZipInfo) -> list[str] | None:
     """The member's path parts, None for what is skipped; refuses escaping or linked members."""
@@ -64,7 +65,7 @@ class CappedStream(io.RawIOBase):
     """An archive member's bytes, never read past `cap`: the byte after it refuses the member
     by name. Images decode from it as they stream, so no member is ever held whole."""
 
-    def __init__(self, stream: BinaryIO, cap: int, name: str):
+    def __init__(self, stream: IO[bytes], cap: int, name: str):
         super().__init__()
         self.stream, self.cap, self.name = stream, cap, name
         self.position = 0
@@ -84,12 +85,13 @@ class CappedStream(io.RawIOBase):
             raise _member_too_large(self.name, self.cap)
         return self.position
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.stream.read(min(len(buffer), self.cap + 1 - self.position))
+    def readinto(self, buffer: "Buffer") -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.stream.read(min(len(view), self.cap + 1 - self.position))
         self.position += len(data)
         if self.position > self.cap:
             raise _member_too_large(self.name, self.cap)
-        buffer[:len(data)] = data
+        view[:len(data)] = data
         return len(data)
 
 
@@ -102,14 +104,15 @@ def _not_an_image(name: str, error: Exception) -> UploadError:
 
 
 @contextmanager
-def decoding_image(stream: BinaryIO, name: str, cap: int) -> Iterator["Image"]:
+def decoding_image(stream: IO[bytes], name: str, cap: int) -> Iterator["Image"]:
     """The image in `stream` (its header read; pixels decode on use), read at most `cap` + 1
     bytes; errors name the member."""
     from PIL import Image
 
     with CappedStream(stream, cap, name) as capped:
         try:
-            image = Image.open(capped)
+            # Pillow reads, seeks and tells, as it documents; its annotation asks for IO[bytes].
+            image = Image.open(capped)  # type: ignore[arg-type]
         except UploadError:
             raise
         except Exception as error:  # Pillow raises many kinds for bytes that are not an image

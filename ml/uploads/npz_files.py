@@ -3,6 +3,7 @@ it is allocated, then for non-finite values."""
 
 import math
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ml.uploads.common import (
 )
 
 
-def _npz_array(arrays, name: str) -> np.ndarray:
+def _npz_array(arrays: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     try:
         return arrays[name]
     except ValueError as error:
