@@ -218,25 +218,33 @@ def validate(spec_file: Path) -> None:
 
 @app.command()
 def catalog(kind: Annotated[str, typer.Argument(
-        help="layers, activations, combinations, objectives, optimizers or initializers")
-        ] = "activations") -> None:
-    """Show the vocabulary of the spec language."""
+        help="one of the catalog's lists: layers, activations, optimizers, training, … "
+             "(an unknown one names them all)")] = "activations") -> None:
+    """Show the vocabulary of the spec language, as `GET /catalog` serves it."""
     with Client() as client:
         try:
             entries = client.catalog()
         except CapasAPIError as error:
             _fail(error)
-    if kind not in entries or not isinstance(entries[kind], list):
-        err.print(f"[red]kind: unknown '{kind}'[/]; choose from layers, activations, "
-                  "combinations, objectives, optimizers, initializers")
+    kinds = [name for name, entry in entries.items() if isinstance(entry, list)]
+    if kind not in kinds:
+        err.print(f"[red]kind: unknown '{kind}'[/]; choose from {', '.join(kinds)}")
         raise typer.Exit(1)
-    table = Table("name", "formula or parameters", "range")
+    table = Table("name", "formula, parameters or default", "range or description")
     for entry in entries[kind]:
-        detail = entry.get("formula") or ", ".join(
-            p["name"] + (f"={p['default']}" if "default" in p else "")
-            for p in entry.get("parameters", []))
-        table.add_row(entry.get("name") or entry.get("type"), detail, entry.get("range", ""))
+        table.add_row(entry.get("name") or entry.get("type"), _detail(entry),
+                      entry.get("range") or entry.get("description", ""))
     console.print(table)
+
+
+def _detail(entry: dict) -> str:
+    """A function's formula, or what a layer, optimizer or block takes, or a parameter's default."""
+    if "formula" in entry:
+        return entry["formula"]
+    if "parameters" in entry:
+        return ", ".join(p["name"] + (f"={p['default']}" if "default" in p else "")
+                         for p in entry["parameters"])
+    return f"= {json.dumps(entry['default'])}" if "default" in entry else ""
 
 
 @app.command()
@@ -262,13 +270,13 @@ def submit(spec_file: Path,
 def _watch(client: Client, submitted: dict) -> None:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[stats]}"), TimeElapsedColumn())
+    # The model's metrics of an epoch, without the bookkeeping columns.
+    shown = [m["name"] for m in client.catalog()["metrics"] if not m["bookkeeping"]]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("queued", total=submitted["epochs"], stats="")
         for _, kind, data in client.events(submitted["id"]):
             if kind == "epoch":
-                stats = "  ".join(f"{k} {data[k]:.4f}" for k in
-                                  ("loss", "accuracy", "mae", "val_loss", "val_accuracy",
-                                   "val_mae") if data.get(k) is not None)
+                stats = "  ".join(f"{k} {data[k]:.4f}" for k in shown if data.get(k) is not None)
                 progress.update(task, completed=data["epoch"], stats=stats)
             elif kind == "status":
                 progress.update(task, description=data["status"])
@@ -553,15 +561,16 @@ def unalias(model: str, name: str) -> None:
 @app.command()
 def download(model: str, version: int,
              format: Annotated[str, typer.Option(
-                 "--format", "-f", help="onnx, safetensors or keras")] = "onnx",
+                 "--format", "-f", help="one the version has (`capas catalog formats` lists "
+                                        "them all)")] = "onnx",
              output: Annotated[Path | None, typer.Option(
                  "--output", "-o", help="file to write (default: MODEL-vVERSION.EXT)")] = None,
              ) -> None:
     """Download an artifact of a version, checked against the sha256 on its card."""
-    suffixes = {"onnx": ".onnx", "safetensors": ".safetensors", "keras": ".keras"}
-    destination = output or Path(f"{model}-v{version}{suffixes.get(format, '')}")
     with Client() as client:
         try:
+            suffixes = {f["name"]: f["suffix"] for f in client.catalog()["formats"]}
+            destination = output or Path(f"{model}-v{version}{suffixes.get(format, '')}")
             saved = client.download(model, version, format, destination)
         except CapasAPIError as error:
             _fail(error)

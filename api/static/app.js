@@ -1,7 +1,7 @@
 // The dashboard's shell: sign-in, the hash router, the header.
 
 import { ApiError, get, session } from "./api.js";
-import { el, errorBox, mount } from "./ui.js";
+import { el, errorBox, loadCatalog, mount } from "./ui.js";
 import * as jobs from "./views/jobs.js";
 import * as job from "./views/job.js";
 import * as compare from "./views/compare.js";
@@ -70,6 +70,7 @@ async function route() {
     const captures = match.slice(1)
       .map((c) => (c === undefined ? undefined : decodeURIComponent(c)));
     try {
+      await loadCatalog();  // the vocabulary every view draws on
       cleanup = (await view.render(main, ...captures)) || null;
     } catch (error) {
       mount(main, errorBox(error, "This page could not be shown"));

@@ -1,6 +1,25 @@
 // Small DOM helpers shared by the views: elements without innerHTML, errors in words, charts.
 
-import { send } from "./api.js";
+import { get, send } from "./api.js";
+
+// The service's vocabulary, `GET /catalog`: the views take names, statuses, formats and metric
+// columns from it and keep no copies. It is fetched once (again after a failure); the sets
+// below are filled from it for the views' synchronous checks, before any view renders.
+let catalogRequest = null;
+export const FINISHED = new Set();  // the job statuses that are final
+const BOOKKEEPING = new Set();  // the metric columns that describe the run, not the model
+
+export function loadCatalog() {
+  catalogRequest ??= get("/catalog").then((catalog) => {
+    for (const status of catalog.job_statuses) if (status.finished) FINISHED.add(status.name);
+    for (const metric of catalog.metrics) if (metric.bookkeeping) BOOKKEEPING.add(metric.name);
+    return catalog;
+  }, (error) => {
+    catalogRequest = null;
+    throw error;
+  });
+  return catalogRequest;
+}
 
 // el("a", {href: "#/jobs", class: "x", onclick: fn}, "text", child, [children])
 export function el(tag, attrs = {}, ...children) {
@@ -93,11 +112,11 @@ export function qualityMetric(rows) {
   return rows.some((r) => r.accuracy !== null && r.accuracy !== undefined) ? "accuracy" : "mae";
 }
 
-// A job's final (or a card's) metrics without the bookkeeping that every epoch row carries.
-const BOOKKEEPING = new Set(["epoch", "learning_rate", "duration_s", "samples_per_s"]);
+// A job's final (or a card's) metrics without what every epoch row carries besides its
+// metrics: its number and the bookkeeping columns.
 export function resultMetrics(metrics) {
-  return Object.entries(metrics || {})
-    .filter(([name, value]) => typeof value === "number" && !BOOKKEEPING.has(name));
+  return Object.entries(metrics || {}).filter(([name, value]) => typeof value === "number"
+    && name !== "epoch" && !BOOKKEEPING.has(name));
 }
 
 export const PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2",

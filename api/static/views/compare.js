@@ -2,12 +2,11 @@
 
 import { get } from "../api.js";
 import {
-  PALETTE, el, empty, errorBox, fmt, loading, mount, plot, resultMetrics, seconds, statusBadge,
-  when,
+  FINISHED, PALETTE, el, empty, errorBox, fmt, loading, mount, plot, resultMetrics, seconds,
+  statusBadge, when,
 } from "../ui.js";
 import { drawCurves } from "./curves.js";
 
-const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const REFRESH_MS = 2000;  // while a compared job still runs
 
 function label(job) {

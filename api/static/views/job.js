@@ -2,12 +2,10 @@
 
 import { download, follow, get } from "../api.js";
 import {
-  el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
+  FINISHED, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
 } from "../ui.js";
 import { drawCurves } from "./curves.js";
 import { cancelJob, progress } from "./jobs.js";
-
-const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
 function summary(job) {
   const facts = [

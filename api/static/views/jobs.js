@@ -1,9 +1,10 @@
 // Jobs: the list, kept live by each unfinished job's event stream; cancel; pick to compare.
 
 import { follow, get, send } from "../api.js";
-import { el, empty, errorBox, fmt, loading, mount, statusBadge, toast, when } from "../ui.js";
+import {
+  FINISHED, el, empty, errorBox, fmt, loading, mount, statusBadge, toast, when,
+} from "../ui.js";
 
-const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const REFRESH_MS = 5000;  // how soon a job submitted elsewhere shows up
 // A browser opens at most six HTTP/1.1 connections to one host: streams beyond a few would
 // starve every other request of the page. Jobs not streamed are kept up by the refresh.

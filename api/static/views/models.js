@@ -2,11 +2,10 @@
 
 import { download, get, send } from "../api.js";
 import {
-  el, empty, errorBox, fmt, loading, mount, publicToggle, resultMetrics, shape, toast, when,
+  el, empty, errorBox, fmt, loadCatalog, loading, mount, publicToggle, resultMetrics, shape, toast,
+  when,
 } from "../ui.js";
 import { playground } from "./playground.js";
-
-const SUFFIX = { onnx: ".onnx", safetensors: ".safetensors", keras: ".keras" };
 
 function headline(metrics) {
   const test = metrics.test || {};
@@ -33,7 +32,9 @@ async function list(root) {
         el("a", { class: "button primary", href: "#/new" }, "Train one")));
 }
 
-function versionsTable(model, current) {
+// `formats`: the catalog's download formats, whose suffixes name the saved files.
+function versionsTable(model, current, formats) {
+  const suffix = Object.fromEntries(formats.map((f) => [f.name, f.suffix]));
   return el("div", { class: "scroll" }, el("table", {},
     el("thead", {}, el("tr", {}, ["Version", "Framework", "Test", "Served", "Created", "Files"]
       .map((h) => el("th", { scope: "col" }, h)))),
@@ -50,7 +51,7 @@ function versionsTable(model, current) {
       el("td", {}, v.formats.map((f) => el("button", { type: "button", class: "link small",
         onclick: () => download(
           `/models/${encodeURIComponent(model.name)}/versions/${v.version}/artifacts/${f}`,
-          `${model.name}-v${v.version}${SUFFIX[f] || ""}`).catch((e) => toast(e.message)) },
+          `${model.name}-v${v.version}${suffix[f] || ""}`).catch((e) => toast(e.message)) },
       f))))))));
 }
 
@@ -122,13 +123,15 @@ async function show(root, name, versionText) {
     return null;
   }
   const version = versionText ? Number(versionText) : model.latest_version;
+  const { formats } = await loadCatalog();
   const cardBox = el("div", {}, loading("Loading the card"));
   const play = el("section", { class: "card", id: "playground" });
   mount(root, el("div", { class: "head" }, el("h1", {}, model.name),
     el("div", { class: "actions" }, el("a", { class: "button", href: "#/models" }, "All models"))),
   el("div", { class: "columns" },
     el("div", { class: "wide" },
-      el("section", { class: "card" }, el("h2", {}, "Versions"), versionsTable(model, version)),
+      el("section", { class: "card" }, el("h2", {}, "Versions"),
+        versionsTable(model, version, formats)),
       play),
     el("div", {},
       el("section", { class: "card" }, el("h2", {}, "Aliases"),

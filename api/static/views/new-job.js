@@ -3,33 +3,43 @@
 
 import { get, send } from "../api.js";
 import { locate, pathSteps } from "../jsonpath.js";
-import { el, errorBox, fmt, loading, mount, shape } from "../ui.js";
+import { el, errorBox, fmt, loadCatalog, loading, mount, shape } from "../ui.js";
 
 const VALIDATE_DELAY_MS = 300;
 const DRAFT = "capas.draft";  // the editor's text survives a reload of the tab
 const LAYER_FIELD = /^model\.layers\[(\d+)\]/;
 const WIDTH = 88;  // the editor's line length when it rewrites the spec
 
-// What a string value may be, by the key it belongs to; `type` is a layer's or an optimizer's.
-function namesByKey(catalog, datasets) {
-  const activations = [...catalog.activations.map((a) => a.name),
-    ...Object.keys(catalog.activation_aliases)];
-  const initializers = catalog.initializers.map((i) => i.name);
-  return {
+// Every parameter the catalog describes, by the layer or optimizer type it belongs to ("" for
+// those of the job, its model and its training block, blocks within included).
+function parametersByType(catalog) {
+  const flat = (params) => params.flatMap((p) => [p, ...flat(p.parameters || [])]);
+  return Object.fromEntries([
+    ...catalog.layers.map((l) => [l.type, l.parameters]),
+    ...catalog.optimizers.map((o) => [o.type, o.parameters]),
+    ["", flat([...catalog.job, ...catalog.model, ...catalog.training])]]);
+}
+
+// What a string value may be, by the key it belongs to: the names each parameter allows (and
+// the activations' aliases), layer and optimizer types, and the datasets.
+function namesByKey(catalog, parameters, datasets) {
+  const names = {
     type: [...catalog.layers.map((l) => l.type), ...catalog.optimizers.map((o) => o.type)],
-    activation: activations,
-    function: activations,
-    combination: catalog.combinations.map((c) => c.name),
-    objective: catalog.objectives.map((o) => o.name),
-    kernel_initializer: initializers,
-    bias_initializer: initializers,
-    recurrent_initializer: initializers,
-    padding: ["valid", "same"],
-    preprocessing: ["auto", "standardize", "minmax", "none"],
-    framework: ["pytorch", "tensorflow"],
-    device: ["auto", "cpu", "cuda"],
     dataset: datasets.map((d) => d.id),
   };
+  for (const p of Object.values(parameters).flat()) {
+    const allowed = p.allowed || p.schema.enum;
+    if (allowed) names[p.name] = [...new Set([...(names[p.name] || []), ...allowed])];
+  }
+  for (const key of ["activation", "function"]) {
+    names[key] = [...names[key], ...Object.keys(catalog.activation_aliases)];
+  }
+  return names;
+}
+
+function allowedValues(parameter) {
+  const values = parameter.schema.enum;
+  return values ? ` (${values.join(", ")})` : "";
 }
 
 // JSON on one line, with a space after each colon and comma, as the examples are written.
@@ -63,10 +73,11 @@ function layerSummary(layer) {
 export async function render(root) {
   mount(root, loading("Loading the catalog"));
   const [catalog, datasets, examples] = await Promise.all([
-    get("/catalog"), get("/datasets"),
+    loadCatalog(), get("/datasets"),
     fetch("/static/examples/index.json").then((r) => r.json())]);
-  const names = namesByKey(catalog, datasets);
-  const layerParams = Object.fromEntries(catalog.layers.map((l) => [l.type, l.parameters]));
+  const parameters = parametersByType(catalog);
+  const names = namesByKey(catalog, parameters, datasets);
+  const jobParameter = (name) => parameters[""].find((p) => p.name === name);
 
   const editor = el("textarea", { id: "spec", class: "code", spellcheck: "false", rows: 28,
     wrap: "off",
@@ -76,11 +87,11 @@ export async function render(root) {
   const datasetSelect = el("select", { id: "dataset" },
     datasets.map((d) => el("option", { value: d.id }, `${d.name} (${d.id})`)));
   const datasetSchema = el("div", { class: "schema" });
-  const framework = el("select", { id: "framework" },
-    el("option", { value: "pytorch" }, "PyTorch"), el("option", { value: "tensorflow" },
-      "TensorFlow (Keras 3)"));
-  const device = el("select", { id: "device" }, ["auto", "cpu", "cuda"].map((d) =>
-    el("option", { value: d }, d)));
+  const choice = (name) => el("select", { id: name, title: jobParameter(name).description },
+    names[name].map((value) => el("option",
+      { value, selected: value === jobParameter(name).default }, value)));
+  const framework = choice("framework");
+  const device = choice("device");
   const diagram = el("div", { id: "diagram", class: "diagram", "aria-live": "polite" });
   const submitBox = el("div", { "aria-live": "polite" });
   const submit = el("button", { type: "submit", class: "primary" }, "Submit job");
@@ -112,8 +123,8 @@ export async function render(root) {
 
   function syncControls(spec) {
     if (spec.dataset && names.dataset.includes(spec.dataset)) datasetSelect.value = spec.dataset;
-    if (spec.framework) framework.value = spec.framework;
-    device.value = spec.device || "auto";
+    framework.value = spec.framework || jobParameter("framework").default;
+    device.value = spec.device || jobParameter("device").default;
     const dataset = datasets.find((d) => d.id === datasetSelect.value);
     mount(datasetSchema, dataset ? el("p", { class: "muted" },
       `${dataset.kind}, ${dataset.task}: ${fmt(dataset.num_samples)} samples of `,
@@ -198,22 +209,28 @@ export async function render(root) {
     }
   }
 
-  // Offers the names that fit the string being typed at the cursor, and the parameters of the
-  // layer being edited.
+  // Offers the names that fit the string being typed at the cursor, what the key being edited
+  // means, and the parameters of the layer (or optimizer) being edited.
   function suggest() {
     const before = editor.value.slice(0, editor.selectionStart);
     const typing = before.match(/"(\w+)"\s*:\s*"(\w*)$/);
-    const layerType = [...before.matchAll(/"type"\s*:\s*"(\w+)"/g)].pop()?.[1];
-    const params = layerParams[layerType];
+    const key = before.match(/"(\w+)"\s*:\s*[^,{}[\]]*$/)?.[1];
+    const type = [...before.matchAll(/"type"\s*:\s*"(\w+)"/g)].pop()?.[1];
+    const params = parameters[type];
+    const described = (params || []).find((p) => p.name === key) || jobParameter(key);
     const offers = typing ? (names[typing[1]] || []).filter((n) => n.startsWith(typing[2])
       && n !== typing[2]) : [];
     mount(hints,
       offers.length ? el("div", {}, el("span", { class: "muted" }, `${typing[1]}: `),
         offers.slice(0, 24).map((name) => el("button", { type: "button", class: "chip",
           onclick: () => complete(typing[2], name) }, name))) : null,
-      params ? el("p", { class: "muted small" }, el("strong", {}, layerType), ": ",
-        params.map((p) => p.name + (p.required ? " (required)" : ` = ${JSON.stringify(p.default)}`))
-          .join(", ")) : null);
+      described ? el("p", { class: "small", id: "hint-key" }, el("code", {}, described.name),
+        `: ${described.description}${allowedValues(described)}`) : null,
+      params ? el("details", { class: "muted small" },
+        el("summary", {}, el("strong", {}, type), ": ", params.map((p) => p.name
+          + (p.required ? " (required)" : ` = ${JSON.stringify(p.default)}`)).join(", ")),
+        el("ul", { class: "params" }, params.map((p) => el("li", {},
+          el("code", {}, p.name), `: ${p.description}${allowedValues(p)}`)))) : null);
   }
 
   function complete(partial, name) {
