@@ -1,7 +1,7 @@
 """A whole job body: the model (input, layers, objective), the training block (optimizer, epochs,
 early stopping), the dataset, framework and device."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     Field,
@@ -11,7 +11,14 @@ from ml.catalog import (
     LOGIT_ACTIVATIONS,
     OBJECTIVES,
 )
-from ml.spec.base import ObjectiveName, PositiveFloat, PositiveInt, Probability, StrictModel
+from ml.spec.base import (
+    ObjectiveName,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    StrictModel,
+    type_name,
+)
 from ml.spec.layers import AnyLayer
 
 
@@ -101,8 +108,9 @@ class RMSprop(Optimizer):
                                               "their mean square")
 
 
-class Adam(Optimizer):
-    type: Literal["adam"]
+# Adam's parameters, which AdamW shares (an AdamW is not an Adam: its `type` differs). No
+# docstring: the schema describes Adam and AdamW by Optimizer's.
+class AdaptiveMoments(Optimizer):
     learning_rate: LearningRate = 0.001
     beta_1: Probability = Field(0.9, description="β₁: how much of the running mean of "
                                                  "gradients m each step keeps")
@@ -111,18 +119,21 @@ class Adam(Optimizer):
     epsilon: Epsilon = 1e-7
 
 
-class AdamW(Adam):
+class Adam(AdaptiveMoments):
+    type: Literal["adam"]
+
+
+class AdamW(AdaptiveMoments):
     type: Literal["adamw"]
     weight_decay: Annotated[float, Field(ge=0.0)] = Field(
         0.004, description="λ: each step also shrinks every weight by η·λ times itself, apart "
                            "from the gradient")
 
 
-OPTIMIZER_TYPES: dict[str, type[Optimizer]] = {
-    cls.model_fields["type"].annotation.__args__[0]: cls
-    for cls in (SGD, Adadelta, Adagrad, RMSprop, Adam, AdamW)}
 AnyOptimizer = Annotated[SGD | Adadelta | Adagrad | RMSprop | Adam | AdamW,
                          Field(discriminator="type")]
+OPTIMIZER_TYPES: dict[str, type[Optimizer]] = {
+    type_name(cls): cls for cls in get_args(get_args(AnyOptimizer)[0])}
 
 
 class EarlyStopping(StrictModel):

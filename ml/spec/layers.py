@@ -3,7 +3,7 @@ canonical weights and its multiply-adds. No framework is imported here; each bac
 builder per class (`ml.registry`)."""
 
 import math
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import (
     Field,
@@ -21,6 +21,7 @@ from ml.spec.base import (
     StrictModel,
     Weight,
     dims,
+    type_name,
 )
 
 # Parameters several layer types share, each with its description.
@@ -429,9 +430,11 @@ class Activation(Layer):
         return self.function
 
 
-_LAYER_CLASSES = (Dense, Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D,
-                  GlobalAvgPool, GlobalMaxPool, Flatten, Reshape, Dropout, BatchNorm, SimpleRNN,
-                  LSTM, GRU, Embedding, Activation)
-LAYER_TYPES: dict[str, type[Layer]] = {cls.model_fields["type"].annotation.__args__[0]: cls
-                                       for cls in _LAYER_CLASSES}
-AnyLayer = Annotated[Union[_LAYER_CLASSES], Field(discriminator="type")]  # noqa: UP007
+AnyLayer = Annotated[Dense | Conv1D | Conv2D | MaxPool1D | MaxPool2D | AvgPool1D | AvgPool2D
+                     | GlobalAvgPool | GlobalMaxPool | Flatten | Reshape | Dropout | BatchNorm
+                     | SimpleRNN | LSTM | GRU | Embedding | Activation,
+                     Field(discriminator="type")]
+
+
+LAYER_TYPES: dict[str, type[Layer]] = {type_name(cls): cls
+                                       for cls in get_args(get_args(AnyLayer)[0])}
