@@ -10,6 +10,8 @@ from ml.training import prepare, train
 from tests.conftest import EXAMPLES
 from tests.unit.test_training import Recorder
 
+pytestmark = pytest.mark.examples
+
 # example → (metric, bound): accuracy at least, or mean absolute error at most
 EXPECTED = {
     "mlp-digits.json": ("test_accuracy", 0.95),
