@@ -4,12 +4,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cachetools import TTLCache
 
+Key = TypeVar("Key", bound=Hashable)
+Value = TypeVar("Value")
 
-class ExpiringCache:
+
+class ExpiringCache(Generic[Key, Value]):
     """Least-recently-used, at most `size` entries, each served at most `ttl_s` seconds after
     it was loaded (0: nothing kept), by `clock`.
 
@@ -24,14 +27,14 @@ class ExpiringCache:
                  clock: Callable[[], float] = time.monotonic):
         self.ttl_s, self.clock = ttl_s, clock
         # Each value is kept with the time it was loaded, which says when to reload it.
-        self.entries: TTLCache[Hashable, tuple[float, Any]] = TTLCache(size, ttl_s, clock)
-        self.loading: dict[Hashable, asyncio.Task] = {}
+        self.entries: TTLCache[Key, tuple[float, Value]] = TTLCache(size, ttl_s, clock)
+        self.loading: dict[Key, asyncio.Task[Value]] = {}
         # Bumped by `discard`: a load that began before it must not put back what it removed.
         self.generation = 0
         # `discard` may be called from a worker thread (a sync route); the rest runs on the loop.
         self.lock = threading.Lock()
 
-    async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+    async def get_or_load(self, key: Key, load: Callable[[], Awaitable[Value]]) -> Value:
         """The value for `key`, loaded by `load()` when it is missing or expired.
 
         An error from `load()` reaches every request waiting for it and is not cached.
@@ -49,11 +52,11 @@ class ExpiringCache:
         # Shielded: a request that goes away must not cancel the load others are waiting for.
         return await asyncio.shield(task)
 
-    def _start_load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> asyncio.Task:
+    def _start_load(self, key: Key, load: Callable[[], Awaitable[Value]]) -> asyncio.Task[Value]:
         task = self.loading[key] = asyncio.create_task(self._load(key, load))
         return task
 
-    async def _load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+    async def _load(self, key: Key, load: Callable[[], Awaitable[Value]]) -> Value:
         generation = self.generation
         try:
             value = await load()
@@ -69,14 +72,14 @@ class ExpiringCache:
                     self.entries[key] = (self.clock(), value)
         return value
 
-    def discard(self, matches: Callable[[Hashable], bool]) -> None:
+    def discard(self, matches: Callable[[Key], bool]) -> None:
         with self.lock:
             self.generation += 1
             for key in [k for k in self.entries if matches(k)]:
                 self.entries.pop(key, None)
 
 
-def _retrieve_error(task: asyncio.Task) -> None:
+def _retrieve_error(task: asyncio.Task[Any]) -> None:
     # A background reload's error is for the next request, which loads again and gets it.
     if not task.cancelled():
         task.exception()

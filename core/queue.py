@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from celery import Celery
@@ -70,7 +71,7 @@ def send_job(settings: Settings, job_id: str, queue: str) -> None:
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _job_ids(raw_messages) -> set[str]:
+def _job_ids(raw_messages: Iterable[bytes | str]) -> set[str]:
     """Job ids named in Celery messages (the task's argument, in the `argsrepr` header)."""
     ids = set()
     for raw in raw_messages:

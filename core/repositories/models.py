@@ -1,10 +1,19 @@
 """Queries on the model registry: models, their versions, aliases and the aliases' history."""
 
+from typing import Any
+
 from sqlalchemy import Insert, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from core.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel, utcnow
+from core.models import (
+    Base,
+    ModelAlias,
+    ModelAliasEvent,
+    ModelVersion,
+    RegisteredModel,
+    utcnow,
+)
 
 
 class ModelRepository:
@@ -26,9 +35,9 @@ class ModelRepository:
         back the one owner. No savepoint is needed, so SQLite's driver takes it too.
         """
         self.session.execute(_insert_unless_present(
-            self.session, RegisteredModel.__table__, {"name": name, "owner_id": owner_id}))
-        return self.session.scalar(select(RegisteredModel.owner_id)
-                                   .where(RegisteredModel.name == name))
+            self.session, RegisteredModel, {"name": name, "owner_id": owner_id}))
+        return self.session.scalars(select(RegisteredModel.owner_id)
+                                    .where(RegisteredModel.name == name)).one()
 
     def visible_to(self, owner_id: int | None) -> list[RegisteredModel]:
         """Everything (`owner_id` None), or the owner\'s and the public ones."""
@@ -39,7 +48,7 @@ class ModelRepository:
             query = query.where(or_(RegisteredModel.owner_id == owner_id, RegisteredModel.public))
         return list(self.session.scalars(query))
 
-    def add_version(self, model: RegisteredModel, **values) -> ModelVersion:
+    def add_version(self, model: RegisteredModel, **values: Any) -> ModelVersion:
         # Lock-free numbering is safe: (model_id, version) is unique, so a racing
         # registration fails and rolls back instead of sharing a number.
         latest = self.session.scalar(
@@ -109,7 +118,9 @@ class ModelRepository:
         ))
 
 
-def _insert_unless_present(session: Session, table, values: dict) -> Insert:
+def _insert_unless_present(session: Session, entity: type[Base],
+                           values: dict[str, Any]) -> Insert:
     """`INSERT ... ON CONFLICT DO NOTHING`, which SQLAlchemy spells per dialect."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**values).on_conflict_do_nothing()
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(entity).values(**values).on_conflict_do_nothing()
+    return sqlite.insert(entity).values(**values).on_conflict_do_nothing()

@@ -16,7 +16,8 @@ class WorkerRepository:
 
     def announce(self, name: str, queues: list[str]) -> None:
         now = utcnow()
-        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(WorkerNode).values(name=name, queues=queues, started_at=now,
                                               last_seen=now)
         self.session.execute(statement.on_conflict_do_update(

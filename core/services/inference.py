@@ -13,6 +13,9 @@ from core.services.registry import PredictorCache, RegistryService, ServingTarge
 from core.settings import Settings
 from ml.serving import AdaptiveBatcher, InstanceError, to_batch
 
+# What a resolved version is cached by: who asks, the model, and the version or alias asked for.
+TargetKey = tuple[int, str, int | None, str | None]
+
 
 class InferenceService:
     """The async face of the registry for the predict routes.
@@ -21,8 +24,8 @@ class InferenceService:
     `lookup_cache_s`; inference goes through the process's adaptive batcher.
     """
 
-    def __init__(self, settings: Settings, predictors: PredictorCache, targets: ExpiringCache,
-                 batcher: AdaptiveBatcher):
+    def __init__(self, settings: Settings, predictors: PredictorCache,
+                 targets: ExpiringCache[TargetKey, ServingTarget], batcher: AdaptiveBatcher):
         self.settings = settings
         self.predictors, self.targets, self.batcher = predictors, targets, batcher
 
@@ -65,7 +68,7 @@ class InferenceService:
                 **_format(target.card, outputs)}, batch_size
 
 
-def _instances_batch(instances: list[Any], card: dict) -> np.ndarray:
+def _instances_batch(instances: list[Any], card: dict[str, Any]) -> np.ndarray:
     try:
         return to_batch(instances, card["input"]["shape"])
     except InstanceError as error:
@@ -73,10 +76,10 @@ def _instances_batch(instances: list[Any], card: dict) -> np.ndarray:
                                     "value": instances[error.index]}]) from None
 
 
-def _format(card: dict, outputs: np.ndarray) -> dict[str, Any]:
-    classes = card.get("class_names")
+def _format(card: dict[str, Any], outputs: np.ndarray) -> dict[str, Any]:
     if card["task"] != "classification":
         return {"predictions": outputs.tolist()}
+    classes: list[str] = card["class_names"]
     if outputs.shape[-1] == 1:  # one logistic unit: probability of the second class
         outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
     return {"predictions": [classes[i] for i in outputs.argmax(axis=-1)],

@@ -38,7 +38,10 @@ class JobService:
         if inspection.issues:
             summary = "; ".join(str(issue) for issue in inspection.issues)
             raise Invalid(f"the job spec is invalid: {summary}", inspection.details())
-        return ValidJob(inspection.spec, inspection.dataset)
+        spec, dataset = inspection.spec, inspection.dataset
+        # What inspecting a job body without issues gives: a whole job and its dataset's schema.
+        assert isinstance(spec, JobSpec) and dataset is not None
+        return ValidJob(spec, dataset)
 
     def route(self, device: str) -> str:
         """The queue for a requested device: `auto` takes a GPU when a CUDA worker is alive."""

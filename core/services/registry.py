@@ -56,7 +56,7 @@ class ServingTarget:
     policy: BatchPolicy
 
     @property
-    def card(self) -> dict:
+    def card(self) -> dict[str, Any]:
         return self.version.card
 
 
@@ -81,7 +81,8 @@ class RegistryService:
         self.models = ModelRepository(session)
         self.store = ArtifactStore(settings)
 
-    def publish(self, job: Job, manifest: dict, directory: Path, max_abs_diff: float) -> int:
+    def publish(self, job: Job, manifest: dict[str, Any], directory: Path,
+                max_abs_diff: float) -> int:
         """Register the job's model as the next version of its name; returns its number.
 
         Runs in the caller's transaction, which also marks the job succeeded: a job is never
@@ -93,6 +94,7 @@ class RegistryService:
             raise Conflict(f"model '{name}' belongs to another user: this job's model was not "
                            "published", [{"field": "model.name", "value": name}])
         model = self.models.get(name, with_versions=False)
+        assert model is not None  # reserved just above
         tolerance = self.settings.parity_tolerance
         version = self.models.add_version(
             model, job_id=job.id, framework=manifest["framework"],

@@ -15,7 +15,7 @@ from ml.spec import Analysis, Draft, JobSpec, check_dataset_fit, inspect_model, 
 
 @dataclass
 class Inspection:
-    spec: Any = None  # JobSpec or Draft, when the body parses
+    spec: JobSpec | Draft | None = None  # when the body parses
     analysis: Analysis | None = None
     issues: list[SpecIssue] = field(default_factory=list)
     dataset: dict[str, Any] | None = None  # the schema of the dataset named, if readable
@@ -38,7 +38,8 @@ class SpecService:
     def inspect(self, principal: Principal, body: Any, require_dataset: bool) -> Inspection:
         """Every problem of a job body at once: schema, shapes, limits, dataset fit."""
         try:
-            spec = parse_job_spec(body, JobSpec if require_dataset else Draft)
+            spec: JobSpec | Draft = (parse_job_spec(body) if require_dataset
+                                     else parse_job_spec(body, Draft))
         except SpecError as error:
             return Inspection(issues=error.issues)
         analysis, issues = inspect_model(spec.model, self.settings.max_params)

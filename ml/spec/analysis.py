@@ -11,7 +11,7 @@ from pydantic import (
 
 from ml.errors import SpecError, SpecIssue
 from ml.spec.base import Shape, ShapeError
-from ml.spec.job import JobSpec, ModelSpec
+from ml.spec.job import Draft, JobSpec, ModelSpec
 
 
 class LayerReport(BaseModel):
@@ -93,7 +93,8 @@ def _output_issues(model: ModelSpec, shape: Shape) -> list[SpecIssue]:
     return issues
 
 
-def check_dataset_fit(spec: JobSpec, dataset: Mapping[str, Any], analysis: Analysis) -> None:
+def check_dataset_fit(spec: JobSpec | Draft, dataset: Mapping[str, Any],
+                      analysis: Analysis) -> None:
     """Refuse a job whose input, output, objective or split does not fit the dataset's schema."""
     from ml.datasets import split_problem
 
