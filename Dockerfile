@@ -1,8 +1,10 @@
 # One image for every Capas role (migrate, api, worker); the command picks the role.
 FROM python:3.11-slim
 
+# PYTHONSAFEPATH: nothing is imported from the working folder, whatever is mounted there.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONSAFEPATH=1 \
     PIP_NO_CACHE_DIR=1 \
     CAPAS_DATA_DIR=/data
 

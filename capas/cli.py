@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -30,14 +31,34 @@ console = Console()
 err = Console(stderr=True)
 
 
+# A stop asked of `capas up` (Ctrl-C, SIGTERM): requests still running this long after it are
+# cut (an event stream never ends by itself; its client resumes with Last-Event-ID) ...
+REQUESTS_GRACE_S = 2.0
+# ... and a worker still handing its jobs back this long after it is killed, so that `capas up`
+# is gone within the 10 s that `docker compose stop` gives a container. Its jobs lose no
+# attempt, and resume from their last checkpoint at the next start.
+WORKER_STOP_S = 8.0
+
+
 def _worker_command(queues: str, concurrency: int, name: str) -> list[str]:
     # CUDA cannot be used in a child forked from a parent that touched it: a CUDA worker is
     # one process (per GPU) running its jobs itself; CPU workers fork a child they recycle.
     pool = ["--pool", "solo"] if "cuda" in queues.split(",") else [
         "--pool", "prefork", "--concurrency", str(concurrency)]
-    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-            "-Q", queues, *pool, "-n", name, "--loglevel", "INFO", "--without-gossip",
-            "--without-mingle"]
+    # `-P` and the `workers` entry point: nothing is imported from the working folder.
+    return [sys.executable, "-P", "-m", "workers", "worker", "-Q", queues, *pool, "-n", name,
+            "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+
+
+def _worker_env() -> dict[str, str]:
+    """A worker's environment: this one, and where the project runs uninstalled from its own
+    folder (found on the import path only as the working folder, which `-P` leaves off),
+    that folder, named."""
+    root = Path(__file__).resolve().parents[1]
+    if root != Path.cwd().resolve():
+        return dict(os.environ)
+    return {**os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
 
 
 def visible_gpus() -> int:
@@ -57,12 +78,18 @@ def _die_with_parent() -> None:
 
 
 class WorkerSupervisor:
-    """Runs the embedded worker as a child process and restarts it if it dies."""
+    """Runs the embedded worker as a child process and restarts it if it dies.
+
+    The worker has a session of its own: the terminal's Ctrl-C reaches `capas up` alone, which
+    asks each worker to stop once. (Celery takes a second Ctrl-C as a cold shutdown that kills
+    the running job.)
+    """
 
     def __init__(self, command: list[str], env: dict[str, str] | None = None):
         self.command = command
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**_worker_env(), **(env or {})}
         self.process: subprocess.Popen | None = None
+        self.asked: subprocess.Popen | None = None  # the process asked to stop
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -71,22 +98,51 @@ class WorkerSupervisor:
         self.thread.start()
 
     def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen(self.command, env=self.env, preexec_fn=_die_with_parent)
+        return subprocess.Popen(self.command, env=self.env, preexec_fn=_die_with_parent,
+                                start_new_session=True)
 
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
-            if self.process.poll() is not None and not self.stopping.is_set():
+            if self.process.poll() is not None:
                 err.print(f"[yellow]worker exited ({self.process.returncode}); restarting[/]")
                 self.process = self._spawn()
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def request_stop(self) -> None:
+        """Ask for Celery's warm shutdown (its jobs go back to the queue); returns at once,
+        so that a signal handler may call it."""
         self.stopping.set()
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        process = self.process
+        if process is not self.asked and process.poll() is None:
+            self.asked = process
+            process.send_signal(signal.SIGTERM)
+
+    def stop(self, deadline: float) -> None:
+        """Stop the worker and wait for it until `deadline` (monotonic), or a Ctrl-C; then
+        kill it and its pool."""
+        self.request_stop()
+        self.thread.join()
+        self.request_stop()  # a worker the watch restarted meanwhile too
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            err.print("[yellow]worker killed; its jobs resume from their last checkpoint at "
+                      "the next start[/]")
+
+
+def _server(config, workers: list[WorkerSupervisor]):
+    """uvicorn's server, which also asks the workers to stop the moment it is asked to, so
+    that they hand their jobs back while the API finishes its requests."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            for worker in workers:
+                worker.request_stop()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 @app.command()
@@ -119,15 +175,20 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
     console.print(f"Dashboard: {url}/#key={key} (signs this browser in once)" if key else
                   f"Dashboard: {url}/ (sign in with the key in {settings.credentials_file})",
                   soft_wrap=True)
-    # uvicorn re-raises SIGTERM after its own graceful shutdown; turn it into an exit that
-    # runs the `finally` below instead of the default handler's immediate death.
+    server = _server(uvicorn.Config("api.app:create_app", factory=True, host=settings.host,
+                                    port=settings.port, log_level="warning",
+                                    timeout_graceful_shutdown=REQUESTS_GRACE_S), workers)
+    # uvicorn re-raises the signal after its own graceful shutdown; turn SIGTERM into an exit
+    # that runs the `finally` below instead of the default handler's immediate death.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    log_level="warning")
+        server.run()
+    except KeyboardInterrupt:
+        pass  # the Ctrl-C uvicorn handled, raised again
     finally:
+        deadline = time.monotonic() + WORKER_STOP_S
         for worker in workers:
-            worker.stop()
+            worker.stop(deadline)
         console.print("Capas stopped.")
 
 
@@ -139,8 +200,11 @@ def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1,
     """Run the API server alone (cluster mode)."""
     import uvicorn
 
+    # With several workers uvicorn starts new interpreters: keep the working folder off
+    # their import path too.
+    os.environ["PYTHONSAFEPATH"] = "1"
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log)
+                access_log=access_log, timeout_graceful_shutdown=REQUESTS_GRACE_S)
 
 
 @app.command()
@@ -149,12 +213,17 @@ def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
            gpu: Annotated[int | None, typer.Option(
                help="for -Q cuda: the GPU this worker owns (one worker per GPU)")] = None
            ) -> None:
-    """Run a Celery worker (cluster mode): `-Q cpu`, or `-Q cuda --gpu N` per GPU."""
+    """Run a Celery worker (cluster mode): `-Q cpu`, or `-Q cuda --gpu N` per GPU.
+
+    SIGTERM or Ctrl-C stops it within seconds: its running jobs stop within a batch and go
+    back to the queue, where another worker resumes them from their last epoch checkpoint.
+    """
     name = "capas@%h"
+    env = _worker_env()
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         name = f"capas-cuda{gpu}@%h"
-    os.execv(sys.executable, _worker_command(queues, concurrency, name))
+    os.execve(sys.executable, _worker_command(queues, concurrency, name), env)
 
 
 def _migrate_and_bootstrap(settings) -> str | None:

@@ -1,25 +1,31 @@
-"""The worker's Celery app: `celery -A workers.celery_app worker -Q cpu` (or `capas worker`).
+"""The worker's Celery app: `python -P -m workers worker -Q cpu` (or `capas worker`).
 
-Besides the training task, each worker runs the reconciler in a thread of its main process,
-gives its jobs back to the queue when it is asked to shut down; every forked child resets the
+Besides the training task, each worker runs the reconciler in a thread of its main process
+and hands its jobs back to the queue when it is asked to stop; every forked child resets the
 connections it inherited and imports the frameworks before it takes a job.
 """
 
 import logging
+import os
 import threading
 
 from celery import signals
+from celery.exceptions import WorkerShutdown
+from celery.worker.control import control_command
 
 from core.db import reset_after_fork, session_scope
 from core.queue import forget_connections, make_celery
 from core.repositories.jobs import JobRepository
+from core.services.dispatch import dispatch
 from core.services.reconciler import Reconciler
 from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 app = make_celery(get_settings())
 app.conf.imports = ("workers.tasks",)
-_stop = threading.Event()
+_stop = threading.Event()  # the worker was asked to stop
+_stopped = threading.Event()  # its pool has finished: nothing runs or is taken here any more
+_handed_back: set[str] = set()
 
 
 @signals.worker_process_init.connect
@@ -59,10 +65,61 @@ def _start_reconciler(sender, **_) -> None:
 
 
 @signals.worker_shutting_down.connect
-def _release_jobs(sender, **_) -> None:
-    """Warm shutdown: running jobs checkpoint, go back to the queue, and the worker exits."""
+def _hand_jobs_back(sender: str, **_) -> None:
+    """SIGTERM or Ctrl-C (Celery's warm shutdown): the running jobs stop within a batch,
+    checkpoint and go back to the queue, then the worker exits.
+
+    Called in the signal handler, so the work is done in a thread: it asks this node's jobs
+    to stop until the pool has finished (a job claimed meanwhile is asked too), and wakes the
+    worker's event loop, which otherwise sees the signal only when its broker poll ends (up to
+    2 s with the embedded broker, and then it polls once more).
+    """
+    if _stop.is_set():
+        return  # a second signal: already stopping
     _stop.set()
-    with session_scope(get_settings()) as session:
-        released = JobRepository(session).release_all(f"{sender}/")
-    if released:
-        log.warning("shutting down: released jobs %s", released)
+    threading.Thread(target=_ask_jobs_back, args=(sender, os.getpid()), name="capas-stop",
+                     daemon=True).start()
+
+
+def _ask_jobs_back(node: str, pid: int) -> None:
+    settings = get_settings()
+    try:
+        app.control.broadcast("capas_stop", arguments={"pid": pid}, destination=[node])
+    except Exception:  # the broker is out: the event loop sees the signal a little later
+        log.exception("could not wake this worker's event loop")
+    while True:
+        try:
+            with session_scope(settings) as session:
+                asked = JobRepository(session).release_all(f"{node}/")
+        except Exception:  # the database is out: the reconcilers recover the jobs later
+            log.exception("could not ask this worker's jobs to stop")
+            return
+        if asked:
+            log.warning("stopping: handing back jobs %s", asked)
+            _handed_back.update(asked)
+        if _stopped.wait(settings.job_poll_interval_s):
+            return
+
+
+@control_command(args=[("pid", int)], signature="<pid>")
+def capas_stop(state, pid: int) -> None:
+    """End this worker's event loop now (Celery's warm shutdown continues: the pool's jobs
+    finish their hand-back). The process id tells a message left over from an earlier run of
+    the same node, which the embedded broker keeps, from this one."""
+    if pid == os.getpid():
+        raise WorkerShutdown(0)
+
+
+@signals.worker_shutdown.connect
+def _send_jobs_handed_back(**_) -> None:
+    """The pool has finished and this worker takes no more jobs: send the ones it handed
+    back, so that another worker resumes them now (a restarted one, in embedded mode)."""
+    _stopped.set()
+    if not _handed_back:
+        return
+    settings = get_settings()
+    with session_scope(settings) as session:
+        waiting = [(job.id, job.queue)
+                   for job in JobRepository(session).queued_unsent(sorted(_handed_back))]
+    for job_id, queue in waiting:
+        dispatch(settings, job_id, queue)

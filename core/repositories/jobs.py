@@ -3,13 +3,14 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
 from ml.epochs import METRIC_FIELDS
+
 
 class JobRepository:
     def __init__(self, session: Session):
@@ -96,14 +97,20 @@ class JobRepository:
 
     def requeue(self, job_id: str, reason: str, *, worker: str | None = None,
                 stale_before: datetime | None = None) -> bool:
-        """running → queued (its checkpoint resumes it), if the holder is still as seen."""
+        """running → queued (its checkpoint resumes it), if the holder is still as seen.
+
+        A job handed back because its worker was asked to stop gets its attempt back: an
+        operator's stop is not a failed attempt, however the worker ended.
+        """
         query = update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
         if worker is not None:
             query = query.where(Job.worker == worker)
         if stale_before is not None:
             query = query.where(Job.heartbeat_at < stale_before)
+        attempt = case((Job.stop_requested == "release", Job.attempt - 1), else_=Job.attempt)
         result = self.session.execute(query.values(status=JobStatus.queued, worker=None,
-                                                   stop_requested=None, sent_at=None))
+                                                   attempt=attempt, stop_requested=None,
+                                                   sent_at=None))
         if result.rowcount != 1:
             return False
         self._event(job_id, JobStatus.queued, reason)
@@ -116,13 +123,21 @@ class JobRepository:
         return result.rowcount == 1
 
     def release_all(self, worker_prefix: str) -> list[str]:
-        """Ask every job a worker node holds to stop and go back to the queue."""
+        """Ask every job a worker node holds to stop and go back to the queue (a job asked to
+        stop already, cancelled or handed back, keeps its request); returns the jobs asked."""
         jobs = list(self.session.scalars(
             select(Job.id).where(Job.status == JobStatus.running,
-                                 Job.worker.startswith(worker_prefix))))
+                                 Job.worker.startswith(worker_prefix),
+                                 Job.stop_requested.is_(None))))
         for job_id in jobs:
             self.request_stop(job_id, "release")
         return jobs
+
+    def queued_unsent(self, job_ids: list[str]) -> list[Job]:
+        """Those of `job_ids` that wait in the queue with no message sent for them."""
+        return list(self.session.scalars(
+            select(Job).where(Job.id.in_(job_ids), Job.status == JobStatus.queued,
+                              Job.sent_at.is_(None))))
 
     def beat(self, job_id: str, worker: str) -> str | None:
         """Heartbeat of a running job; returns its stop request ("cancel", "release"), or

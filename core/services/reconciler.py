@@ -2,9 +2,10 @@
 
 It runs in every worker. It announces the worker's queues, re-queues running jobs whose
 worker stopped beating (they resume from their last epoch checkpoint) or fails them after
-`max_attempts`, and re-sends queued jobs whose message the broker no longer holds (Redis
-here keeps nothing on disk). Every change is a conditional update, so several reconcilers
-never act twice on one job, and a duplicate message is dropped by the claim.
+`max_attempts` (a worker that died while it handed its job back on an operator's stop
+costs the job no attempt), and re-sends queued jobs whose message the broker no longer
+holds (Redis here keeps nothing on disk). Every change is a conditional update, so several
+reconcilers never act twice on one job, and a duplicate message is dropped by the claim.
 """
 
 import logging
@@ -53,7 +54,8 @@ class Reconciler:
         for job in jobs:
             with session_scope(self.settings) as session:
                 repository = JobRepository(session)
-                if job.attempt >= job.max_attempts:
+                # A job its worker was asked to hand back gets that attempt back (requeue).
+                if job.attempt >= job.max_attempts and job.stop_requested != "release":
                     repository.finish_if(job.id, JobStatus.running, JobStatus.failed,
                                          f"{reason}; gave up after {job.attempt} attempts")
                     continue

@@ -230,11 +230,17 @@ class TrainingService:
 
     def _conclude(self, job: Job, worker: str, hooks: JobHooks, trained: "Trained | None"):
         reason = hooks.stop_reason
+        if reason == "release" and trained is not None:
+            reason = None  # trained in full before its worker was asked to stop: publish it
         if reason == "lost":
             log.warning("job %s was re-queued while this worker held it; dropped", job.id)
         elif reason == "release":
-            self._requeue(job.id, job.queue, worker, f"worker {worker} shutting down; resumes "
-                                                     "from its last epoch checkpoint")
+            # Not sent from here: this worker would take it again. Its main process sends it
+            # once it has stopped taking jobs (workers.celery_app); the reconcilers, if it dies.
+            with session_scope(self.settings) as session:
+                JobRepository(session).requeue(job.id, f"worker {worker} shutting down; "
+                                                       "resumes from its last epoch checkpoint",
+                                                worker=worker)
         else:
             try:
                 self._finish(job, worker, reason, trained)
