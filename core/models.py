@@ -129,10 +129,13 @@ class JobEvent(Base):
     """
 
     __tablename__ = "job_events"
+    # One event per epoch: an epoch trained again (a resumed job) replaces its event.
+    __table_args__ = (Index("uq_job_events_job_epoch", "job_id", "epoch", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(10), default="status")  # "status" or "epoch"
+    epoch: Mapped[int | None]  # of an "epoch" event
     status: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -178,10 +178,12 @@ class JobRepository:
 
     def record_epochs(self, job_id: str, epochs: list[tuple[int, dict[str, Any]]],
                       best: dict[str, Any]) -> None:
-        """Upsert each epoch's row on (job_id, epoch), add its event, and advance the job to
-        the last; three statements however many epochs.
+        """Upsert each epoch's row on (job_id, epoch), replace its event, and advance the job
+        to the last; four statements however many epochs.
 
-        A resumed job that trains an epoch again overwrites its row: never two rows per epoch.
+        A resumed job that trains an epoch again overwrites its row, and its event moves to a
+        new id: a stream read from the start shows each epoch once, with its final values, and
+        one resumed past the old event (`Last-Event-ID`) still gets the new one.
         """
         now = utcnow()
         rows = [{"job_id": job_id, "epoch": epoch, "recorded_at": now,
@@ -196,10 +198,18 @@ class JobRepository:
             update(Job).where(Job.id == job_id)
             .values(epochs_done=epochs[-1][0], best_metrics=best, heartbeat_at=now)
         )
-        self.session.execute(insert(JobEvent).values([
-            {"job_id": job_id, "kind": "epoch", "status": JobStatus.running, "at": now,
+        numbers = [row["epoch"] for row in rows]
+        self.session.execute(delete(JobEvent).where(JobEvent.job_id == job_id,
+                                                    JobEvent.epoch.in_(numbers)))
+        events = insert(JobEvent).values([
+            {"job_id": job_id, "kind": "epoch", "epoch": row["epoch"],
+             "status": JobStatus.running, "at": now,
              "data": {k: v for k, v in row.items() if k not in ("job_id", "recorded_at")}}
-            for row in rows]))
+            for row in rows])
+        # Two writers at once (a worker that has not yet seen it lost the job): the last wins.
+        self.session.execute(events.on_conflict_do_update(
+            index_elements=["job_id", "epoch"],
+            set_={"data": events.excluded.data, "at": events.excluded.at}))
 
     def events(self, job_id: str, after_id: int = 0, kind: str | None = None) -> list[JobEvent]:
         query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id)

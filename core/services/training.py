@@ -203,7 +203,6 @@ class TrainingService:
               EpochWriter(self.settings, job_id) as writer):
             hooks = JobHooks(self.settings, job_id, heartbeat, writer, job.max_runtime_s,
                              OBJECTIVES[job.spec["model"]["objective"]].task)
-            hooks.replay(history)
             self._run_claimed(job, worker, hooks, history)
 
     def _run_claimed(self, job: Job, worker: str, hooks: JobHooks,
@@ -292,6 +291,8 @@ class TrainingService:
         checkpoints = Checkpoints(self.store.job_checkpoint_dir(job.id),
                                   self.settings.checkpoint_min_interval_s,
                                   before_write=hooks.writer.flush)
+        # Epochs past the checkpoint are trained again: their earlier values count for nothing.
+        hooks.replay([row for row in history if row["epoch"] <= checkpoints.epoch])
         result = train(spec, data, hooks, device=job.queue, checkpoints=checkpoints,
                        history=[EpochMetrics(**row) for row in history])
         if hooks.stop_reason is not None:
