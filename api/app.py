@@ -1,24 +1,26 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory, with the serving component in front of it."""
 
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from api import dashboard, errors, openapi
-from api.dispatch import ServingDispatch
-from api.limits import BodySizeLimit
+from api.limits import BodyLimitErrorShape, BodyTimeout
 from api.metrics import Metrics, MetricsMiddleware
 from api.metrics import router as metrics_router
-from api.routes import datasets, health, jobs, models, specs, users, v2
+from api.routes import datasets, events, health, jobs, models, specs, users, v2
+from api.serving.app import ServingApp, documented_routes
 from api.uploads import remove_abandoned_uploads, upload_body_limit
 from core.cache import ExpiringCache
 from core.services.inference import InferenceService
 from core.services.registry import PredictorCache
 from core.settings import Settings, get_settings
 from ml.serving import AdaptiveBatcher
+
+MB = 1024 * 1024
 
 
 @asynccontextmanager
@@ -38,42 +40,34 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class CapasAPI(FastAPI):
-    """FastAPI entered through `front`: the body cap and the metrics around every request, and
-    the prediction routes answered there, ahead of FastAPI's own middleware (`api.dispatch`)."""
+    """FastAPI whose middleware stack has the serving component (`api.serving`) in front: the
+    prediction routes are answered there, every other request by FastAPI as usual."""
 
-    front: ASGIApp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = self  # what `request.app` reads, on either way through
-        await self.front(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """FastAPI's own way: its middleware stack, then its router."""
-        await super().__call__(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        state = self.state
+        return ServingApp(BodyLimitErrorShape(super().build_middleware_stack()), state.settings,
+                          state.principals, state.inference, state.metrics)
 
 
 def create_app(settings: Settings | None = None) -> CapasAPI:
     settings = settings or get_settings()
     app = CapasAPI(title="Capas", version="0.1.0", lifespan=_lifespan,
-                  description="Train and serve neural networks from a declarative layer spec.")
+                   description="Train and serve neural networks from a declarative layer spec.",
+                   max_body_size=settings.max_body_mb * MB)
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
     app.state.principals = ExpiringCache(settings.lookup_cache_s)
     app.state.targets = ExpiringCache(settings.lookup_cache_s)
     app.state.inference = InferenceService(settings, app.state.predictors, app.state.targets,
                                            AdaptiveBatcher(settings.inline_inference_ms / 1000))
-    errors.install(app)
-    openapi.install(app)
     app.state.metrics = Metrics(settings)
-    for router in (health.router, metrics_router, specs.router, jobs.router, models.router,
-                   models.serving_router, datasets.router, users.router, v2.router,
-                   v2.serving_router):
+    errors.install(app)
+    openapi.install(app, documented_routes())
+    for router in (health.router, metrics_router, specs.router, jobs.router, events.router,
+                   models.router, datasets.router, users.router, v2.router):
         app.include_router(router)
+    app.include_router(datasets.upload_router, max_body_size=upload_body_limit(settings))
     dashboard.install(app)  # last: its `/static` mount must not shadow an API route
-    serving = ServingDispatch(app.handle,
-                              routes=[*models.serving_router.routes, *v2.serving_router.routes])
-    app.front = BodySizeLimit(MetricsMiddleware(serving, metrics=app.state.metrics),
-                              max_bytes=settings.max_body_mb * 1024 * 1024,
-                              route_limits={("POST", "/datasets"): upload_body_limit(settings)},
-                              timeout_s=settings.body_timeout_s)
+    app.add_middleware(BodyTimeout, timeout_s=settings.body_timeout_s)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: times all
     return app

@@ -13,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from core.errors import CapasError
 
@@ -28,6 +29,10 @@ MAX_ECHO_CHARS, MAX_ECHO_ITEMS = 200, 20
 # After a fault of ours the server drops the connection (uvicorn closes it once an exception
 # has left the app), so the answer says so: a client must not send its next request on it.
 CLOSE = {"Connection": "close"}
+
+
+def too_large(limit: int) -> str:
+    return f"request body exceeds {limit} bytes"
 
 
 def _json_safe(value: Any, cut: bool = False) -> Any:
@@ -89,8 +94,12 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"),
-                          str(exc.detail), headers=exc.headers, request=request)
+    message = str(exc.detail)
+    if exc.status_code == 413 and MAX_BODY_SIZE_SCOPE_KEY in request.scope:
+        # Starlette's body limit says only "Content Too Large"; the scope holds its limit.
+        message = too_large(request.scope[MAX_BODY_SIZE_SCOPE_KEY])
+    return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message,
+                          headers=exc.headers, request=request)
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -99,8 +108,8 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
                           request=request)
 
 
-# The handlers by exception type, most specific first, for the app and for the routes served
-# ahead of it (`api.dispatch`).
+# The handlers by exception type, most specific first, for the app and for the serving component
+# in front of it (`api.serving`).
 HANDLERS = {CapasError: capas_error, RequestValidationError: validation_error,
             HTTPException: http_error, Exception: internal_error}
 

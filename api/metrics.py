@@ -57,24 +57,26 @@ class Metrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5, 1, 2.5, 5, 10))
         self.registry.register(_StateCollector(settings))
-
-
-class MetricsMiddleware:
-    """Counts and times every request by its route template (not its path: bounded labels)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app, self.metrics = app, metrics
         # The labelled series by (method, route, status): resolving labels takes a lock and
         # builds tuples, a tenth of a small prediction's whole cost in the API.
-        self.series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    def _series(self, method: str, route: str, status: str) -> tuple[Any, Any]:
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request answered, by its route template (not its path: bounded labels)."""
         key = (method, route, status)
         found = self.series.get(key)
         if found is None:
-            found = self.series[key] = (self.metrics.requests.labels(method, route, status),
-                                        self.metrics.latency.labels(method, route))
-        return found
+            found = self.series[key] = (self.requests.labels(method, route, str(status)),
+                                        self.latency.labels(method, route))
+        found[0].inc()
+        found[1].observe(seconds)
+
+
+class MetricsMiddleware:
+    """Counts and times every request FastAPI answers (the serving component counts its own)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,9 +94,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            requests, latency = self._series(scope["method"], route, str(status))
-            requests.inc()
-            latency.observe(time.perf_counter() - started)
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
 
 
 @router.get("/metrics")

@@ -9,6 +9,8 @@ behind each route refuse with (409, 415, 429, 503), each described with the limi
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 
 from api.errors import V2_PREFIX
@@ -74,10 +76,12 @@ DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
 }
 # Routes open to every valid key, an app's included: never 403.
 OPEN_TO_EVERY_KEY = {("GET", "/me"), ("GET", "/v2")}
-# Answers whose media type FastAPI cannot see: the route builds its own response.
+# Answers whose media type FastAPI cannot see (the route builds its own response), and event
+# streams, which it documents with OpenAPI 3.2's `itemSchema`, unknown to a 3.1 document.
 MEDIA_TYPES = {
     ("GET", "/metrics"): ["text/plain"],
     ("GET", "/jobs/{job_id}/events"): ["text/event-stream"],
+    ("GET", "/events"): ["text/event-stream"],
     ("GET", "/jobs/{job_id}/metrics.csv"): ["text/csv"],
     # JSON, or with binary tensor data: the JSON header then the raw bytes.
     ("POST", "/v2/models/{name}/infer"): ["application/json", "application/octet-stream"],
@@ -86,12 +90,19 @@ MEDIA_TYPES = {
 }
 
 
-def install(app: FastAPI) -> None:
-    """Serve the app's document with the errors added, built once on first request."""
+def install(app: FastAPI, serving_routes: list[APIRoute]) -> None:
+    """Serve the app's document, with the serving component's routes (which FastAPI does not
+    route to) and the errors added, built once on first request."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            add_errors(FastAPI.openapi(app), app.state.settings)  # FastAPI keeps what it built
+            document = get_openapi(
+                title=app.title, version=app.version, openapi_version=app.openapi_version,
+                summary=app.summary, description=app.description, tags=app.openapi_tags,
+                servers=app.servers, routes=[*app.routes, *serving_routes],
+                separate_input_output_schemas=app.separate_input_output_schemas)
+            add_errors(document, app.state.settings)
+            app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi

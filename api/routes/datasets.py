@@ -9,9 +9,11 @@ from api.uploads import receive_upload
 from core.services.datasets import DatasetService
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+# The upload, included with a body cap of its own (`api.uploads.upload_body_limit`).
+upload_router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, response_model=DatasetOut)
+@upload_router.post("", status_code=201, response_model=DatasetOut)
 async def upload_dataset(request: Request, principal: PrincipalDep, session: SessionDep,
                          settings: SettingsDep, response: Response) -> DatasetOut:
     """Multipart fields: `file` (.csv, .npz or .zip of class folders), `target` (CSV),

@@ -1,30 +1,24 @@
-"""Training jobs: submit, list, read, per-epoch metrics."""
+"""Training jobs: submit, list, read, cancel, per-epoch metrics (their event streams are in
+`api.routes.events`)."""
 
-import asyncio
 import csv
 import io
-import json
-import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
 
 from api.bodies import JobBody
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.schemas.base import Count
-from api.schemas.jobs import Event, JobList, JobOut, MetricRow
-from core.db import session_scope
+from api.schemas.jobs import JobList, JobOut, MetricRow
 from core.job_options import parse_options
-from core.models import FINISHED_STATUSES, Job, JobEvent, JobStatus
+from core.models import Job, JobStatus
 from core.repositories.jobs import METRIC_FIELDS
 from core.services.jobs import JobService
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 CSV_COLUMNS = ("epoch", *METRIC_FIELDS)
-SSE_POLL_S = 0.25
-SSE_KEEPALIVE_S = 10.0
 
 
 def job_out(service: JobService, job: Job, with_timeline: bool = True) -> JobOut:
@@ -91,50 +85,3 @@ def cancel_job(job_id: str, principal: PrincipalDep, session: SessionDep,
                settings: SettingsDep) -> JobOut:
     service = JobService(session, settings)
     return job_out(service, service.cancel(principal, job_id))
-
-
-@router.get("/{job_id}/events")
-async def job_events(job_id: str, request: Request, principal: PrincipalDep,
-                     settings: SettingsDep,
-                     last_event_id: Annotated[Count | None, Header()] = None,
-                     after: Annotated[Count, Query()] = 0) -> StreamingResponse:
-    """Server-Sent Events: `status` and `epoch` events with ids; `Last-Event-ID` (or `after`)
-    resumes after an event; a comment every few seconds keeps proxies from closing the
-    stream, which ends with an `end` event once the job has finished."""
-
-    def read(after_id: int) -> tuple[list[dict], str]:
-        with session_scope(settings) as session:
-            service = JobService(session, settings)
-            job = service.get(principal, job_id)
-            return [event_payload(e) for e in service.events(job, after_id)], job.status
-
-    await run_in_threadpool(read, 0)  # 404 or 403 before the stream starts
-
-    async def stream():
-        last, quiet_since = last_event_id or after, time.monotonic()
-        while not await request.is_disconnected():
-            events, status = await run_in_threadpool(read, last)
-            for event in events:
-                last = event["id"]
-                yield (f"id: {event['id']}\nevent: {event['kind']}\n"
-                       f"data: {json.dumps(event['data'])}\n\n")
-                quiet_since = time.monotonic()
-            if not events and status in FINISHED_STATUSES:
-                yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
-                return
-            if time.monotonic() - quiet_since > SSE_KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await asyncio.sleep(SSE_POLL_S)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def event_payload(event: JobEvent) -> dict:
-    if event.kind == "epoch":
-        data = event.data
-    else:
-        data = {"status": event.status, "detail": event.detail,
-                "at": Event.model_validate(event).model_dump()["at"]}
-    return {"id": event.id, "kind": event.kind, "data": data}

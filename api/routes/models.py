@@ -1,19 +1,10 @@
-"""The model registry (versions, cards, aliases, downloads) and `/predict`."""
+"""The model registry: versions, cards, aliases, downloads (prediction is the serving
+component's: `api.serving`)."""
 
-import json
-
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
-from api.deps import (
-    SERVING_SECURITY,
-    InferenceDep,
-    PrincipalDep,
-    SessionDep,
-    SettingsDep,
-    parse_body,
-    serving,
-)
+from api.deps import InferenceDep, PrincipalDep, SessionDep, SettingsDep
 from api.schemas.base import VersionText
 from api.schemas.models import (
     AliasIn,
@@ -21,9 +12,6 @@ from api.schemas.models import (
     ModelCard,
     ModelOut,
     ModelPatch,
-    PredictByNameIn,
-    PredictIn,
-    PredictOut,
     VersionSummary,
 )
 from core.models import RegisteredModel
@@ -31,9 +19,6 @@ from core.services.registry import RegistryService, positive_version
 from ml.artifacts import available_formats
 
 router = APIRouter(tags=["models"])
-# The prediction routes, which `api.dispatch` serves ahead of the router.
-serving_router = APIRouter(tags=["models"])
-BATCH_SIZE_HEADER = "X-Capas-Batch-Size"
 
 
 def model_out(service: RegistryService, model: RegisteredModel) -> ModelOut:
@@ -122,35 +107,3 @@ def remove_alias(name: str, alias: str, principal: PrincipalDep, session: Sessio
 def get_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDep,
               settings: SettingsDep) -> dict:
     return RegistryService(session, settings).alias(principal, name, alias)
-
-
-def _predict_openapi(body: type[PredictIn]) -> dict:
-    """What FastAPI would document for `body`, for routes that parse it themselves."""
-    return {**SERVING_SECURITY, "requestBody": {"required": True, "content": {
-        "application/json": {"schema": body.model_json_schema()}}}}
-
-
-def _prediction(result: dict, batch_size: int) -> Response:
-    answer = {key: value for key, value in result.items() if value is not None}
-    return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json",
-                    headers={BATCH_SIZE_HEADER: str(batch_size)})
-
-
-# The prediction routes take the request alone (see `api.dispatch`); the response model
-# documents the answer.
-@serving_router.post("/models/{name}/predict", response_model=PredictOut,
-                     openapi_extra=_predict_openapi(PredictIn))
-async def predict(request: Request, name: str) -> Response:
-    principal, inference = await serving(request)
-    body = parse_body(PredictIn, await request.body())
-    return _prediction(*await inference.predict(principal, name, body.instances, body.version,
-                                                body.alias))
-
-
-@serving_router.post("/predict", response_model=PredictOut,
-                     openapi_extra=_predict_openapi(PredictByNameIn))
-async def predict_by_body(request: Request) -> Response:
-    principal, inference = await serving(request)
-    body = parse_body(PredictByNameIn, await request.body())
-    return _prediction(*await inference.predict(principal, body.model, body.instances,
-                                                body.version, body.alias))

@@ -36,6 +36,8 @@ def run_config(accounts: dict) -> str:
     lines.append("[parameters]")
     lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}'
               for name in existing]
+    # The caller's event stream never ends: its first event (`position`) is the answer to check.
+    lines += ["[[operations]]", 'include-path = "/events"', "max-stream-events = 1"]
     return "\n".join(lines) + "\n"
 
 

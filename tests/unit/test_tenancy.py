@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from api.deps import _authenticate
+from api.serving.auth import authenticate as _authenticate
 from capas.cli import app as cli
 from core.db import session_scope
 from core.models import ApiKey, Job, RegisteredModel
