@@ -6,8 +6,8 @@ connections it inherited and imports the frameworks before it takes a job.
 """
 
 import logging
-import os
 import threading
+import uuid
 
 from celery import signals
 from celery.exceptions import WorkerShutdown
@@ -26,6 +26,9 @@ app.conf.imports = ("workers.tasks",)
 _stop = threading.Event()  # the worker was asked to stop
 _stopped = threading.Event()  # its pool has finished: nothing runs or is taken here any more
 _handed_back: set[str] = set()
+# Names this run of the worker in the message that wakes its event loop: the embedded broker
+# keeps a message the loop did not read, and the node's next run must not take it for its own.
+_run = uuid.uuid4().hex
 
 
 @signals.worker_process_init.connect
@@ -77,14 +80,14 @@ def _hand_jobs_back(sender: str, **_) -> None:
     if _stop.is_set():
         return  # a second signal: already stopping
     _stop.set()
-    threading.Thread(target=_ask_jobs_back, args=(sender, os.getpid()), name="capas-stop",
+    threading.Thread(target=_ask_jobs_back, args=(sender,), name="capas-stop",
                      daemon=True).start()
 
 
-def _ask_jobs_back(node: str, pid: int) -> None:
+def _ask_jobs_back(node: str) -> None:
     settings = get_settings()
     try:
-        app.control.broadcast("capas_stop", arguments={"pid": pid}, destination=[node])
+        app.control.broadcast("capas_stop", arguments={"run": _run}, destination=[node])
     except Exception:  # the broker is out: the event loop sees the signal a little later
         log.exception("could not wake this worker's event loop")
     while True:
@@ -101,12 +104,11 @@ def _ask_jobs_back(node: str, pid: int) -> None:
             return
 
 
-@control_command(args=[("pid", int)], signature="<pid>")
-def capas_stop(state, pid: int) -> None:
-    """End this worker's event loop now (Celery's warm shutdown continues: the pool's jobs
-    finish their hand-back). The process id tells a message left over from an earlier run of
-    the same node, which the embedded broker keeps, from this one."""
-    if pid == os.getpid():
+@control_command(args=[("run", str)], signature="<run>")
+def capas_stop(state, run: str) -> None:
+    """End this run's event loop now; Celery's warm shutdown goes on (the pool's jobs finish
+    handing themselves back)."""
+    if run == _run:
         raise WorkerShutdown(0)
 
 
