@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Result, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -30,7 +30,7 @@ class JobRepository:
         result = self.session.execute(
             update(Job).where(Job.id == job_id, Job.status == current)
             .values(status=status, finished_at=utcnow(), failure_reason=reason))
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return False
         self._event(job_id, status, reason)
         return True
@@ -71,12 +71,13 @@ class JobRepository:
             .values(status=JobStatus.running, attempt=Job.attempt + 1, worker=worker,
                     started_at=now, heartbeat_at=now, stop_requested=None)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return False
         self._event(job_id, JobStatus.running, f"worker {worker}", now)
         return True
 
-    def _event(self, job_id: str, status: str, detail: str | None, at=None) -> None:
+    def _event(self, job_id: str, status: str, detail: str | None,
+               at: datetime | None = None) -> None:
         self.session.add(JobEvent(job_id=job_id, kind="status", status=status, detail=detail,
                                   at=at or utcnow()))
 
@@ -90,7 +91,7 @@ class JobRepository:
         result = self.session.execute(
             query.values(status=status, finished_at=now, failure_reason=reason,
                          stop_requested=None, **values))
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return False
         self._event(job_id, status, reason, now)
         return True
@@ -111,7 +112,7 @@ class JobRepository:
         result = self.session.execute(query.values(status=JobStatus.queued, worker=None,
                                                    attempt=attempt, stop_requested=None,
                                                    sent_at=None))
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             return False
         self._event(job_id, JobStatus.queued, reason)
         return True
@@ -120,7 +121,7 @@ class JobRepository:
         result = self.session.execute(
             update(Job).where(Job.id == job_id, Job.status == JobStatus.running)
             .values(stop_requested=kind))
-        return result.rowcount == 1
+        return _rowcount(result) == 1
 
     def release_all(self, worker_prefix: str) -> list[str]:
         """Ask every job a worker node holds to stop and go back to the queue (a job asked to
@@ -188,7 +189,8 @@ class JobRepository:
         now = utcnow()
         rows = [{"job_id": job_id, "epoch": epoch, "recorded_at": now,
                  **{k: metrics.get(k) for k in METRIC_FIELDS}} for epoch, metrics in epochs]
-        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        dialect = self.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(JobMetric).values(rows)
         self.session.execute(statement.on_conflict_do_update(
             index_elements=["job_id", "epoch"],
@@ -224,3 +226,10 @@ class JobRepository:
             .where(JobMetric.job_id == job_id, JobMetric.epoch > after_epoch)
             .order_by(JobMetric.epoch)
         ))
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE matched. SQLAlchemy types a session's results as `Result`; an
+    UPDATE's is a `CursorResult`, which counts them."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount

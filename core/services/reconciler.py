@@ -9,7 +9,7 @@ reconcilers never act twice on one job, and a duplicate message is dropped by th
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from core.db import session_scope
 from core.models import Job, JobStatus, utcnow
@@ -50,7 +50,7 @@ class Reconciler:
                     log.warning("job %s is queued but its message is gone; re-sent", job.id)
                     dispatch(self.settings, job.id, job.queue)
 
-    def _recover(self, jobs: list[Job], reason: str, stale_before) -> None:
+    def _recover(self, jobs: list[Job], reason: str, stale_before: datetime | None) -> None:
         for job in jobs:
             with session_scope(self.settings) as session:
                 repository = JobRepository(session)

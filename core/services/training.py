@@ -18,12 +18,13 @@ from core.artifacts import ArtifactStore
 from core.db import session_scope
 from core.errors import Conflict
 from core.models import Job, JobStatus
-from core.repositories.jobs import METRIC_FIELDS, JobRepository
+from core.repositories.jobs import JobRepository
 from core.services.datasets import DatasetService
 from core.services.dispatch import dispatch
 from core.services.registry import RegistryService
 from core.settings import Settings
 from ml.catalog import OBJECTIVES
+from ml.epochs import METRIC_FIELDS, EpochMetrics
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Heartbeat(threading.Thread):
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.finished.set()
         self.join()
 
@@ -74,7 +75,8 @@ class EpochWriter(threading.Thread):
     def __init__(self, settings: Settings, job_id: str):
         super().__init__(name=f"epochs-{job_id}", daemon=True)
         self.settings, self.job_id = settings, job_id
-        self.rows: queue.Queue = queue.Queue()
+        # (epoch, row, best metrics) of each epoch, then None: the writer ends.
+        self.rows: queue.Queue[tuple[int, dict[str, Any], dict[str, Any]] | None] = queue.Queue()
         self.hurry = threading.Event()
         self.error: Exception | None = None
 
@@ -121,7 +123,7 @@ class EpochWriter(threading.Thread):
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.hurry.set()
         self.rows.put(None)
         self.join()
@@ -156,7 +158,7 @@ class JobHooks:
             self._update_best(row)
             self.final = {k: v for k, v in row.items() if v is not None}
 
-    def on_epoch_end(self, metrics) -> None:
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
         row = metrics.as_dict()
         self.replay([row])
         self.writer.put(metrics.epoch, row, self.best)
@@ -178,7 +180,7 @@ class JobHooks:
 
 @dataclass(frozen=True)
 class Trained:
-    manifest: dict
+    manifest: dict[str, Any]
     directory: Path
     max_abs_diff: float
     device: str
@@ -197,6 +199,7 @@ class TrainingService:
                 log.info("job %s is not queued (duplicate delivery or finished); dropped", job_id)
                 return
             job = jobs.get(job_id)
+            assert job is not None  # claimed just above
             history = [{k: getattr(row, k) for k in ("epoch", *METRIC_FIELDS)}
                        for row in jobs.metrics(job_id)]
         with (Heartbeat(self.settings, job_id, worker) as heartbeat,
@@ -227,7 +230,8 @@ class TrainingService:
             return
         self._conclude(job, worker, hooks, trained)
 
-    def _conclude(self, job: Job, worker: str, hooks: JobHooks, trained: "Trained | None"):
+    def _conclude(self, job: Job, worker: str, hooks: JobHooks,
+                  trained: "Trained | None") -> None:
         reason = hooks.stop_reason
         if reason == "release" and trained is not None:
             reason = None  # trained in full before its worker was asked to stop: publish it
@@ -261,12 +265,14 @@ class TrainingService:
             elif reason == "timeout":
                 jobs.finish(job.id, JobStatus.failed, worker=worker,
                             reason=f"exceeded max_runtime_s ({job.max_runtime_s} s)")
-            elif jobs.finish(job.id, JobStatus.succeeded, worker=worker,
-                             device=trained.device, final_metrics=trained.final_metrics):
-                # Same transaction: never succeeded without its version, nor twice.
-                version = RegistryService(session, self.settings).publish(
-                    job, trained.manifest, trained.directory, trained.max_abs_diff)
-                jobs.set_model_version(job.id, version)
+            else:
+                assert trained is not None  # only a training that was stopped leaves none
+                if jobs.finish(job.id, JobStatus.succeeded, worker=worker,
+                               device=trained.device, final_metrics=trained.final_metrics):
+                    # Same transaction: never succeeded without its version, nor twice.
+                    version = RegistryService(session, self.settings).publish(
+                        job, trained.manifest, trained.directory, trained.max_abs_diff)
+                    jobs.set_model_version(job.id, version)
 
     def _requeue(self, job_id: str, queue: str, worker: str, reason: str) -> None:
         with session_scope(self.settings) as session:
@@ -278,7 +284,6 @@ class TrainingService:
                           history: list[dict[str, Any]]) -> "Trained | None":
         from ml.artifacts import export_max_abs_diff, write_model
         from ml.backends import get_backend
-        from ml.epochs import EpochMetrics
         from ml.spec import JobSpec, analyze
         from ml.training import Checkpoints, prepare, train
 
