@@ -27,8 +27,10 @@ test-gpu: install
 test-unit: install
 	$(PY) -m pytest -q -rs tests/unit
 
+# ruff on the whole tree; mypy, strict, on the ML library and the shared domain (pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy ml core
 
 bench: install
 	$(PY) bench/train_overhead.py
