@@ -13,8 +13,8 @@ from celery import signals
 from celery.exceptions import WorkerShutdown
 from celery.worker.control import control_command
 
+from core.broker import forget_connections, make_celery
 from core.db import reset_after_fork, session_scope
-from core.queue import forget_connections, make_celery
 from core.repositories.jobs import JobRepository
 from core.services.dispatch import dispatch
 from core.services.reconciler import Reconciler

@@ -3,7 +3,7 @@
 import os
 import socket
 
-from core.queue import TRAIN_TASK
+from core.broker import TRAIN_TASK
 from core.services.training import TrainingService
 from core.settings import get_settings
 from workers.celery_app import app

@@ -5,9 +5,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from api.deps import SettingsDep
+from core.broker import broker_reachable
 from core.db import get_engine
 from core.errors import Unavailable
-from core.queue import broker_reachable
 from core.settings import Settings
 
 router = APIRouter(tags=["health"])

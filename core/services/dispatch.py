@@ -1,7 +1,7 @@
 """Sending a committed job to its workers' queue, and noting when, which the reconciler reads."""
 
+from core.broker import send_job
 from core.db import session_scope
-from core.queue import send_job
 from core.repositories.jobs import JobRepository
 from core.settings import Settings
 

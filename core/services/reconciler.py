@@ -11,9 +11,9 @@ reconcilers never act twice on one job, and a duplicate message is dropped by th
 import logging
 from datetime import datetime, timedelta
 
+from core.broker import messages_in_flight
 from core.db import session_scope
 from core.models import Job, JobStatus, utcnow
-from core.queue import messages_in_flight
 from core.repositories.jobs import JobRepository
 from core.repositories.workers import WorkerRepository
 from core.services.dispatch import dispatch

@@ -12,9 +12,9 @@ import redis
 from sqlalchemy import func, select
 
 from capas import Client
+from core.broker import TRAIN_TASK, celery_for
 from core.db import session_scope
 from core.models import JobMetric, ModelVersion
-from core.queue import TRAIN_TASK, celery_for
 from tests.conftest import ROOT, example, free_port, tiny_job
 from tests.integration.conftest import cluster_env, start_worker, stop, wait_for, wait_for_job
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from core.broker import messages_in_flight
 from core.db import session_scope
 from core.models import Job, JobStatus, utcnow
-from core.queue import messages_in_flight
 from core.repositories.jobs import JobRepository
 from core.repositories.workers import WorkerRepository
 from core.services.reconciler import Reconciler

@@ -1,4 +1,5 @@
-"""The Celery application (DESIGN §6 settings) and the one way jobs are sent to workers."""
+"""The message broker: the Celery application (DESIGN §6 settings), the one way a job is sent to
+its workers, and what the broker holds (for the reconciler and readiness)."""
 
 import json
 import re
