@@ -14,8 +14,8 @@ from api.schemas.base import Count
 from api.schemas.jobs import JobList, JobOut, MetricRow
 from core.job_options import parse_options
 from core.models import Job, JobStatus
-from core.repositories.jobs import METRIC_FIELDS
 from core.services.jobs import JobService
+from ml.epochs import METRIC_FIELDS
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 CSV_COLUMNS = ("epoch", *METRIC_FIELDS)
