@@ -51,9 +51,13 @@ class CapasAPI(FastAPI):
 
 def create_app(settings: Settings | None = None) -> CapasAPI:
     settings = settings or get_settings()
+    # FastAPI's OpenTelemetry is off: the API has its own Prometheus metrics, and with it on,
+    # FastAPI reads the environment on every request to see whether a provider is configured
+    # (a tenth of a small prediction's cost in the API).
     app = CapasAPI(title="Capas", version="0.1.0", lifespan=_lifespan,
                    description="Train and serve neural networks from a declarative layer spec.",
-                   max_body_size=settings.max_body_mb * MB)
+                   max_body_size=settings.max_body_mb * MB,
+                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.predictors = PredictorCache(settings.model_cache_size)
     app.state.principals = ExpiringCache(settings.lookup_cache_s)

@@ -49,18 +49,21 @@ class Operation:
     openapi_extra: dict[str, Any]
     response_model: type | None = None
     regex: Pattern[str] = field(init=False)
-    # The path's parameters, checked as the endpoint declares them (a version is bounded).
-    parameters: dict[str, TypeAdapter] = field(init=False)
+    # The path's parameters that are more than text, checked as the endpoint declares them (a
+    # version is bounded).
+    checked: dict[str, TypeAdapter] = field(init=False)
 
     def __post_init__(self) -> None:
         self.regex = compile_path(self.path)[0]
         hints = get_type_hints(self.endpoint, include_extras=True)
-        self.parameters = {name: TypeAdapter(hints[name]) for name in self.regex.groupindex}
+        self.checked = {name: TypeAdapter(hints[name]) for name in self.regex.groupindex
+                        if hints[name] is not str}
 
     def arguments(self, found: dict[str, str]) -> dict[str, Any]:
         """The path's parameters as the endpoint takes them, refused in FastAPI's words."""
-        values, errors = {}, []
-        for name, adapter in self.parameters.items():
+        values: dict[str, Any] = dict(found)
+        errors: list[Any] = []
+        for name, adapter in self.checked.items():
             try:
                 values[name] = adapter.validate_python(found[name])
             except ValidationError as error:
