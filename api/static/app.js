@@ -1,6 +1,7 @@
 // The dashboard's shell: sign-in, the hash router, the header.
 
 import { ApiError, get, session } from "./api.js";
+import * as live from "./live.js";
 import { el, errorBox, loadCatalog, mount } from "./ui.js";
 import * as jobs from "./views/jobs.js";
 import * as job from "./views/job.js";
@@ -97,6 +98,7 @@ async function start() {
   mount(document.getElementById("who"), el("span", {}, `${me.name} (${me.role})`),
     el("button", { type: "button", class: "link", onclick: () => {
       session.key = null;
+      live.close();
       location.hash = "#/jobs";
       signInForm();
     } }, "Sign out"));
@@ -107,6 +109,7 @@ async function start() {
 window.addEventListener("hashchange", () => { if (session.key) route(); });
 window.addEventListener("capas:signed-out", () => {
   session.key = null;
+  live.close();
   signInForm(new Error("the key was refused; sign in again"));
 });
 takeKeyFromLink();

@@ -63,7 +63,10 @@ def page(browser, link):
 
 
 def shot(page, name: str) -> None:
-    page.wait_for_load_state("networkidle")
+    # Not "networkidle": the jobs list and the job view keep the caller's event stream open,
+    # so the network never goes idle there. The page is drawn once no view is still loading.
+    page.wait_for_load_state("load")
+    page.wait_for_selector(".loading", state="detached")
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 

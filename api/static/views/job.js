@@ -1,6 +1,7 @@
 // One job: its learning curves growing live, timeline, metrics and a link to its model card.
 
-import { download, follow, get } from "../api.js";
+import { download, get } from "../api.js";
+import { listen } from "../live.js";
 import {
   FINISHED, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
 } from "../ui.js";
@@ -51,7 +52,7 @@ function finalMetrics(job) {
 
 export async function render(root, id) {
   mount(root, loading("Loading the job"));
-  let job = await get(`/jobs/${id}`);
+  let job = null;
   const rows = new Map();
   const lossChart = el("div", { class: "chart", id: "loss-chart", role: "img",
     "aria-label": "loss per epoch, train and validation" });
@@ -106,24 +107,45 @@ export async function render(root, id) {
     drawRows();
   }
 
+  // The job's events from the caller's stream. Rows are keyed by epoch: an epoch trained again
+  // (a resumed job) replaces its row, and one the page also loads is not added twice. Until the
+  // page is drawn, events are only kept; then a burst redraws once per frame.
+  let drawn = false;
+  let changed = false;  // a status event came before the page was drawn
+  let pending = false;
+  const stop = await listen((kind, data) => {
+    if (data.job_id !== id) return;
+    if (kind !== "epoch") {
+      if (drawn) refresh(); else changed = true;
+      return;
+    }
+    const row = { ...data };
+    delete row.job_id;
+    rows.set(row.epoch, row);
+    if (!drawn) return;
+    job = { ...job, epochs_done: Math.max(job.epochs_done, row.epoch) };
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; drawHeader(); drawRows(); });
+  });
+  let loaded;
+  try {
+    loaded = await Promise.all([get(`/jobs/${id}`), get(`/jobs/${id}/metrics`)]);
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  job = loaded[0];
+  for (const row of loaded[1]) if (!rows.has(row.epoch)) rows.set(row.epoch, row);
+  job = { ...job, epochs_done: Math.max(job.epochs_done, ...rows.keys()) };
   mount(root, header, el("div", { class: "columns" },
     el("div", { class: "wide" }, el("section", { class: "card charts" }, lossChart, qualityChart),
       table),
     side));
   drawHeader();
-  for (const row of await get(`/jobs/${id}/metrics`)) rows.set(row.epoch, row);
   drawRows();
-  if (FINISHED.has(job.status)) return null;
-  // The stream replays the job's events from the start; rows are keyed by epoch, so a replayed
-  // or resumed epoch replaces its row instead of adding one. A burst redraws once per frame.
-  let pending = false;
-  const stream = follow(`/jobs/${id}/events`, (kind, data) => {
-    if (kind !== "epoch") { refresh(); return; }
-    rows.set(data.epoch, data);
-    job = { ...job, epochs_done: Math.max(job.epochs_done, data.epoch) };
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => { pending = false; drawHeader(); drawRows(); });
-  }, () => refresh());
-  return () => stream.stop();
+  drawn = true;
+  if (changed) await refresh();
+  if (FINISHED.has(job.status)) { stop(); return null; }
+  return stop;
 }

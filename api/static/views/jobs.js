@@ -1,14 +1,10 @@
-// Jobs: the list, kept live by each unfinished job's event stream; cancel; pick to compare.
+// Jobs: the list, kept live by the caller's event stream; cancel; pick to compare.
 
-import { follow, get, send } from "../api.js";
+import { get, send } from "../api.js";
+import { listen } from "../live.js";
 import {
   FINISHED, el, empty, errorBox, fmt, loading, mount, statusBadge, toast, when,
 } from "../ui.js";
-
-const REFRESH_MS = 5000;  // how soon a job submitted elsewhere shows up
-// A browser opens at most six HTTP/1.1 connections to one host: streams beyond a few would
-// starve every other request of the page. Jobs not streamed are kept up by the refresh.
-const MAX_STREAMS = 3;
 
 function bestMetric(job) {
   const best = job.best_metrics || {};
@@ -39,11 +35,12 @@ export async function cancelJob(id) {
 export async function render(root) {
   mount(root, loading("Loading jobs"));
   const jobs = new Map();
-  const streams = new Map();
   const picked = new Set();
   const body = el("tbody");
   const compareLink = el("a", { class: "button", href: "#/compare", "aria-disabled": "true" },
     "Compare selected");
+  const nothing = empty("No jobs yet.", el("a", { class: "button primary", href: "#/new" },
+    "Define and train a network"));
 
   function updateCompare() {
     compareLink.textContent = `Compare selected (${picked.size})`;
@@ -74,64 +71,54 @@ export async function render(root) {
       "Cancel")));
   }
 
+  // A job's row, replaced in place, or added where its submission time puts it: newest first.
   function update(job) {
     jobs.set(job.id, job);
     const old = document.getElementById(`job-${job.id}`);
-    if (old) old.replaceWith(row(job)); else body.prepend(row(job));
-    watchMore();
-  }
-
-  // Streams the unfinished jobs, running ones first, up to MAX_STREAMS at once.
-  function watchMore() {
-    const waiting = [...jobs.values()].filter((j) => !FINISHED.has(j.status) && !streams.has(j.id))
-      .sort((a, b) => (a.status === "running" ? 0 : 1) - (b.status === "running" ? 0 : 1));
-    for (const job of waiting.slice(0, MAX_STREAMS - streams.size)) watch(job.id);
-  }
-
-  function watch(id) {
-    const refresh = async () => update(await get(`/jobs/${id}`));
-    streams.set(id, follow(`/jobs/${id}/events`, (kind, data) => {
-      const job = jobs.get(id);
-      if (kind === "epoch") update({ ...job, epochs_done: Math.max(job.epochs_done, data.epoch) });
-      else refresh();
-    }, () => { streams.delete(id); refresh(); }));
-  }
-
-  async function load() {
-    const page = await get("/jobs?limit=100");
-    for (const job of [...page.items].reverse()) {
-      const known = jobs.get(job.id);
-      if (!known || known.status !== job.status
-        || (!streams.has(job.id) && known.epochs_done !== job.epochs_done)) update(job);
+    if (old) {
+      old.replaceWith(row(job));
+    } else {
+      const older = [...body.children].find((tr) => jobs.get(tr.id.slice("job-".length))
+        .created_at < job.created_at);
+      body.insertBefore(row(job), older || null);
     }
-    return page.items.length;
+    nothing.remove();
   }
 
-  let count;
+  async function refresh(id) {
+    try {
+      update(await get(`/jobs/${id}`));
+    } catch { /* gone, or not ours to see: its row stays as it was */ }
+  }
+
+  // A status changes more than the status (device, worker, reason): the job is read again,
+  // and one submitted elsewhere appears. An epoch only moves the counter.
+  const stop = await listen((kind, data) => {
+    const job = jobs.get(data.job_id);
+    if (kind === "epoch" && job) {
+      update({ ...job, epochs_done: Math.max(job.epochs_done, data.epoch) });
+    } else {
+      refresh(data.job_id);
+    }
+  });
+  let page;
   try {
-    count = await load();
+    page = await get("/jobs?limit=100");
   } catch (error) {
+    stop();
     mount(root, errorBox(error, "The jobs could not be listed"));
     return null;
   }
+  // Events may have come while the page loaded: what they brought is newer than the page.
+  for (const job of page.items) if (!jobs.has(job.id)) update(job);
   const table = el("table", { class: "jobs" },
     el("thead", {}, el("tr", {}, ["Pick", "Job", "Model", "Status", "Framework", "Device", "Epochs",
       "Best", ""].map((h) => el("th", { scope: "col" }, h)))), body);
-  const nothing = empty("No jobs yet.", el("a", { class: "button primary", href: "#/new" },
-    "Define and train a network"));
   mount(root, el("div", { class: "head" }, el("h1", {}, "Jobs"),
     el("div", { class: "actions" }, compareLink,
       el("a", { class: "button primary", href: "#/new" }, "New job"))),
   el("section", { class: "card" }, el("div", { class: "scroll" }, table)),
-  count ? null : nothing);
+  jobs.size ? null : nothing);
   updateCompare();
-  const timer = setInterval(async () => {
-    try {
-      if (await load()) nothing.remove();
-    } catch { /* the next tick tries again */ }
-  }, REFRESH_MS);
-  return () => {
-    clearInterval(timer);
-    for (const stream of streams.values()) stream.stop();
-  };
+  return stop;
 }
