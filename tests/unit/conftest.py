@@ -2,8 +2,12 @@
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from capas.cli import app as capas_command
+from capas.cli import console
+from capas.client import Client
 from core.db import session_scope
 from core.services.auth import AuthService
 
@@ -18,3 +22,18 @@ def api(embedded_settings) -> TestClient:
                         headers={"Authorization": f"Bearer {key}"})
     client.settings = embedded_settings
     return client
+
+
+@pytest.fixture
+def capas(api, monkeypatch):
+    """Runs a `capas` command against the app in this process, with the admin's key or `key`."""
+    def client() -> Client:
+        connected = Client(url="http://testserver")
+        connected.http = TestClient(api.app, headers=connected.http.headers)  # same interface
+        return connected
+
+    monkeypatch.setattr(console, "Client", client)
+    admin_key = api.headers["Authorization"].removeprefix("Bearer ")
+    # wide enough that no cell wraps
+    return lambda *args, key=admin_key: CliRunner().invoke(
+        capas_command, list(args), env={"COLUMNS": "240", "CAPAS_API_KEY": key})

@@ -1,25 +1,6 @@
 """`capas catalog` shows what `GET /catalog` serves, lists and descriptions included, and keeps no
 list of its own."""
 
-import pytest
-from typer.testing import CliRunner
-
-from capas import cli
-from capas.client import Client
-
-
-@pytest.fixture
-def capas(api, monkeypatch):
-    """Runs a `capas` command against the app in this process."""
-    def client() -> Client:
-        connected = Client(url="http://testserver")
-        connected.http = api  # the same httpx interface
-        return connected
-
-    monkeypatch.setattr(cli, "Client", client)
-    # wide enough that no cell wraps
-    return lambda *args: CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "240"})
-
 
 def _words(text: str) -> str:
     """The text with the table's borders and line breaks gone."""

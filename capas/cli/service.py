@@ -1,0 +1,166 @@
+"""The commands that run the service, on its host: `up`, `api`, `worker`, `migrate` and
+`admin reset-key`."""
+
+import os
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from capas.cli.console import console, err
+from capas.cli.supervisor import WorkerSupervisor, visible_gpus, worker_command, worker_env
+
+app = typer.Typer()
+admin_app = typer.Typer(help="On the server host, with its settings: recover admin access.",
+                        no_args_is_help=True)
+
+# A stop asked of `capas up` (Ctrl-C, SIGTERM): requests still running this long after it are
+# cut (an event stream never ends by itself; its client resumes with Last-Event-ID) ...
+REQUESTS_GRACE_S = 2.0
+# ... and a worker still handing its jobs back this long after it is killed, so that `capas up`
+# is gone within the 10 s that `docker compose stop` gives a container. Its jobs lose no
+# attempt, and resume from their last checkpoint at the next start.
+WORKER_STOP_S = 8.0
+
+
+def _server(config, workers: list[WorkerSupervisor]):
+    """uvicorn's server, which also asks the workers to stop the moment it is asked to, so
+    that they hand their jobs back while the API finishes its requests."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            for worker in workers:
+                worker.request_stop()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+@app.command()
+def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
+       port: Annotated[int | None, typer.Option(help="API port")] = None) -> None:
+    """Start the embedded service: migrations, API and one worker, in one process tree."""
+    import uvicorn
+
+    from core.settings import get_settings
+
+    settings = get_settings()
+    if host:
+        settings.host = os.environ["CAPAS_HOST"] = host
+    if port:
+        settings.port = port
+        os.environ["CAPAS_PORT"] = str(port)
+    key = _migrate_and_bootstrap(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    workers = [WorkerSupervisor(worker_command("cpu", settings.worker_concurrency,
+                                               "capas-embedded@%h"))]
+    workers += [WorkerSupervisor(worker_command("cuda", 1, f"capas-cuda{gpu}@%h"),
+                                 {"CUDA_VISIBLE_DEVICES": str(gpu)})
+                for gpu in range(visible_gpus())]
+    for worker in workers:
+        worker.start()
+    console.print(f"Capas is up: API on {url}, data in {settings.resolved_data_dir}. "
+                  "Ctrl-C stops it.")
+    # The key rides in the fragment, which browsers never send: the page reads it, keeps it in
+    # its tab's session storage and removes it from the address bar.
+    console.print(f"Dashboard: {url}/#key={key} (signs this browser in once)" if key else
+                  f"Dashboard: {url}/ (sign in with the key in {settings.credentials_file})",
+                  soft_wrap=True)
+    server = _server(uvicorn.Config("api.app:create_app", factory=True, host=settings.host,
+                                    port=settings.port, log_level="warning",
+                                    timeout_graceful_shutdown=REQUESTS_GRACE_S), workers)
+    # uvicorn re-raises the signal after its own graceful shutdown; turn SIGTERM into an exit
+    # that runs the `finally` below instead of the default handler's immediate death.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # the Ctrl-C uvicorn handled, raised again
+    finally:
+        deadline = time.monotonic() + WORKER_STOP_S
+        for worker in workers:
+            worker.stop(deadline)
+        console.print("Capas stopped.")
+
+
+@app.command()
+def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1,
+        access_log: Annotated[bool, typer.Option(
+            help="log every request; on a small model the log line costs about a quarter "
+                 "of a prediction's time in the API")] = True) -> None:
+    """Run the API server alone (cluster mode)."""
+    import uvicorn
+
+    # With several workers uvicorn starts new interpreters: keep the working folder off
+    # their import path too.
+    os.environ["PYTHONSAFEPATH"] = "1"
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, timeout_graceful_shutdown=REQUESTS_GRACE_S)
+
+
+@app.command()
+def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
+           concurrency: int = 1,
+           gpu: Annotated[int | None, typer.Option(
+               help="for -Q cuda: the GPU this worker owns (one worker per GPU)")] = None
+           ) -> None:
+    """Run a Celery worker (cluster mode): `-Q cpu`, or `-Q cuda --gpu N` per GPU.
+
+    SIGTERM or Ctrl-C stops it within seconds: its running jobs stop within a batch and go
+    back to the queue, where another worker resumes them from their last epoch checkpoint.
+    """
+    name = "capas@%h"
+    env = worker_env()
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        name = f"capas-cuda{gpu}@%h"
+    os.execve(sys.executable, worker_command(queues, concurrency, name), env)
+
+
+def _migrate_and_bootstrap(settings) -> str | None:
+    """Apply migrations; on the very first start, create the admin key and print it once."""
+    from core.db import session_scope
+    from core.migrate import upgrade
+    from core.services.auth import AuthService
+
+    settings.ensure_dirs()
+    upgrade(settings)
+    with session_scope(settings) as session:
+        key = AuthService(session).bootstrap_admin(settings)
+    if key:
+        console.print(f"[bold green]Admin API key (shown once):[/] {key}")
+        console.print(f"Saved to {settings.credentials_file}; the capas command finds it there.")
+    return key
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (cluster mode); the first run creates the admin key."""
+    from core.settings import get_settings
+
+    _migrate_and_bootstrap(get_settings())
+    console.print("database is at the latest revision")
+
+
+@admin_app.command("reset-key")
+def admin_reset_key(user: Annotated[str | None, typer.Option(
+        help="the admin's name (default: the first admin)")] = None) -> None:
+    """Make a new key for an admin when every admin key is lost; talks to the database
+    directly, so it runs where the server's settings (CAPAS_DATABASE_URL, CAPAS_DATA_DIR) are."""
+    from core.db import session_scope
+    from core.errors import CapasError
+    from core.services.auth import AuthService
+    from core.settings import get_settings
+
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            admin, key = AuthService(session).reset_admin_key(settings, user)
+    except CapasError as error:
+        err.print("error:", error.message, style="red", markup=False)
+        raise typer.Exit(1) from None
+    console.print(f"new key for admin {admin.name} (shown once): {key}", markup=False)
+    console.print(f"saved to {settings.credentials_file}", markup=False)

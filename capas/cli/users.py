@@ -1,0 +1,52 @@
+"""`capas users` (admins add users) and `capas keys` (API keys: create, list, revoke)."""
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from capas.cli.console import api_client, console
+
+users_app = typer.Typer(help="Users (admins only) and API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Your API keys: create, list, revoke.", no_args_is_help=True)
+
+
+@users_app.command("create")
+def create_user(name: str,
+                role: Annotated[str, typer.Option(help="member, admin or app")] = "member",
+                model: Annotated[list[str] | None, typer.Option(
+                    help="for an app: a model it may predict with (repeat for more)")] = None
+                ) -> None:
+    """Add a user and print its first API key, shown this once."""
+    with api_client() as client:
+        user = client.create_user(name, role, model)
+    console.print(f"user {user['name']} ({user['role']}), key (shown once): {user['api_key']}")
+
+
+@keys_app.command("create")
+def create_key(user_id: Annotated[int | None, typer.Option(
+        help="an admin may make a key for another user")] = None) -> None:
+    """Make a new API key, printed this once."""
+    with api_client() as client:
+        key = client.create_key(user_id)
+    console.print(f"key {key['id']} (shown once): {key['api_key']}")
+
+
+@keys_app.command("list")
+def list_keys(user_id: int | None = None) -> None:
+    """List keys by id and prefix (the keys themselves are never shown again)."""
+    with api_client() as client:
+        keys = client.keys(user_id)
+    table = Table("id", "prefix", "created", "revoked")
+    for key in keys:
+        table.add_row(str(key["id"]), key["prefix"], key["created_at"][:19],
+                      (key["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: int) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    with api_client() as client:
+        client.revoke_key(key_id)
+    console.print(f"key {key_id} revoked")
