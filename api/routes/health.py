@@ -1,10 +1,11 @@
-"""Liveness and readiness (SQL and broker reachable)."""
+"""Liveness and readiness (SQL, broker and artifact store reachable)."""
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from api.deps import SettingsDep
+from core.artifacts import open_store
 from core.broker import broker_reachable
 from core.db import get_engine
 from core.errors import Unavailable
@@ -19,7 +20,7 @@ def healthz() -> dict:
 
 
 async def readiness(settings: Settings) -> dict[str, bool]:
-    """Whether SQL and the broker answer; raises 503 naming what does not."""
+    """Whether SQL, the broker and the artifact store answer; raises 503 naming what does not."""
     def check() -> dict[str, bool]:
         try:
             with get_engine(settings).connect() as connection:
@@ -27,7 +28,8 @@ async def readiness(settings: Settings) -> dict[str, bool]:
             database = True
         except Exception:
             database = False
-        return {"database": database, "broker": broker_reachable(settings)}
+        return {"database": database, "broker": broker_reachable(settings),
+                "artifacts": open_store(settings).reachable()}
 
     checks = await run_in_threadpool(check)
     if not all(checks.values()):

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.artifacts import ArtifactStore
+from core.artifacts import open_store
 from core.errors import (
     CapasError,
     Conflict,
@@ -59,7 +59,7 @@ class DatasetService:
         self.session = session
         self.settings = settings
         self.datasets = DatasetRepository(session)
-        self.store = ArtifactStore(settings)
+        self.store = open_store(settings)
 
     def visible(self, principal: Principal) -> list[dict[str, Any]]:
         """The built-ins, then the caller's uploads and the public ones (everyone's for an
@@ -90,8 +90,8 @@ class DatasetService:
             row = self.datasets.get(dataset_id)
             if row is None:
                 raise DataError(f"dataset '{dataset_id}' no longer exists")
-            path = self.store.dataset_file(row.sha256)
-            if not path.is_file():
+            path = self.store.dataset_path(row.sha256)
+            if path is None:
                 raise DataError(f"the stored file of dataset '{dataset_id}' is missing")
             dataset = load_canonical(path, row.schema)
         if sha256 is not None and dataset.schema["sha256"] != sha256:
@@ -119,9 +119,7 @@ class DatasetService:
         for row in self.datasets.owned_with_content(principal.id, sha256):
             if row.name == name and row.schema == {**stored, "id": row.id}:
                 return _uploaded(row), False
-        canonical = self.store.dataset_file(sha256)
-        if not canonical.is_file():
-            save_canonical(dataset, canonical)
+        self.store.store_dataset(sha256, lambda path: save_canonical(dataset, path))
         row = self.datasets.add(DatasetRow(id=dataset.id, name=name, owner_id=principal.id,
                                            format=file_format, sha256=sha256, schema=stored))
         return _uploaded(row), True
@@ -141,7 +139,7 @@ class DatasetService:
         self.session.commit()
         # The file is shared by every upload of the same content: it goes with the last one.
         if self.datasets.count_with_content(sha256) == 0:
-            self.store.dataset_file(sha256).unlink(missing_ok=True)
+            self.store.delete_dataset(sha256)
 
     def set_public(self, principal: Principal, dataset_id: str, public: bool) -> dict[str, Any]:
         """Open the dataset to every member (to list, inspect and train on), or close it."""

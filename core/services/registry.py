@@ -2,6 +2,7 @@
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
-from core.artifacts import ArtifactStore
+from core.artifacts import open_store
 from core.errors import Conflict, Invalid, NotFound
 from core.models import Job, ModelVersion, RegisteredModel
 from core.repositories.models import ModelRepository
@@ -20,7 +21,6 @@ from ml.artifacts import (
     ONNX_FILE,
     ArtifactIntegrityError,
     available_formats,
-    verify,
 )
 from ml.serving import BatchPolicy, Predictor
 
@@ -35,12 +35,13 @@ class PredictorCache:
         self.entries: LRUCache[int, Predictor] = LRUCache(max(size, 1))  # 0 would refuse all
         self.lock = threading.Lock()  # routes resolve their targets in worker threads
 
-    def get(self, version: ModelVersion, directory: Path) -> Predictor:
+    def get(self, version: ModelVersion, onnx_file: Callable[[], Path]) -> Predictor:
+        """The version's session; on a miss, `onnx_file()` gives its checked local copy."""
         with self.lock:
             predictor = self.entries.get(version.id)
         if predictor is None:
             # Loaded outside the lock; only files this service wrote, matching the card's sha256.
-            predictor = Predictor.load(verify(directory, version.card, ONNX_FILE))
+            predictor = Predictor.load(onnx_file())
             with self.lock:
                 self.entries[version.id] = predictor
         return predictor
@@ -79,11 +80,13 @@ class RegistryService:
     def __init__(self, session: Session, settings: Settings):
         self.settings = settings
         self.models = ModelRepository(session)
-        self.store = ArtifactStore(settings)
+        self.store = open_store(settings)
 
-    def publish(self, job: Job, manifest: dict[str, Any], directory: Path,
+    def publish(self, job: Job, manifest: dict[str, Any], artifact_dir: str,
                 max_abs_diff: float) -> int:
         """Register the job's model as the next version of its name; returns its number.
+
+        `artifact_dir` is the name the artifact store gave the model's files (`store_model`).
 
         Runs in the caller's transaction, which also marks the job succeeded: a job is never
         succeeded without its version, nor registered twice.
@@ -98,7 +101,7 @@ class RegistryService:
         tolerance = self.settings.parity_tolerance
         version = self.models.add_version(
             model, job_id=job.id, framework=manifest["framework"],
-            artifact_dir=self.store.relative(directory),
+            artifact_dir=artifact_dir,
             card={**manifest, "export_parity": {"max_abs_diff": max_abs_diff,
                                                 "tolerance": tolerance}},
             onnx_max_abs_diff=max_abs_diff,
@@ -216,7 +219,7 @@ class RegistryService:
                            [{"field": "format", "value": fmt, "available": formats}])
         filename = FORMAT_FILES[fmt]
         try:
-            path = verify(self.store.resolve(found.artifact_dir), found.card, filename)
+            path = self.store.model_file(found.artifact_dir, found.card, filename)
         except ArtifactIntegrityError as error:
             raise Conflict(f"model '{name}' version {found.version}: {error}") from None
         suffix = Path(filename).suffix
@@ -234,7 +237,8 @@ class RegistryService:
                 f"{found.card['export_parity']['tolerance']:g})",
                 [{"field": "version", "value": found.version}])
         try:
-            predictor = cache.get(found, self.store.resolve(found.artifact_dir))
+            predictor = cache.get(found, lambda: self.store.model_file(
+                found.artifact_dir, found.card, ONNX_FILE))
         except ArtifactIntegrityError as error:
             raise Conflict(f"model '{name}' version {found.version}: {error}") from None
         return ServingTarget(model=name, version=found, predictor=predictor,

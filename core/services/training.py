@@ -8,13 +8,13 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 from sqlalchemy.exc import OperationalError
 
-from core.artifacts import ArtifactStore
+from core.artifacts import StoreUnavailable, open_store
 from core.db import session_scope
 from core.errors import Conflict
 from core.models import Job, JobStatus
@@ -181,7 +181,7 @@ class JobHooks:
 @dataclass(frozen=True)
 class Trained:
     manifest: dict[str, Any]
-    directory: Path
+    artifact_dir: str  # where the artifact store holds the model's files
     max_abs_diff: float
     device: str
     final_metrics: dict[str, Any]
@@ -190,7 +190,7 @@ class Trained:
 class TrainingService:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = ArtifactStore(settings)
+        self.store = open_store(settings)
 
     def run(self, job_id: str, worker: str) -> None:
         with session_scope(self.settings) as session:
@@ -214,11 +214,12 @@ class TrainingService:
         try:
             trained = self._train_and_export(job, hooks, history)
             hooks.writer.flush()  # every epoch recorded before the job's end is
-        except OperationalError as error:  # the database or disk hiccupped: try again
+        except (OperationalError, StoreUnavailable) as error:  # a service hiccupped: try again
             hooks.writer.settle()
             log.warning("job %s: transient error, re-queued: %s", job_id, error)
+            cause = error.orig if isinstance(error, OperationalError) else None
             self._requeue(job_id, job.queue, worker, f"re-queued after a transient error: "
-                                                     f"{error.orig or error}")
+                                                     f"{cause or error}")
             return
         except Exception as error:  # every failure ends the job with a reason a student reads
             hooks.writer.settle()
@@ -252,7 +253,7 @@ class TrainingService:
                     JobRepository(session).finish(job.id, JobStatus.failed, worker=worker,
                                                   reason=refused.message)
         if reason not in ("release", "lost"):
-            shutil.rmtree(self.store.job_checkpoint_dir(job.id), ignore_errors=True)
+            self.store.drop_checkpoint(job.id)
 
     def _finish(self, job: Job, worker: str, reason: str | None,
                 trained: "Trained | None") -> None:
@@ -271,7 +272,7 @@ class TrainingService:
                                device=trained.device, final_metrics=trained.final_metrics):
                     # Same transaction: never succeeded without its version, nor twice.
                     version = RegistryService(session, self.settings).publish(
-                        job, trained.manifest, trained.directory, trained.max_abs_diff)
+                        job, trained.manifest, trained.artifact_dir, trained.max_abs_diff)
                     jobs.set_model_version(job.id, version)
 
     def _requeue(self, job_id: str, queue: str, worker: str, reason: str) -> None:
@@ -293,9 +294,12 @@ class TrainingService:
         with session_scope(self.settings) as session:
             dataset = DatasetService(session, self.settings).load(job.dataset, job.dataset_sha256)
         data = prepare(spec, dataset)
-        checkpoints = Checkpoints(self.store.job_checkpoint_dir(job.id),
-                                  self.settings.checkpoint_min_interval_s,
-                                  before_write=hooks.writer.flush)
+        checkpoint_dir = self.store.job_checkpoint_dir(job.id)
+        # A job that ran elsewhere resumes from the checkpoint that host stored.
+        self.store.restore_checkpoint(job.id, Checkpoints(checkpoint_dir).write)
+        checkpoints = Checkpoints(checkpoint_dir, self.settings.checkpoint_min_interval_s,
+                                  before_write=hooks.writer.flush,
+                                  after_write=partial(self.store.save_checkpoint, job.id))
         # Epochs past the checkpoint are trained again: their earlier values count for nothing.
         hooks.replay([row for row in history if row["epoch"] <= checkpoints.epoch])
         result = train(spec, data, hooks, device=job.queue, checkpoints=checkpoints,
@@ -331,7 +335,8 @@ class TrainingService:
         raw_val = data.x_val * data.preprocessing.scale + data.preprocessing.shift
         max_diff = export_max_abs_diff(directory, manifest, raw_val,
                                        backend.predict(result.native, data.x_val))
-        return Trained(manifest=manifest, directory=directory, max_abs_diff=max_diff,
+        return Trained(manifest=manifest, artifact_dir=self.store.store_model(job.id),
+                       max_abs_diff=max_diff,
                        device=result.device,
                        final_metrics={**hooks.final, **result.test_metrics})
 

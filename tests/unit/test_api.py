@@ -54,7 +54,8 @@ def test_health_needs_no_key_and_readiness_checks_sql_and_broker(api):
     anonymous = TestClient(api.app)
     assert anonymous.get("/healthz").json() == {"status": "ok"}
     assert anonymous.get("/readyz").json() == {"status": "ready", "database": True,
-                                               "broker": True}
+                                               "broker": True,
+                                               "artifacts": True}
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc"])
