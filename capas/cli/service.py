@@ -39,6 +39,21 @@ def _server(config, workers: list[WorkerSupervisor]):
     return Server(config)
 
 
+def _refuse_an_unusable_store() -> None:
+    """A server does not start on settings it cannot use: an artifact URL that is not one, an
+    object store that does not answer, a missing bucket. The error names it; exit 1."""
+    from pydantic import ValidationError
+
+    from core.artifacts import StoreUnavailable, check_store
+    from core.settings import get_settings
+
+    try:
+        check_store(get_settings())
+    except (StoreUnavailable, ValidationError) as error:
+        err.print("error:", getattr(error, "message", error), style="red", markup=False)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
        port: Annotated[int | None, typer.Option(help="API port")] = None) -> None:
@@ -46,6 +61,8 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
     import uvicorn
 
     from core.settings import get_settings
+
+    _refuse_an_unusable_store()
 
     settings = get_settings()
     if host:
@@ -94,6 +111,8 @@ def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1,
     """Run the API server alone (cluster mode)."""
     import uvicorn
 
+    _refuse_an_unusable_store()
+
     # With several workers uvicorn starts new interpreters: keep the working folder off
     # their import path too.
     os.environ["PYTHONSAFEPATH"] = "1"
@@ -112,6 +131,7 @@ def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
     SIGTERM or Ctrl-C stops it within seconds: its running jobs stop within a batch and go
     back to the queue, where another worker resumes them from their last epoch checkpoint.
     """
+    _refuse_an_unusable_store()
     name = "capas@%h"
     env = worker_env()
     if gpu is not None:

@@ -7,6 +7,8 @@ object store is shared between them.
 import hashlib
 import itertools
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from core.artifacts.s3 import LruFiles, S3Store
 from ml.artifacts import ArtifactIntegrityError
 from ml.datasets import Dataset, load_canonical, save_canonical
 from ml.training import Checkpoints
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 JOB = "0b7c4a52-8f1e-4c5e-9a51-2d0f3c1e7a10"
 KB = 1024
@@ -205,3 +207,25 @@ def _file(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
 
+
+
+@pytest.mark.parametrize(("command", "broken", "named"), [
+    (["api", "--port", "1"], {"CAPAS_ARTIFACT_URL": "s3://no-such-bucket/capas"},
+     "bucket 'no-such-bucket' does not exist"),
+    (["worker"], {"CAPAS_S3_ENDPOINT_URL": "http://127.0.0.1:{port}"},
+     "cannot reach http://127.0.0.1:{port}"),
+    (["api", "--port", "1"], {"CAPAS_ARTIFACT_URL": "/srv/artifacts"},
+     "artifact_url: expected s3://bucket/prefix"),
+])
+def test_a_server_refuses_to_start_naming_what_is_wrong_with_its_store(command, broken, named,
+                                                                       s3_server, tmp_path):
+    port = free_port()
+    env = {**os.environ, "COLUMNS": "400", "CAPAS_DATA_DIR": str(tmp_path),
+           "CAPAS_ARTIFACT_URL": f"s3://{s3_server.bucket}/capas",
+           "CAPAS_S3_ENDPOINT_URL": s3_server.endpoint, "AWS_ACCESS_KEY_ID": s3_server.access_key,
+           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
+           **{name: value.format(port=port) for name, value in broken.items()}}
+    result = subprocess.run([sys.executable, "-m", "capas.cli", *command], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert named.format(port=port) in result.stderr
