@@ -10,6 +10,7 @@ reads stored files from `root`; both are the store's own directory for the local
 """
 
 import logging
+import os
 import re
 import shutil
 from abc import ABC, abstractmethod
@@ -146,12 +147,11 @@ class LocalStore(ArtifactStore):
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".writable"
-            probe.touch()
-            probe.unlink()
         except OSError as error:
-            raise StoreUnavailable(f"artifact store: cannot write to {self.root}: "
+            raise StoreUnavailable(f"artifact store: cannot make {self.root}: "
                                    f"{error.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreUnavailable(f"artifact store: cannot write to {self.root}")
 
     def store_model(self, job_id: str) -> str:
         return model_name(job_id)

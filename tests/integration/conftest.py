@@ -1,8 +1,14 @@
-"""The cluster stack for real: PostgreSQL, Redis and a Celery worker in a subprocess."""
+"""The cluster stack for real: PostgreSQL, Redis and a Celery worker in a subprocess.
+
+Every test of the tier runs twice: with the artifacts in the data dir that the API and the
+workers share ("local"), and in an S3 object store ("s3"), where each process is a host with
+a data dir of its own and nothing shared but PostgreSQL, Redis and the bucket.
+"""
 
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
@@ -10,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.artifacts import open_store
 from core.db import session_scope
 from core.migrate import upgrade
 from core.services.auth import AuthService
@@ -17,12 +24,28 @@ from core.settings import Settings
 from tests.conftest import ROOT, free_port
 
 
-@pytest.fixture(scope="session")
-def cluster_settings(postgres_url, redis_url, tmp_path_factory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("cluster"), database_url=postgres_url,
-                        broker_url=redis_url)
+@pytest.fixture(scope="session", params=["local", "s3"])
+def cluster_settings(request, postgres_url, redis_url, tmp_path_factory) -> Settings:
+    """The settings of this process, the API host of the tests that use `cluster_api`."""
+    data_dir = tmp_path_factory.mktemp(f"cluster-{request.param}")
+    if request.param == "s3":
+        settings = request.getfixturevalue("s3_server").settings(
+            data_dir, database_url=postgres_url, broker_url=redis_url)
+    else:
+        settings = Settings(data_dir=data_dir, database_url=postgres_url, broker_url=redis_url)
     upgrade(settings)
     return settings
+
+
+def stored_dataset_files(settings: Settings) -> set[str]:
+    """The names of the dataset files in the cluster's artifact store."""
+    store = open_store(settings)
+    if settings.artifact_bucket is None:
+        folder = store.root / "datasets"
+        return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    prefix = f"{store.prefix}datasets/"
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=prefix)
+    return {found["Key"].removeprefix(prefix) for found in listed.get("Contents", [])}
 
 
 # Workers under test notice a lost worker or message within seconds, not minutes.
@@ -31,9 +54,23 @@ FAST_RECOVERY = {"CAPAS_HEARTBEAT_STALE_S": "3", "CAPAS_RECONCILE_INTERVAL_S": "
 
 
 def cluster_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "CAPAS_DATA_DIR": str(settings.data_dir),
-            "CAPAS_DATABASE_URL": settings.database_url, "CAPAS_BROKER_URL": settings.broker_url,
-            **FAST_RECOVERY}
+    """The environment of one more process of the cluster; with an object store, a host of
+    its own (a fresh data dir)."""
+    env = {**os.environ, "CAPAS_DATA_DIR": str(settings.data_dir),
+           "CAPAS_DATABASE_URL": settings.database_url, "CAPAS_BROKER_URL": settings.broker_url,
+           **FAST_RECOVERY}
+    env.pop("CAPAS_ARTIFACT_URL", None)
+    if settings.artifact_url is not None:
+        secret = settings.aws_secret_access_key
+        env.update({name: value for name, value in {
+            "CAPAS_DATA_DIR": tempfile.mkdtemp(prefix="host-", dir=settings.data_dir.parent),
+            "CAPAS_ARTIFACT_URL": settings.artifact_url,
+            "CAPAS_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+            "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else None,
+            "AWS_DEFAULT_REGION": settings.aws_default_region}.items()
+            if value is not None})
+    return env
 
 
 def start_worker(settings: Settings, name: str, queue: str = "cpu") -> subprocess.Popen:

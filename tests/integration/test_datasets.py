@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
+from core.artifacts import open_store
 from core.db import session_scope
 from core.models import Dataset, Job, JobStatus, Role
 from core.repositories.jobs import JobRepository
@@ -25,7 +26,7 @@ from tests.datafiles import (
     shapes_zip,
     zip_bytes,
 )
-from tests.integration.conftest import wait_for_job
+from tests.integration.conftest import stored_dataset_files, wait_for_job
 
 
 def upload(client: TestClient, filename: str, data: bytes, **fields: str):
@@ -39,8 +40,7 @@ def created(response) -> dict:
 
 
 def stored_files(settings) -> set[str]:
-    folder = settings.artifacts_dir / "datasets"
-    return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    return stored_dataset_files(settings)
 
 
 def row_count(settings) -> int:
@@ -73,7 +73,7 @@ def test_a_csv_upload_is_described_stored_once_and_previewed(cluster_api, cluste
 
     # One canonical file per content, read back without pickle; the same upload again is
     # the same dataset, and under another name a new dataset on the same file.
-    path = cluster_settings.artifacts_dir / "datasets" / f"{dataset['sha256']}.npz"
+    path = open_store(cluster_settings).dataset_path(dataset["sha256"])
     with np.load(path, allow_pickle=False) as arrays:
         assert arrays["x"].shape == (150, 4) and arrays["x"].dtype == np.float32
         assert np.bincount(arrays["y"]).tolist() == [50, 50, 50]
