@@ -21,20 +21,23 @@ from core.db import session_scope
 from core.migrate import upgrade
 from core.services.auth import AuthService
 from core.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, postgres_database
 
 
 @pytest.fixture(scope="session", params=["local", "s3"])
 def cluster_settings(request, postgres_url, redis_url, tmp_path_factory) -> Settings:
-    """The settings of this process, the API host of the tests that use `cluster_api`."""
+    """The settings of this process, the API host of the tests that use `cluster_api`; each
+    store's run has a database of its own (its users and model names)."""
     data_dir = tmp_path_factory.mktemp(f"cluster-{request.param}")
-    if request.param == "s3":
-        settings = request.getfixturevalue("s3_server").settings(
-            data_dir, database_url=postgres_url, broker_url=redis_url)
-    else:
-        settings = Settings(data_dir=data_dir, database_url=postgres_url, broker_url=redis_url)
-    upgrade(settings)
-    return settings
+    with postgres_database() as database_url:
+        if request.param == "s3":
+            settings = request.getfixturevalue("s3_server").settings(
+                data_dir, database_url=database_url, broker_url=redis_url)
+        else:
+            settings = Settings(data_dir=data_dir, database_url=database_url,
+                                broker_url=redis_url)
+        upgrade(settings)
+        yield settings
 
 
 def stored_dataset_files(settings: Settings) -> set[str]:
