@@ -101,10 +101,17 @@ class LruFiles:
                 continue
             path.unlink(missing_ok=True)
             total -= size
+            self._remove_empty_folders(path.parent)
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        """A model's folders go with its last file."""
+        root = self.root.resolve()
+        while folder.resolve() != root:
             try:
-                path.parent.rmdir()  # a model's folder goes with its last file
-            except OSError:
-                pass
+                folder.rmdir()
+            except OSError:  # not empty, or already gone
+                return
+            folder = folder.parent
 
 
 class S3Store(ArtifactStore):
