@@ -23,7 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from core.artifacts import (
+from core.artifacts.store import (
     AdoptCheckpoint,
     ArtifactStore,
     StoreUnavailable,
