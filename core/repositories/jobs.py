@@ -4,11 +4,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, Result, case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
+from core.repositories import dialect_insert
 from ml.epochs import METRIC_FIELDS
 
 
@@ -189,8 +188,7 @@ class JobRepository:
         now = utcnow()
         rows = [{"job_id": job_id, "epoch": epoch, "recorded_at": now,
                  **{k: metrics.get(k) for k in METRIC_FIELDS}} for epoch, metrics in epochs]
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(self.session)
         statement = insert(JobMetric).values(rows)
         self.session.execute(statement.on_conflict_do_update(
             index_elements=["job_id", "epoch"],

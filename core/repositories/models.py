@@ -2,18 +2,17 @@
 
 from typing import Any
 
-from sqlalchemy import Insert, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from core.models import (
-    Base,
     ModelAlias,
     ModelAliasEvent,
     ModelVersion,
     RegisteredModel,
     utcnow,
 )
+from core.repositories import dialect_insert
 
 
 class ModelRepository:
@@ -34,8 +33,9 @@ class ModelRepository:
         unique name makes the second wait for the first and then insert nothing, and both read
         back the one owner. No savepoint is needed, so SQLite's driver takes it too.
         """
-        self.session.execute(_insert_unless_present(
-            self.session, RegisteredModel, {"name": name, "owner_id": owner_id}))
+        insert = dialect_insert(self.session)
+        self.session.execute(insert(RegisteredModel).values(name=name, owner_id=owner_id)
+                             .on_conflict_do_nothing())
         return self.session.scalars(select(RegisteredModel.owner_id)
                                     .where(RegisteredModel.name == name)).one()
 
@@ -117,10 +117,3 @@ class ModelRepository:
             .order_by(ModelAliasEvent.id)
         ))
 
-
-def _insert_unless_present(session: Session, entity: type[Base],
-                           values: dict[str, Any]) -> Insert:
-    """`INSERT ... ON CONFLICT DO NOTHING`, which SQLAlchemy spells per dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(entity).values(**values).on_conflict_do_nothing()
-    return sqlite.insert(entity).values(**values).on_conflict_do_nothing()

@@ -3,11 +3,10 @@
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.models import WorkerNode, utcnow
+from core.repositories import dialect_insert
 
 
 class WorkerRepository:
@@ -16,8 +15,7 @@ class WorkerRepository:
 
     def announce(self, name: str, queues: list[str]) -> None:
         now = utcnow()
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(self.session)
         statement = insert(WorkerNode).values(name=name, queues=queues, started_at=now,
                                               last_seen=now)
         self.session.execute(statement.on_conflict_do_update(
