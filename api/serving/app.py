@@ -21,10 +21,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import HANDLERS, internal_error
-from api.metrics import Metrics
+from api.metrics import Metrics, StatusRecorder
 from api.schemas.models import PredictByNameIn, PredictIn, PredictOut
 from api.serving import predict, v2
 from api.serving.auth import bearer_key, principal_for
@@ -113,30 +113,23 @@ class ServingApp:
 
     async def _serve(self, operation: Operation, found: dict[str, str], scope: Scope,
                      receive: Receive, send: Send) -> None:
-        started, status = time.perf_counter(), 500
-
-        async def send_recording(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        started, recorder = time.perf_counter(), StatusRecorder(send)
         request = ServingRequest(scope)
         try:
             try:
                 response = await self._answer(operation, found, request, receive)
             except ClientDisconnect:
-                status = CLIENT_CLOSED  # nobody left to answer
+                recorder.status = CLIENT_CLOSED  # nobody left to answer
                 return
             except Exception as error:
                 handler = next(h for kind, h in HANDLERS.items() if isinstance(error, kind))
-                await (await handler(request, error))(scope, receive, send_recording)
+                await (await handler(request, error))(scope, receive, recorder)
                 if handler is internal_error:
                     raise  # for the server to log, as FastAPI's own error layer does
                 return
-            await response(scope, receive, send_recording)
+            await response(scope, receive, recorder)
         finally:
-            self.metrics.observe(scope["method"], operation.path, status,
+            self.metrics.observe(scope["method"], operation.path, recorder.status,
                                  time.perf_counter() - started)
 
     async def _answer(self, operation: Operation, found: dict[str, str],
