@@ -163,6 +163,41 @@ def _conv(g: GraphBuilder, layer: S.Conv, x: str, w: Weights, in_shape: S.Shape)
     return _activate(g, layer, _channels_last(g, net, rank))
 
 
+@ONNX.layers(S.ConvTranspose, ranks=(2,))
+def _conv_transpose(g: GraphBuilder, layer: S.ConvTranspose, x: str, w: Weights,
+                    in_shape: S.Shape) -> str:
+    rank = layer.rank
+    window = layer._tuple(layer.kernel_size, "kernel_size")
+    strides = layer._tuple(layer.strides, "strides")
+    out = layer.output_shape(in_shape)[:-1]
+    # From the full output, (n − 1)·s + k positions: Keras's same crops the odd cell at the
+    # end; its valid with a window smaller than the strides extends the end (output_padding).
+    full = [(n - 1) * s + k for n, k, s in zip(in_shape[:-1], window, strides, strict=True)]
+    begins = [max(f - o, 0) // 2 for o, f in zip(out, full, strict=True)]
+    ends = [max(f - o, 0) - b for o, f, b in zip(out, full, begins, strict=True)]
+    # canonical kernel [*window, filters, in] → ONNX [in, filters, *window]
+    kernel = np.transpose(w["kernel"], (rank + 1, rank, *range(rank)))
+    inputs = [_channels_first(g, x, rank), g.constant("kernel", np.ascontiguousarray(kernel))]
+    if "bias" in w:
+        inputs.append(g.constant("bias", w["bias"]))
+    net = g.op("ConvTranspose", inputs, kernel_shape=list(window), strides=list(strides),
+               pads=begins + ends,
+               output_padding=[max(o - f, 0) for o, f in zip(out, full, strict=True)])
+    return _activate(g, layer, _channels_last(g, net, rank))
+
+
+@ONNX.layers(S.UpSample, ranks=(2,))
+def _upsample(g: GraphBuilder, layer: S.UpSample, x: str, w: Weights, in_shape: S.Shape) -> str:
+    # [batch, h, w, c] → [batch, h, 1, w, 1, c], broadcast to [batch, h, s₁, w, s₂, c], then
+    # merged: each value repeated, exactly as nearest-neighbour upsampling by whole factors.
+    factors = layer._tuple(layer.size, "size")
+    spread = g.op("Unsqueeze", [x, g.constant("axes", np.arange(2, 2 * layer.rank + 1, 2))])
+    repeats = [1, *(v for n, f in zip(in_shape[:-1], factors, strict=True) for v in (1, f)), 1]
+    tiled = g.op("Expand", [spread, g.constant("shape", np.array(repeats))])
+    return g.op("Reshape", [tiled, g.constant("shape", np.array(
+        [-1, *layer.output_shape(in_shape)]))])
+
+
 def _pool(op: str, g: GraphBuilder, layer: S.Pool, x: str, w: Weights, in_shape: S.Shape,
           **attrs: Any) -> str:
     window, strides = layer.window()
@@ -194,6 +229,21 @@ def _batchnorm(g: GraphBuilder, layer: S.BatchNorm, x: str, w: Weights, in_shape
     shift = w["beta"] - w["moving_mean"] * scale
     return g.op("Add", [g.op("Mul", [x, g.constant("scale", scale.astype(np.float32))]),
                         g.constant("shift", shift.astype(np.float32))])
+
+
+@ONNX.layers(S.LayerNorm)
+def _layernorm(g: GraphBuilder, layer: S.LayerNorm, x: str, w: Weights, in_shape: S.Shape) -> str:
+    return g.op("LayerNormalization", [x, g.constant("gamma", w["gamma"]),
+                                       g.constant("beta", w["beta"])],
+                axis=-1, epsilon=layer.epsilon)
+
+
+@ONNX.layers(S.RepeatVector)
+def _repeat_vector(g: GraphBuilder, layer: S.RepeatVector, x: str, w: Weights,
+                   in_shape: S.Shape) -> str:
+    # [batch, features] → [batch, 1, features], broadcast to [batch, n, features]
+    spread = g.op("Unsqueeze", [x, g.constant("axes", np.array([1]))])
+    return g.op("Expand", [spread, g.constant("shape", np.array([1, layer.n, 1]))])
 
 
 def _gates(matrix: np.ndarray, order: list[int], units: int) -> np.ndarray:

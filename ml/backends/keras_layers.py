@@ -178,6 +178,21 @@ def _conv(layer: S.Conv, in_shape: S.Shape) -> keras.layers.Layer:
                 bias_initializer=initializer(layer.bias_initializer))
 
 
+@KERAS.layers(S.ConvTranspose, ranks=(2,))
+def _conv_transpose(layer: S.ConvTranspose, in_shape: S.Shape) -> keras.layers.Layer:
+    conv = getattr(keras.layers, f"Conv{layer.rank}DTranspose")
+    return conv(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                use_bias=layer.use_bias,
+                kernel_initializer=initializer(layer.kernel_initializer),
+                bias_initializer=initializer(layer.bias_initializer))
+
+
+@KERAS.layers(S.UpSample, ranks=(2,))
+def _upsample(layer: S.UpSample, in_shape: S.Shape) -> keras.layers.Layer:
+    return getattr(keras.layers, f"UpSampling{layer.rank}D")(size=layer.size,
+                                                             interpolation="nearest")
+
+
 def _pool(kind: str) -> Callable[[S.Pool, S.Shape], keras.layers.Layer]:
     def build(layer: S.Pool, in_shape: S.Shape) -> keras.layers.Layer:
         pool = getattr(keras.layers, f"{kind}Pooling{layer.rank}D")
@@ -219,6 +234,16 @@ def _dropout(layer: S.Dropout, in_shape: S.Shape) -> keras.layers.Layer:
 def _batchnorm(layer: S.BatchNorm, in_shape: S.Shape) -> keras.layers.Layer:
     return keras.layers.BatchNormalization(axis=-1, momentum=layer.momentum,
                                            epsilon=layer.epsilon)
+
+
+@KERAS.layers(S.LayerNorm)
+def _layernorm(layer: S.LayerNorm, in_shape: S.Shape) -> keras.layers.Layer:
+    return keras.layers.LayerNormalization(axis=-1, epsilon=layer.epsilon)
+
+
+@KERAS.layers(S.RepeatVector)
+def _repeat_vector(layer: S.RepeatVector, in_shape: S.Shape) -> keras.layers.Layer:
+    return keras.layers.RepeatVector(layer.n)
 
 
 def _recurrent(rnn: Callable[..., keras.layers.Layer], layer: S.Recurrent,

@@ -226,6 +226,45 @@ class ConvBlock(CanonicalBlock):
         return self.activate(_to_channels_last(net), logits)
 
 
+@TORCH.layers(S.ConvTranspose, ranks=(2,))
+class ConvTransposeBlock(CanonicalBlock):
+    def __init__(self, layer: S.ConvTranspose, in_shape: S.Shape):
+        super().__init__(layer, in_shape)
+        self.rank = layer.rank
+        window = layer._tuple(layer.kernel_size, "kernel_size")
+        self.strides = layer._tuple(layer.strides, "strides")
+        out = layer.output_shape(in_shape)[:-1]
+        # torch pads (crops) both ends alike; Keras's same crops the odd cell at the end, and
+        # its valid with a window smaller than the strides extends the end: so the full
+        # output, (n − 1)·s + k positions (extended by output_padding where Keras's is
+        # longer), is sliced to Keras's.
+        full = [(n - 1) * s + k for n, k, s in zip(in_shape[:-1], window, self.strides,
+                                                   strict=True)]
+        self.output_padding = tuple(max(o - f, 0) for o, f in zip(out, full, strict=True))
+        starts = [max(f - o, 0) // 2 for o, f in zip(out, full, strict=True)]
+        self.crop = tuple(slice(start, start + o) for start, o in zip(starts, out, strict=True))
+        self.conv = getattr(F, f"conv_transpose{self.rank}d")
+        self.activation_name = layer.activation
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        # canonical kernel [*window, filters, in] → torch [in, filters, *window]
+        kernel = self.weight["kernel"].permute(self.rank + 1, self.rank, *range(self.rank))
+        net = self.conv(_to_channels_first(x), kernel, self.weight.get("bias"), self.strides,
+                        0, self.output_padding)
+        return self.activate(_to_channels_last(net[(..., *self.crop)]), logits)
+
+
+@TORCH.layers(S.UpSample, ranks=(2,))
+def _upsample(layer: S.UpSample, in_shape: S.Shape) -> Block:
+    factors = layer._tuple(layer.size, "size")
+
+    def repeat(block: Block, x: torch.Tensor) -> torch.Tensor:
+        for axis, factor in enumerate(factors, start=1):  # [batch, *spatial, channels]
+            x = x.repeat_interleave(factor, dim=axis)
+        return x
+    return Stateless(repeat)
+
+
 class PoolBlock(Block):
     kind: str  # "max" or "avg", as in torch's F.max_pool1d, F.avg_pool2d, …
 
@@ -343,6 +382,17 @@ class BatchNormBlock(Block):
                 getattr(self, name).copy_(torch.from_numpy(weights[name]))
 
 
+@TORCH.layers(S.LayerNorm)
+class LayerNormBlock(CanonicalBlock):
+    def __init__(self, layer: S.LayerNorm, in_shape: S.Shape):
+        super().__init__(layer, in_shape)
+        self.epsilon = layer.epsilon
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], self.weight["gamma"], self.weight["beta"],
+                            self.epsilon)
+
+
 def _reorder(matrix: torch.Tensor, order: list[int], units: int) -> torch.Tensor:
     return torch.cat([matrix[..., g * units:(g + 1) * units] for g in order], dim=-1)
 
@@ -457,6 +507,12 @@ def _reshape(layer: S.Reshape, in_shape: S.Shape) -> Block:
 @TORCH.layers(S.Dropout)
 def _dropout(layer: S.Dropout, in_shape: S.Shape) -> Block:
     return Stateless(lambda block, x: F.dropout(x, layer.rate, block.training))
+
+
+@TORCH.layers(S.RepeatVector)
+def _repeat_vector(layer: S.RepeatVector, in_shape: S.Shape) -> Block:
+    # [batch, features] → [batch, n, features], a view
+    return Stateless(lambda block, x: x.unsqueeze(1).expand(-1, layer.n, -1))
 
 
 class SpecModule(nn.Module):

@@ -207,6 +207,75 @@ class Conv2D(Conv):
     rank: ClassVar[int] = 2
 
 
+class ConvTranspose(Spatial):
+    """A transposed convolution: each input position scatters its filters' windows into the
+    output, strides apart, so that the output grows: on each spatial axis of size n, with
+    window k and strides s, valid gives n·s + max(k − s, 0) positions, same gives n·s."""
+
+    filters: PositiveInt = Field(description="the number of filters: the output's channels")
+    kernel_size: IntOrPair = Field(description="the window's size: one number for every "
+                                               "spatial axis, or one per axis")
+    strides: IntOrPair = Field(1, description="how far apart in the output the windows of "
+                                              "neighbouring input positions land: the factor "
+                                              "the output grows by")
+    padding: Annotated[Literal["valid", "same"], Field(
+        description="valid: the whole of every window is kept; same: the output is cropped "
+                    "to n·strides positions on each axis (the odd cell cropped at the end)")
+    ] = "valid"
+    activation: UnitActivation = "identity"
+    use_bias: UseBias = True
+    kernel_initializer: KernelInitializer = "glorot_uniform"
+    bias_initializer: BiasInitializer = "zeros"
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check_input(shape)
+        window, strides = self._tuple(self.kernel_size, "kernel_size"), self._tuple(
+            self.strides, "strides")
+        spatial = (n * s if self.padding == "same" else n * s + max(k - s, 0)
+                   for n, k, s in zip(shape[:-1], window, strides, strict=True))
+        return (*spatial, self.filters)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        # kernel [*kernel_size, filters, in_channels], the Keras layout (outputs first)
+        kernel = (*self._tuple(self.kernel_size, "kernel_size"), self.filters, shape[-1])
+        weights = {"kernel": Weight(kernel, self.kernel_initializer)}
+        if self.use_bias:
+            weights["bias"] = Weight((self.filters,), self.bias_initializer)
+        return weights
+
+    def multiply_adds(self, shape: Shape) -> int:
+        # Every kernel weight once per input position, and one more per output value.
+        kernel = math.prod(self.weights(shape)["kernel"].shape)
+        return kernel * math.prod(shape[:-1]) + math.prod(self.output_shape(shape))
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.activation
+
+
+class Conv2DTranspose(ConvTranspose):
+    type: Literal["conv2d_transpose"]
+    rank: ClassVar[int] = 2
+
+
+class UpSample(Spatial):
+    """Each value repeated `size` times along every spatial axis (nearest neighbour):
+    [h, w, c] → [h·size₁, w·size₂, c]."""
+
+    size: IntOrPair = Field(2, description="how many times each value is repeated: one number "
+                                           "for every spatial axis, or one per axis")
+
+    def output_shape(self, shape: Shape) -> Shape:
+        self._check_input(shape)
+        factors = self._tuple(self.size, "size")
+        return (*(n * f for n, f in zip(shape[:-1], factors, strict=True)), shape[-1])
+
+
+class UpSample2D(UpSample):
+    type: Literal["upsample2d"]
+    rank: ClassVar[int] = 2
+
+
 class Pool(Spatial):
     pool_size: IntOrPair = Field(2, description="the window's size: one number for every "
                                                 "spatial axis, or one per axis")
@@ -323,6 +392,39 @@ class BatchNorm(Layer):
                 "moving_variance": Weight(channels, "ones")}
 
 
+class LayerNorm(Layer):
+    """Normalizes each position's last axis on its own values, in training and inference
+    alike: y = γ·(x − mean) / √(variance + ε) + β, the mean and (biased) variance over the last
+    axis; γ and β are learned per feature (Keras's LayerNormalization)."""
+
+    type: Literal["layernorm"]
+    epsilon: PositiveFloat = Field(1e-3, description="ε: added to the variance before its "
+                                                     "square root, so that it never divides "
+                                                     "by zero")
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        features = (shape[-1],)
+        return {"gamma": Weight(features, "ones"), "beta": Weight(features, "zeros")}
+
+    def multiply_adds(self, shape: Shape) -> int:
+        return 4 * math.prod(shape)  # the mean, the variance, the scaling and the shift
+
+
+class RepeatVector(Layer):
+    """A vector repeated n times along a new time axis: [features] → [n, features]; what
+    turns an encoder's last state into a decoder's input sequence."""
+
+    type: Literal["repeat_vector"]
+    n: PositiveInt = Field(description="how many time steps the output has")
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 1:
+            raise ShapeError(f"repeat_vector expects one vector per sample, received "
+                             f"{list(shape)}; add a flatten layer or a recurrent layer without "
+                             "return_sequences", None, list(shape))
+        return (self.n, shape[0])
+
+
 class Recurrent(Layer):
     """Reads [timesteps, features]; gates in Keras's order and layout."""
 
@@ -432,7 +534,8 @@ class Activation(Layer):
 
 AnyLayer = Annotated[Dense | Conv1D | Conv2D | MaxPool1D | MaxPool2D | AvgPool1D | AvgPool2D
                      | GlobalAvgPool | GlobalMaxPool | Flatten | Reshape | Dropout | BatchNorm
-                     | SimpleRNN | LSTM | GRU | Embedding | Activation,
+                     | SimpleRNN | LSTM | GRU | Embedding | Activation | RepeatVector
+                     | LayerNorm | UpSample2D | Conv2DTranspose,
                      Field(discriminator="type")]
 
 

@@ -94,6 +94,18 @@ CASES: dict[str, tuple[list[dict], list[int]]] = {
        for rnn in ("simple_rnn", "lstm", "gru") for bi in (False, True) for seq in (False, True)},
     "embedding": ([{"type": "embedding", "input_dim": 10, "output_dim": 3},
                    {"type": "flatten"}], [4]),
+    "repeat_vector-lstm": ([{"type": "repeat_vector", "n": 4},
+                            {"type": "lstm", "units": 3, "return_sequences": True},
+                            {"type": "flatten"}], [2]),
+    "layernorm-sequence": ([{"type": "layernorm", "epsilon": 0.01}, {"type": "flatten"}],
+                           [4, 5]),
+    "layernorm-vector": ([_dense(), {"type": "layernorm"}], [3]),
+    "upsample2d": ([{"type": "upsample2d", "size": [2, 3]}, {"type": "flatten"}], [3, 2, 2]),
+    **{f"conv2d_transpose-{padding}-{kernel}-{strides}": (
+        [{"type": "conv2d_transpose", "filters": 3, "kernel_size": kernel, "strides": strides,
+          "padding": padding, "activation": "tanh"}, {"type": "flatten"}], [4, 3, 2])
+       for padding in ("valid", "same")
+       for kernel, strides in ((3, 1), (3, 2), (2, 2), ([2, 3], [3, 1]), (4, 2))},
 }
 
 
