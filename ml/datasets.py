@@ -25,7 +25,8 @@ PREVIEW_MAX_VALUES = 1024
 class Dataset:
     id: str
     x: np.ndarray  # float32 [n, *feature_shape]
-    y: np.ndarray  # int64 [n] class indices, or float32 [n, *target_shape]
+    # int64 [n] class indices, or [n, steps] one per time step; or float32 [n, *target_shape]
+    y: np.ndarray
     task: str
     kind: str  # "tabular", "image" or "sequence"
     class_names: list[str] | None = None
@@ -46,9 +47,12 @@ class Dataset:
             "num_samples": int(len(self.x)),
             "num_classes": len(self.class_names) if self.class_names else None,
             "class_names": self.class_names,
-            "class_counts": (np.bincount(self.y, minlength=len(self.class_names)).tolist()
-                             if self.class_names else None),
-            "target_shape": list(self.y.shape[1:]) if self.task == "regression" else None,
+            # Of time steps, when there is a class per step.
+            "class_counts": (np.bincount(self.y.ravel(), minlength=len(self.class_names))
+                             .tolist() if self.class_names else None),
+            # Classification: None for one class per sample, [steps] for one per time step.
+            "target_shape": (list(self.y.shape[1:])
+                             if self.task == "regression" or self.y.ndim > 1 else None),
             "target_name": self.target_name,
             "sha256": content_sha256(self.x, self.y),
         }
@@ -59,7 +63,7 @@ class Dataset:
         show_features = math.prod(self.x.shape[1:]) <= PREVIEW_MAX_VALUES
         samples = []
         for index in range(min(rows, len(self.x))):
-            target = (self.class_names[int(self.y[index])] if self.class_names
+            target = (np.asarray(self.class_names)[self.y[index]].tolist() if self.class_names
                       else _readable(self.y[index]))
             sample = {"features": _readable(self.x[index])} if show_features else {}
             samples.append({**sample, "target": target})
@@ -164,16 +168,72 @@ def _xor() -> Dataset:
     return _playground("builtin:xor", x, y, "Exclusive or of the signs of x1 and x2 (playground)")
 
 
+SINE_WINDOW = 20
+FORECAST_STEPS = 5  # of builtin:sine_forecast
+SEQUENCES = 2000  # of builtin:digit_sequences and builtin:reverse_sequence
+DIGIT_SEQUENCE_STEPS = 3
+REVERSE_STEPS, REVERSE_VOCABULARY = 8, 10
+
+
+def _noisy_sine() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    steps = 1020
+    return np.sin(np.linspace(0, 60, steps)) + rng.normal(0, 0.05, steps)
+
+
 def _sine() -> Dataset:
     # Windows of 20 steps of a noisy sine; the target is the step that follows each window.
-    rng = np.random.default_rng(0)
-    steps, window = 1020, 20
-    series = np.sin(np.linspace(0, 60, steps)) + rng.normal(0, 0.05, steps)
-    x = np.stack([series[i:i + window] for i in range(steps - window)])[..., None]
+    series, window = _noisy_sine(), SINE_WINDOW
+    x = np.stack([series[i:i + window] for i in range(len(series) - window)])[..., None]
     y = series[window:].reshape(-1, 1)
     return Dataset(
         id="builtin:sine", x=x.astype(np.float32), y=y.astype(np.float32), task="regression",
         kind="sequence", description="Noisy sine: 20-step windows → the next value",
+    )
+
+
+def _digit_sequences() -> Dataset:
+    # Sequences of the digits' images; the label is the sum of the sequence's digits modulo 10,
+    # which no single image decides: a model must read every step.
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(0)
+    digits = load_digits()
+    picks = rng.integers(0, len(digits.images), (SEQUENCES, DIGIT_SEQUENCE_STEPS))
+    images = np.asarray(digits.images, dtype=np.float32)[picks][..., None]  # [n, steps, 8, 8, 1]
+    return Dataset(
+        id="builtin:digit_sequences", x=images, y=digits.target[picks].sum(axis=1) % 10,
+        task="classification", kind="sequence", class_names=[str(d) for d in range(10)],
+        description=f"Sequences of {DIGIT_SEQUENCE_STEPS} digit images (8×8, 0–16) → the sum "
+                    "of their digits modulo 10",
+    )
+
+
+def _reverse_sequence() -> Dataset:
+    # Integer sequences; the target is the sequence reversed, one class per step.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, REVERSE_VOCABULARY, (SEQUENCES, REVERSE_STEPS))
+    return Dataset(
+        id="builtin:reverse_sequence", x=x[..., None].astype(np.float32),  # [n, steps, 1]
+        y=x[:, ::-1].astype(np.int64),  # [n, steps]
+        task="classification", kind="sequence",
+        class_names=[str(v) for v in range(REVERSE_VOCABULARY)],
+        description=f"Sequences of {REVERSE_STEPS} integers 0–{REVERSE_VOCABULARY - 1} → the "
+                    "same sequence reversed (one class per step)",
+    )
+
+
+def _sine_forecast() -> Dataset:
+    # The noisy sine of builtin:sine; the target is the FORECAST_STEPS values after each window.
+    series = _noisy_sine()
+    count = len(series) - SINE_WINDOW - FORECAST_STEPS + 1
+    x = np.stack([series[i:i + SINE_WINDOW] for i in range(count)])[..., None]
+    y = np.stack([series[i + SINE_WINDOW:i + SINE_WINDOW + FORECAST_STEPS]
+                  for i in range(count)])
+    return Dataset(
+        id="builtin:sine_forecast", x=x.astype(np.float32), y=y.astype(np.float32),
+        task="regression", kind="sequence",
+        description=f"Noisy sine: {SINE_WINDOW}-step windows → the next {FORECAST_STEPS} values",
     )
 
 
@@ -191,6 +251,9 @@ BUILTINS: dict[str, Callable[[], Dataset]] = {
     "builtin:spirals": _spirals,
     "builtin:xor": _xor,
     "builtin:sine": _sine,
+    "builtin:sine_forecast": _sine_forecast,
+    "builtin:digit_sequences": _digit_sequences,
+    "builtin:reverse_sequence": _reverse_sequence,
 }
 
 
@@ -241,7 +304,7 @@ def split_record(schema: Mapping[str, Any], seed: int,
                  validation_split: float) -> dict[str, Any]:
     """What a job records of the split it trains on: enough to draw the same one again."""
     return {"seed": seed, "test_fraction": TEST_FRACTION, "validation_split": validation_split,
-            "stratified": schema["task"] == "classification",
+            "stratified": _stratified(schema["task"], schema.get("target_shape")),
             **split_sizes(schema["num_samples"], validation_split)}
 
 
@@ -255,6 +318,11 @@ def split_problem(num_samples: int, num_classes: int | None,
             return (f"{validation_split} leaves {size} {part} samples of {num_samples} "
                     f"(after the {TEST_FRACTION:.0%} test split); at least {needed} needed")
     return None
+
+
+def _stratified(task: str, target_shape: list[int] | None) -> bool:
+    """Splits keep the class shares of one class per sample; a class per step has no one class."""
+    return task == "classification" and not target_shape
 
 
 @dataclass(frozen=True)
@@ -277,10 +345,11 @@ def split(dataset: Dataset, seed: int, validation_split: float) -> Split:
     if problem:
         raise DataError(f"training.validation_split: {problem}")
     indices = np.arange(len(dataset.x))
-    stratify = dataset.y if dataset.task == "classification" else None
+    stratified = _stratified(dataset.task, dataset.schema["target_shape"])
+    stratify = dataset.y if stratified else None
     rest, test = train_test_split(indices, test_size=TEST_FRACTION, random_state=seed,
                                   stratify=stratify)
-    stratify = dataset.y[rest] if dataset.task == "classification" else None
+    stratify = dataset.y[rest] if stratified else None
     train, validation = train_test_split(rest, test_size=validation_split, random_state=seed,
                                          stratify=stratify)
     return Split(train=np.sort(train), validation=np.sort(validation), test=np.sort(test))

@@ -20,8 +20,10 @@ class EpochMetrics:
                                                  "averaged over the epoch's batches",
                                   "bookkeeping": False})
     val_loss: float | None = _metric("the objective on the validation split")
-    accuracy: float | None = _metric("share of training samples classified right")
-    val_accuracy: float | None = _metric("share of validation samples classified right")
+    accuracy: float | None = _metric("share of training samples classified right (of time "
+                                     "steps, for a class per step)")
+    val_accuracy: float | None = _metric("share of validation samples classified right (of "
+                                         "time steps, for a class per step)")
     mae: float | None = _metric("mean absolute error on the training split (regression)")
     val_mae: float | None = _metric("mean absolute error on the validation split (regression)")
     learning_rate: float | None = _metric("the rate this epoch trained at", bookkeeping=True)

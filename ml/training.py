@@ -20,7 +20,7 @@ from ml.backends.interface import TrainingHooks
 from ml.datasets import Dataset, Preprocessing, fit_preprocessing, split
 from ml.epochs import EpochMetrics
 from ml.errors import DataError
-from ml.spec import JobSpec
+from ml.spec import JobSpec, analyze
 
 CHECKPOINT_META = "checkpoint.json"
 
@@ -49,10 +49,14 @@ def prepare(spec: JobSpec, dataset: Dataset) -> PreparedData:
     parts = split(dataset, spec.training.seed, spec.training.validation_split)
     x = dataset.x.reshape(len(dataset.x), *input_shape)
     y = dataset.y
-    if y.ndim == 2 and spec.model.task == "classification":
-        y = y.argmax(axis=1)  # one-hot labels → class indices
-    if spec.model.objective == "binary_crossentropy":
-        y = y.astype(np.float32).reshape(-1, 1)
+    if spec.model.objective != "categorical_crossentropy":
+        # Targets in the outputs' shape: a loss on [n, 5, 1] outputs and [n, 5] targets would
+        # broadcast them to [n, 5, 5].
+        output_shape = analyze(spec.model).output_shape
+        if math.prod(output_shape) != math.prod(y.shape[1:]):
+            raise DataError(f"the model's output {output_shape} does not fit the dataset's "
+                            f"targets {list(y.shape[1:])}")
+        y = y.astype(np.float32).reshape(len(y), *output_shape)
     method = spec.training.preprocessing
     first = spec.model.layers[0]
     if first.type == "embedding":
@@ -115,7 +119,8 @@ class TrainResult:
 
 
 def score(spec: JobSpec, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy or mean absolute error of final outputs, computed the same for both backends."""
+    """Accuracy (over samples, or over time steps for a class per step) or mean absolute
+    error of final outputs, computed the same for both backends."""
     if spec.model.objective == "categorical_crossentropy":
         return {"accuracy": float(np.mean(outputs.argmax(axis=-1) == y))}
     if spec.model.objective == "binary_crossentropy":

@@ -82,6 +82,7 @@ def _format(card: dict[str, Any], outputs: np.ndarray) -> dict[str, Any]:
     classes: list[str] = card["class_names"]
     if outputs.shape[-1] == 1:  # one logistic unit: probability of the second class
         outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
-    return {"predictions": [classes[i] for i in outputs.argmax(axis=-1)],
+    # [batch] names, or [batch, steps] for a class per time step.
+    return {"predictions": np.asarray(classes)[outputs.argmax(axis=-1)].tolist(),
             # Rounded as doubles: a float32 rounded to 6 places prints with 17 digits.
             "probabilities": outputs.astype(np.float64).round(6).tolist(), "classes": classes}

@@ -17,8 +17,15 @@ from ml.backends.torch_optim import KerasAdagrad, KerasAdam, KerasRMSprop
 from ml.epochs import EpochMetrics
 from ml.registry import TORCH
 
+
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Over the last axis, with a class index per sample or per time step: [n, (steps,) C]
+    logits and [n, (steps)] targets, averaged over every step as Keras averages."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
 TORCH.objectives.add({
-    "categorical_crossentropy": F.cross_entropy,
+    "categorical_crossentropy": _cross_entropy,
     "binary_crossentropy": F.binary_cross_entropy_with_logits,
     "mse": F.mse_loss,
     "mae": F.l1_loss,
@@ -147,12 +154,15 @@ def fit(spec: S.JobSpec, data: TrainingData, hooks: TrainingHooks, device: str,
 
 
 def _metric_sum(objective: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Sum over the batch of accuracy (from logits) or absolute error."""
+    """Sum over the batch of each sample's accuracy (from logits; the share of its time steps
+    right, for a class per step) or mean absolute error."""
     if objective == "categorical_crossentropy":
-        return (out.argmax(dim=-1) == y).sum()
-    if objective == "binary_crossentropy":
-        return ((out > 0) == (y > 0.5)).sum()
-    return (out - y).abs().mean(dim=tuple(range(1, out.dim()))).sum()
+        right = out.argmax(dim=-1) == y
+    elif objective == "binary_crossentropy":
+        right = (out > 0) == (y > 0.5)
+    else:
+        return (out - y).abs().reshape(len(out), -1).mean(dim=1).sum()
+    return right.reshape(len(right), -1).float().mean(dim=1).sum()
 
 
 def predict(model: SpecModule, x: np.ndarray) -> np.ndarray:

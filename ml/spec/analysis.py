@@ -86,11 +86,28 @@ def _output_issues(model: ModelSpec, shape: Shape) -> list[SpecIssue]:
         issues.append(SpecIssue(last, "binary_crossentropy expects the last layer to be one "
                                       "unit with a logistic activation",
                                 {"units": shape[-1], "activation": activation}))
-    if len(shape) != 1:
-        issues.append(SpecIssue(last, f"the output must be one vector per sample, received "
-                                      f"shape {list(shape)}; add a flatten or global pooling "
-                                      "layer", list(shape)))
+    if len(shape) > 2:
+        issues.append(SpecIssue(last, f"the output must be one vector per sample or one per "
+                                      f"time step, received shape {list(shape)}; add a flatten "
+                                      "or global pooling layer", list(shape)))
     return issues
+
+
+def expected_output(model: ModelSpec, dataset: Mapping[str, Any]) -> Shape:
+    """The output shape a dataset's targets ask of a model: for classification, the class
+    scores of each sample or of each time step; for regression, the targets' own shape."""
+    target_shape = tuple(dataset["target_shape"] or ())
+    if dataset["task"] == "regression":
+        return target_shape or (1,)
+    units = 1 if model.objective == "binary_crossentropy" else dataset["num_classes"]
+    return (*target_shape, units)
+
+
+def fits_targets(output_shape: Shape, expected: Shape) -> bool:
+    """Whether outputs hold the targets' values in their order: a trailing axis of one may be
+    added or dropped ([5] and [5, 1] hold the same values), and all may be one flat vector."""
+    return (output_shape in (expected, (*expected, 1), (math.prod(expected),))
+            or (*output_shape, 1) == expected)
 
 
 def check_dataset_fit(spec: JobSpec | Draft, dataset: Mapping[str, Any],
@@ -113,25 +130,32 @@ def check_dataset_fit(spec: JobSpec | Draft, dataset: Mapping[str, Any],
             model.input.shape,
         ))
     task = dataset["task"]
+    output_shape, expected = tuple(analysis.output_shape), expected_output(model, dataset)
+    last = f"model.layers[{len(model.layers) - 1}]"
     if model.task != task:
         issues.append(SpecIssue(
             "model.objective", f"{model.objective} is for {model.task}, but dataset "
                                f"'{dataset['id']}' is a {task} task", model.objective))
-    elif task == "classification":
-        classes = dataset["num_classes"]
-        expected = 1 if model.objective == "binary_crossentropy" else classes
-        if model.objective == "binary_crossentropy" and classes != 2:
-            issues.append(SpecIssue("model.objective", f"binary_crossentropy needs 2 classes, "
-                                    f"dataset '{dataset['id']}' has {classes}", model.objective))
-        elif analysis.output_shape[-1] != expected:
-            issues.append(SpecIssue(
-                f"model.layers[{len(model.layers) - 1}].units",
-                f"{analysis.output_shape[-1]} outputs, but dataset '{dataset['id']}' has "
-                f"{classes} classes (expected {expected})", analysis.output_shape[-1]))
-    elif analysis.output_shape[-1] != math.prod(dataset["target_shape"] or [1]):
+    elif model.objective == "binary_crossentropy" and dataset["num_classes"] != 2:
+        issues.append(SpecIssue("model.objective", f"binary_crossentropy needs 2 classes, "
+                                f"dataset '{dataset['id']}' has {dataset['num_classes']}",
+                                model.objective))
+    elif output_shape[:-1] == expected[:-1] and not fits_targets(output_shape, expected):
+        # The right shape but for the last axis: the last layer's units are at fault.
+        targets = (f"{dataset['num_classes']} classes" if task == "classification"
+                   else f"targets of shape {dataset['target_shape']}")
         issues.append(SpecIssue(
-            f"model.layers[{len(model.layers) - 1}].units",
-            f"{analysis.output_shape[-1]} outputs, but dataset '{dataset['id']}' has "
-            f"targets of shape {dataset['target_shape']}", analysis.output_shape[-1]))
+            f"{last}.units", f"{output_shape[-1]} outputs, but dataset '{dataset['id']}' has "
+                             f"{targets} (expected {expected[-1]})", output_shape[-1]))
+    elif not fits_targets(output_shape, expected):
+        if task == "regression":
+            asked = "the shape of its targets"
+        elif dataset["target_shape"]:
+            asked = f"class scores at each of its {dataset['target_shape'][0]} time steps"
+        else:
+            asked = "class scores for each sample"
+        issues.append(SpecIssue(
+            last, f"the output has shape {list(output_shape)}, but dataset '{dataset['id']}' "
+                  f"asks for {list(expected)}: {asked}", list(output_shape)))
     if issues:
         raise SpecError(issues)

@@ -14,7 +14,9 @@ def test_builtin_schema_describes_the_data(dataset_id):
     assert schema["num_samples"] == len(dataset.x) == len(dataset.y)
     assert schema["feature_shape"] == list(dataset.x.shape[1:])
     if schema["task"] == "classification":
-        assert sum(schema["class_counts"]) == schema["num_samples"]
+        # Of samples, or of time steps for a class per step.
+        steps = int(np.prod(schema["target_shape"] or [1]))
+        assert sum(schema["class_counts"]) == schema["num_samples"] * steps
     else:
         assert schema["target_shape"] == list(dataset.y.shape[1:])
     assert len(schema["sha256"]) == 64

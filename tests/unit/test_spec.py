@@ -85,11 +85,12 @@ def test_dense_acts_on_the_last_axis_and_flatten_makes_a_vector():
     assert [r.output_shape for r in analysis.layers] == [[2, 5], [2, 5], [10], [3]]
 
 
-def test_an_output_that_is_not_a_vector_is_refused():
+def test_an_output_that_is_neither_a_vector_nor_one_per_step_is_refused():
     body = tiny_job()
-    body["model"]["input"]["shape"] = [2, 2]
+    body["model"]["input"]["shape"] = [2, 2, 1]
     del body["model"]["layers"][2]  # no flatten
-    with pytest.raises(SpecError, match="one vector per sample"):
+    with pytest.raises(SpecError, match=r"one vector per sample or one per time step, "
+                                        r"received shape \[2, 2, 3\]"):
         analyze(parse_job_spec(body).model)
 
 
