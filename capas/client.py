@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from core.errors import Invalid
 from core.job_options import parse_options
@@ -25,17 +26,31 @@ class CapasAPIError(RuntimeError):
 
 
 def saved_credentials() -> dict[str, str]:
-    """What `capas up` saved on first start, found through CAPAS_DATA_DIR (default ./capas-data)."""
+    """What `capas up` saved (the admin key of the first start, the URL of the last), found
+    through CAPAS_DATA_DIR (default ./capas-data)."""
     path = Path(os.environ.get("CAPAS_DATA_DIR", "capas-data")) / "credentials.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def environment_url() -> str | None:
+    """The API's URL as the environment gives it: CAPAS_URL, else CAPAS_HOST and CAPAS_PORT
+    (either one; the other as the server's default), the settings the server itself reads."""
+    if os.environ.get("CAPAS_URL"):
+        return os.environ["CAPAS_URL"]
+    host, port = os.environ.get("CAPAS_HOST"), os.environ.get("CAPAS_PORT")
+    if not (host or port):
+        return None
+    return f"http://{host or '127.0.0.1'}:{port or 8000}"
+
+
 class Client:
+    """A client of the API. Its URL and key are, in this order: the arguments, the environment
+    (`environment_url()`, CAPAS_API_KEY), the saved credentials, `http://127.0.0.1:8000`."""
+
     def __init__(self, url: str | None = None, api_key: str | None = None,
                  timeout: float = 30.0):
         saved = saved_credentials()
-        self.url = url or os.environ.get("CAPAS_URL") or saved.get("url") \
-            or "http://127.0.0.1:8000"
+        self.url = url or environment_url() or saved.get("url") or "http://127.0.0.1:8000"
         key = api_key or os.environ.get("CAPAS_API_KEY") or saved.get("api_key")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
@@ -72,6 +87,10 @@ class Client:
         """An admin adds a user; the answer's `api_key` is shown this once."""
         return self.request("POST", "/users", json={"name": name, "role": role,
                                                     "models": models or None})
+
+    def users(self) -> list[dict]:
+        """Every user with its id and role (admins only)."""
+        return self.request("GET", "/users")
 
     def create_key(self, user_id: int | None = None) -> dict:
         return self.request("POST", "/keys", json={"user_id": user_id})
@@ -152,25 +171,18 @@ class Client:
         resumed from the last event received, so nothing is missed or repeated."""
         while True:
             try:
-                with self.http.stream("GET", f"/jobs/{job_id}/events", timeout=None,
-                                      headers={"Last-Event-ID": str(last_event_id)}) as response:
-                    if response.is_error:
-                        response.read()
-                        self._raise(response)
-                    event: dict[str, str] = {}
-                    for line in response.iter_lines():
-                        if line:
-                            field, _, value = line.partition(": ")
-                            event[field] = value
-                            continue
-                        if "event" in event:
-                            kind, data = event["event"], json.loads(event.get("data", "{}"))
-                            if "id" in event:
-                                last_event_id = int(event["id"])
-                            yield last_event_id, kind, data
-                            if kind == "end":
-                                return
-                        event = {}
+                with connect_sse(self.http, "GET", f"/jobs/{job_id}/events", timeout=None,
+                                 headers={"Last-Event-ID": str(last_event_id)}) as source:
+                    if source.response.is_error:
+                        source.response.read()
+                        self._raise(source.response)
+                    for event in source.iter_sse():
+                        if event.id:
+                            last_event_id = int(event.id)
+                        data = json.loads(event.data) if event.data else {}
+                        yield last_event_id, event.event, data
+                        if event.event == "end":
+                            return
             except httpx.TransportError:
                 time.sleep(retry_s)
 

@@ -4,12 +4,27 @@ Each module holds one group of commands; this one puts them together, in the ord
 lists them.
 """
 
+from typing import Annotated
+
 import typer
 
-from capas.cli import datasets, jobs, models, service, users
+from capas.cli import console, datasets, jobs, models, service, users
 
 app = typer.Typer(help="Train and serve neural networks from a declarative layer spec.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def connect(url: Annotated[str | None, typer.Option(
+                help="the API's address (else CAPAS_URL, CAPAS_HOST and CAPAS_PORT, else the "
+                     "saved credentials)")] = None,
+            api_key: Annotated[str | None, typer.Option(
+                help="the key to call it with (else CAPAS_API_KEY, else the saved credentials)",
+                show_default=False)] = None) -> None:
+    """Train and serve neural networks from a declarative layer spec."""
+    console.connection.update(url=url, api_key=api_key)
+
+
 # Added without a name, a module's commands are the root's own.
 app.add_typer(service.app)
 app.add_typer(jobs.app)

@@ -4,10 +4,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
 
 from capas.cli import sharing
-from capas.cli.console import api_client, console
+from capas.cli.console import api_client, console, print_table
 
 app = typer.Typer(help="Upload, list, show and delete datasets.", no_args_is_help=True)
 
@@ -36,25 +35,24 @@ def upload(
                                         channels=channels)
     classes = (f", classes {', '.join(dataset['class_names'])}" if dataset["class_names"]
                else "")
-    console.print(f"dataset [bold]{dataset['id']}[/] ({dataset['name']}): "
+    console.print(f"dataset {dataset['id']} ({dataset['name']}): "
                   f"{dataset['num_samples']} samples of {_shape(dataset)}, "
-                  f"{dataset['task']}{classes}")
+                  f"{dataset['task']}{classes}", markup=False, highlight=False)
 
 
 @app.command("list")
 def list_datasets() -> None:
-    """List the built-in datasets, yours and the public ones (everyone's for an admin)."""
+    """List the built-in datasets, yours and the public ones (everyone's for an admin); a
+    narrow terminal drops the upload time, then the public mark, the kind and the classes."""
     with api_client() as client:
         items = client.datasets()
-    table = Table("name", "task", "kind", "features", "samples", "classes", "public",
-                  "created")
-    table.columns.insert(0, Column("id", no_wrap=True))
-    for dataset in items:
-        table.add_row(dataset["id"], dataset["name"], dataset["task"], dataset["kind"],
-                      _shape(dataset), str(dataset["num_samples"]),
-                      str(dataset["num_classes"] or ""), sharing.public_mark(dataset["public"]),
-                      (dataset["created_at"] or "")[:19])
-    console.print(table)
+    print_table(["id", "name", "task", "kind", "features", "samples", "classes", "public",
+                 "created"],
+                ([dataset["id"], dataset["name"], dataset["task"], dataset["kind"],
+                  _shape(dataset), str(dataset["num_samples"]),
+                  str(dataset["num_classes"] or ""), sharing.public_mark(dataset["public"]),
+                  (dataset["created_at"] or "")[:16].replace("T", " ")] for dataset in items),
+                droppable=("created", "public", "kind", "classes"))
 
 
 @app.command("show")

@@ -1,14 +1,18 @@
 """Specs and jobs: `validate`, `catalog`, `submit` (and `--watch`), `jobs`, `cancel`, `job`."""
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Column, Table
+from rich.table import Column
+from rich.text import Text
 
-from capas.cli.console import api_client, console, err
+from capas.cli import datasets
+from capas.cli.console import api_client, console, err, fail, print_table, read_json
 from capas.client import Client
 
 app = typer.Typer()
@@ -17,52 +21,67 @@ app = typer.Typer()
 @app.command()
 def validate(spec_file: Path) -> None:
     """Check a job file: each layer's output shape and parameters, and every error at once."""
-    body = json.loads(spec_file.read_text())
+    body = read_json(spec_file, "spec file")
     with api_client() as client:
         report = client.validate(body)
     if report.get("layers"):
-        table = Table("#", "layer", "output shape", "parameters", "multiply-adds a sample")
-        types = [layer.get("type", "?") for layer in body.get("model", {}).get("layers", [])]
-        for row in report["layers"]:
-            table.add_row(str(row["index"]), types[row["index"]],
-                          "×".join(map(str, row["output_shape"])), f"{row['params']:,}",
-                          f"{row['multiply_adds']:,}")
-        console.print(table)
+        layers = body.get("model", {}).get("layers", [])
+        print_table(["#", "layer", "output shape", "parameters", "multiply-adds a sample"],
+                    ([str(row["index"]), layers[row["index"]].get("type", "?"),
+                      "×".join(map(str, row["output_shape"])), f"{row['params']:,}",
+                      f"{row['multiply_adds']:,}"] for row in report["layers"]),
+                    whole=("#", "layer"))
         console.print(f"total parameters: {report['total_params']:,}; multiply-adds a sample: "
                       f"{report['total_multiply_adds']:,}")
     for error in report["errors"]:
-        err.print(f"[red]{error['field']}[/]: {error['message']}")
+        err.print(f"{error['field']}: {error['message']}", style="red", markup=False,
+                  highlight=False, soft_wrap=True)
     if not report["valid"]:
         raise typer.Exit(1)
-    console.print("[green]valid[/]")
+    console.print("valid", style="green")
+
+
+# What the catalog's lists say of each entry, as columns, in this order (a list shows those
+# its entries have).
+CATALOG_COLUMNS = ("formula", "range", "task", "default", "parameters", "suffix", "finished",
+                   "description")
 
 
 @app.command()
 def catalog(kind: Annotated[str, typer.Argument(
-        help="one of the catalog's lists: layers, activations, optimizers, training, … "
-             "(an unknown one names them all)")] = "activations") -> None:
+        help="one of the catalog's lists: layers, activations, optimizers, training, "
+             "datasets, … (an unknown one names them all)")] = "activations") -> None:
     """Show the vocabulary of the spec language, as `GET /catalog` serves it."""
+    if kind == "datasets":
+        datasets.list_datasets()
+        return
     with api_client() as client:
         entries = client.catalog()
-    kinds = [name for name, entry in entries.items() if isinstance(entry, list)]
+    kinds = [name for name, entry in entries.items() if isinstance(entry, list)] + ["datasets"]
     if kind not in kinds:
-        err.print(f"[red]kind: unknown '{kind}'[/]; choose from {', '.join(kinds)}")
-        raise typer.Exit(1)
-    table = Table("name", "formula, parameters or default", "range or description")
-    for entry in entries[kind]:
-        table.add_row(entry.get("name") or entry.get("type"), _detail(entry),
-                      entry.get("range") or entry.get("description", ""))
-    console.print(table)
+        fail(f"kind: unknown '{kind}'; choose from {', '.join(kinds)}")
+    listed = entries[kind]
+    columns = [c for c in CATALOG_COLUMNS if any(c in entry for entry in listed)]
+    print_table(["name", *columns],
+                ([entry.get("name") or entry.get("type"),
+                  *(_cell(column, entry.get(column)) for column in columns)]
+                 for entry in listed),
+                whole=("name",))
 
 
-def _detail(entry: dict) -> str:
-    """A function's formula, or what a layer, optimizer or block takes, or a parameter's default."""
-    if "formula" in entry:
-        return entry["formula"]
-    if "parameters" in entry:
-        return ", ".join(p["name"] + (f"={p['default']}" if "default" in p else "")
-                         for p in entry["parameters"])
-    return f"= {json.dumps(entry['default'])}" if "default" in entry else ""
+def _cell(column: str, value: object) -> str:
+    """An entry's value as a column shows it: a layer's or an optimizer's parameters with their
+    defaults; names as they are, other values as JSON."""
+    if value is None:
+        return ""
+    if column == "parameters":
+        return ", ".join(p["name"] + (f"={_text(p['default'])}" if "default" in p else "")
+                         for p in value)
+    return _text(value)
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @app.command()
@@ -73,21 +92,33 @@ def submit(spec_file: Path,
            submission_id: Annotated[str | None, typer.Option(
                help="idempotency key: resubmitting returns the same job")] = None) -> None:
     """Queue a training job from a JSON file."""
-    body = json.loads(spec_file.read_text())
+    body = read_json(spec_file, "spec file")
     with api_client() as client:
         job = client.submit(body, framework=framework, submission_id=submission_id)
-        console.print(f"job [bold]{job['id']}[/] queued ({job['framework']}, "
-                      f"model {job['model_name']})")
+        console.print(f"job {job['id']} queued ({job['framework']}, model {job['model_name']})",
+                      markup=False, highlight=False)
         if watch:
             _watch(client, job)
 
 
+class EpochProgress(Progress):
+    """The job's status, a bar of its epochs and the time it took on one line, and the last
+    epoch's metrics on the next, where they wrap: the bar keeps its place at any width."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields["stats"]:
+                yield Text(task.fields["stats"])
+
+
 def _watch(client: Client, submitted: dict) -> None:
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[stats]}"), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+               BarColumn(bar_width=None), TextColumn("epoch"), MofNCompleteColumn(),
+               TimeElapsedColumn())
     # The model's metrics of an epoch, without the bookkeeping columns.
     shown = [m["name"] for m in client.catalog()["metrics"] if not m["bookkeeping"]]
-    with Progress(*columns, console=console) as progress:
+    with EpochProgress(*columns, console=console, expand=True) as progress:
         task = progress.add_task("queued", total=submitted["epochs"], stats="")
         for _, kind, data in client.events(submitted["id"]):
             if kind == "epoch":
@@ -98,28 +129,24 @@ def _watch(client: Client, submitted: dict) -> None:
     job = client.job(submitted["id"])
     if job["status"] == "succeeded":
         test = {k: round(v, 4) for k, v in job["final_metrics"].items() if k.startswith("test_")}
-        console.print(f"[green]succeeded[/]: model {job['model_name']} version "
-                      f"{job['model_version']}; {test}")
+        console.print(f"succeeded: model {job['model_name']} version {job['model_version']}; "
+                      f"{test}", markup=False, highlight=False)
     else:
-        err.print(f"[red]{job['status']}[/]: {job['failure_reason']}")
-        raise typer.Exit(1)
+        fail(f"job {job['status']}: {job['failure_reason']}")
 
 
 @app.command()
 def jobs(status: str | None = None, limit: int = 20) -> None:
-    """List recent jobs."""
+    """List recent jobs; a narrow terminal drops the creation time, then the framework."""
     with api_client() as client:
         items = client.jobs(status=status, limit=limit)
-    table = Table("status", "model", "framework", "epochs", "best", "created")
-    table.columns.insert(0, Column("id", no_wrap=True, min_width=36))
-    for job in items:
-        best = job["best_metrics"] or {}
-        table.add_row(job["id"], job["status"], job["model_name"], job["framework"],
-                      f"{job['epochs_done']}/{job['epochs']}",
-                      ", ".join(f"{k}={v:.4g}" for k, v in best.items()
-                                if not k.endswith("_epoch")),
-                      job["created_at"][:19])
-    console.print(table)
+    print_table(["id", "status", "model", "framework", "epochs", "best", "created"],
+                ([job["id"], job["status"], job["model_name"], job["framework"],
+                  f"{job['epochs_done']}/{job['epochs']}",
+                  ", ".join(f"{k} {v:.4g}" for k, v in (job["best_metrics"] or {}).items()
+                            if not k.endswith("_epoch")),
+                  job["created_at"][:16].replace("T", " ")] for job in items),
+                droppable=("created", "framework"))
 
 
 @app.command()

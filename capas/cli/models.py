@@ -1,14 +1,12 @@
 """The model registry: `predict`, `models`, `share`, `card`, `alias`, `unalias`, `download`."""
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from capas.cli import sharing
-from capas.cli.console import api_client, console
+from capas.cli.console import api_client, console, fail, print_table, read_json
 
 app = typer.Typer()
 
@@ -22,7 +20,11 @@ def predict(model: str,
                 help="the version this alias points at (default: production, else latest)")
             ] = None) -> None:
     """Predict with a published model."""
-    data = json.loads(input.read_text())
+    data = read_json(input, "input file")
+    if isinstance(data, dict) and "instances" not in data:
+        fail(f"input file '{input}' holds an object without \"instances\" (its keys: "
+             f"{', '.join(data) or 'none'}); write a list of instances or "
+             '{"instances": [...]}')
     instances = data["instances"] if isinstance(data, dict) else data
     with api_client() as client:
         console.print_json(data=client.predict(model, instances, version=version, alias=alias))
@@ -33,14 +35,12 @@ def models() -> None:
     """List the registry: models, their latest version and aliases."""
     with api_client() as client:
         items = client.models()
-    table = Table("model", "versions", "latest", "aliases", "frameworks", "public")
-    for item in items:
-        table.add_row(item["name"], str(len(item["versions"])),
-                      str(item["latest_version"] or "—"),
-                      ", ".join(f"{a}→{v}" for a, v in item["aliases"].items()),
-                      ", ".join(sorted({v["framework"] for v in item["versions"]})),
-                      sharing.public_mark(item["public"]))
-    console.print(table)
+    print_table(["model", "versions", "latest", "aliases", "frameworks", "public"],
+                ([item["name"], str(len(item["versions"])), str(item["latest_version"] or "—"),
+                  ", ".join(f"{a}→{v}" for a, v in item["aliases"].items()),
+                  ", ".join(sorted({v["framework"] for v in item["versions"]})),
+                  sharing.public_mark(item["public"])] for item in items),
+                whole=("model",), droppable=("public", "frameworks"))
 
 
 @app.command()
@@ -63,7 +63,7 @@ def alias(model: str, name: str, version: int) -> None:
         moved = client.set_alias(model, name, version)
     previous = moved["history"][-1]["previous_version"]
     console.print(f"{model}@{name} → version {version}"
-                  + (f" (was {previous})" if previous else ""))
+                  + (f" (was {previous})" if previous else ""), markup=False, highlight=False)
 
 
 @app.command()
@@ -71,7 +71,7 @@ def unalias(model: str, name: str) -> None:
     """Remove an alias of a model; its history keeps the removal."""
     with api_client() as client:
         client.remove_alias(model, name)
-    console.print(f"{model}@{name} removed")
+    console.print(f"{model}@{name} removed", markup=False, highlight=False)
 
 
 @app.command()
@@ -87,4 +87,4 @@ def download(model: str, version: int,
         suffixes = {f["name"]: f["suffix"] for f in client.catalog()["formats"]}
         destination = output or Path(f"{model}-v{version}{suffixes.get(format, '')}")
         saved = client.download(model, version, format, destination)
-    console.print(f"saved {saved}")
+    console.print(f"saved {saved}", markup=False, highlight=False)

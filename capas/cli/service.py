@@ -1,15 +1,17 @@
 """The commands that run the service, on its host: `up`, `api`, `worker`, `migrate` and
 `admin reset-key`."""
 
+import json
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Annotated
 
 import typer
 
-from capas.cli.console import console, err
+from capas.cli.console import console, fail
 from capas.cli.supervisor import WorkerSupervisor, visible_gpus, worker_command, worker_env
 
 app = typer.Typer()
@@ -50,13 +52,39 @@ def _refuse_an_unusable_store() -> None:
     try:
         check_store(get_settings())
     except (StoreUnavailable, ValidationError) as error:
-        err.print("error:", getattr(error, "message", error), style="red", markup=False)
-        raise typer.Exit(1) from None
+        fail(str(getattr(error, "message", error)))
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The API's socket, bound before anything is started or said: a port that another
+    program holds is refused by name, and nothing claims to be up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {error.strerror}. Another program holds the "
+             "port (a Capas already up?): stop it, or choose another port with --port or "
+             "CAPAS_PORT")
+    return sock
+
+
+def _record_url(settings) -> None:
+    """Keep the saved credentials' URL where this start serves, so that the `capas` command
+    on this host follows a later `--port` or CAPAS_PORT."""
+    from core.services.auth import save_credentials
+
+    path = settings.credentials_file
+    if path.is_file():
+        save_credentials(settings, json.loads(path.read_text())["api_key"])
 
 
 @app.command()
-def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
-       port: Annotated[int | None, typer.Option(help="API port")] = None) -> None:
+def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)")] = None,
+       port: Annotated[int | None, typer.Option(help="API port (else CAPAS_PORT)")] = None
+       ) -> None:
     """Start the embedded service: migrations, API and one worker, in one process tree."""
     import uvicorn
 
@@ -70,7 +98,9 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
     if port:
         settings.port = port
         os.environ["CAPAS_PORT"] = str(port)
+    sock = _listen(settings.host, settings.port)
     key = _migrate_and_bootstrap(settings)
+    _record_url(settings)
     url = f"http://{settings.host}:{settings.port}"
     workers = [WorkerSupervisor(worker_command("cpu", settings.worker_concurrency,
                                                "capas-embedded@%h"))]
@@ -93,7 +123,7 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
     # that runs the `finally` below instead of the default handler's immediate death.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # the Ctrl-C uvicorn handled, raised again
     finally:
@@ -104,14 +134,23 @@ def up(host: Annotated[str | None, typer.Option(help="API host")] = None,
 
 
 @app.command()
-def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1,
+def api(host: Annotated[str | None, typer.Option(
+            help="the address to listen on (else CAPAS_HOST, else 127.0.0.1; 0.0.0.0: every "
+                 "interface)", show_default=False)] = None,
+        port: Annotated[int | None, typer.Option(
+            help="else CAPAS_PORT, else 8000", show_default=False)] = None,
+        workers: int = 1,
         access_log: Annotated[bool, typer.Option(
             help="log every request; on a small model the log line costs about a quarter "
                  "of a prediction's time in the API")] = True) -> None:
     """Run the API server alone (cluster mode)."""
     import uvicorn
 
+    from core.settings import get_settings
+
     _refuse_an_unusable_store()
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
 
     # With several workers uvicorn starts new interpreters: keep the working folder off
     # their import path too.
@@ -122,7 +161,9 @@ def api(host: str = "0.0.0.0", port: int = 8000, workers: int = 1,
 
 @app.command()
 def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
-           concurrency: int = 1,
+           concurrency: Annotated[int | None, typer.Option(
+               help="jobs trained at once on a CPU queue (else CAPAS_WORKER_CONCURRENCY, "
+                    "else 1)", show_default=False)] = None,
            gpu: Annotated[int | None, typer.Option(
                help="for -Q cuda: the GPU this worker owns (one worker per GPU)")] = None
            ) -> None:
@@ -131,7 +172,10 @@ def worker(queues: Annotated[str, typer.Option("-Q", "--queues")] = "cpu",
     SIGTERM or Ctrl-C stops it within seconds: its running jobs stop within a batch and go
     back to the queue, where another worker resumes them from their last epoch checkpoint.
     """
+    from core.settings import get_settings
+
     _refuse_an_unusable_store()
+    concurrency = concurrency or get_settings().worker_concurrency
     name = "capas@%h"
     env = worker_env()
     if gpu is not None:
@@ -180,7 +224,6 @@ def admin_reset_key(user: Annotated[str | None, typer.Option(
         with session_scope(settings) as session:
             admin, key = AuthService(session).reset_admin_key(settings, user)
     except CapasError as error:
-        err.print("error:", error.message, style="red", markup=False)
-        raise typer.Exit(1) from None
+        fail(error.message)
     console.print(f"new key for admin {admin.name} (shown once): {key}", markup=False)
     console.print(f"saved to {settings.credentials_file}", markup=False)

@@ -15,7 +15,8 @@ def share(kind: str, ident: str, private: bool) -> None:
     """Open a `kind` ("model" or "dataset") to every member, or close it."""
     with api_client() as client:
         getattr(client, f"set_{kind}_public")(ident, not private)
-    console.print(f"{kind} {ident} is now {'private' if private else 'public'}")
+    console.print(f"{kind} {ident} is now {'private' if private else 'public'}", markup=False,
+                  highlight=False)
 
 
 def public_mark(public: bool) -> str:

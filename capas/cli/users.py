@@ -1,13 +1,13 @@
-"""`capas users` (admins add users) and `capas keys` (API keys: create, list, revoke)."""
+"""`capas users` (admins add and list users) and `capas keys` (API keys: create, list,
+revoke)."""
 
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from capas.cli.console import api_client, console
+from capas.cli.console import api_client, console, print_table
 
-users_app = typer.Typer(help="Users (admins only) and API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Users: add and list them (admins only).", no_args_is_help=True)
 keys_app = typer.Typer(help="Your API keys: create, list, revoke.", no_args_is_help=True)
 
 
@@ -20,7 +20,18 @@ def create_user(name: str,
     """Add a user and print its first API key, shown this once."""
     with api_client() as client:
         user = client.create_user(name, role, model)
-    console.print(f"user {user['name']} ({user['role']}), key (shown once): {user['api_key']}")
+    console.print(f"user {user['name']} ({user['role']}), key (shown once): {user['api_key']}",
+                  markup=False, highlight=False)
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """List every user: id, name, role and, for an app, the models it may predict with."""
+    with api_client() as client:
+        users = client.users()
+    print_table(["id", "name", "role", "models"],
+                ([str(user["id"]), user["name"], user["role"], ", ".join(user["models"] or [])]
+                 for user in users), whole=("id", "name", "role"))
 
 
 @keys_app.command("create")
@@ -29,7 +40,8 @@ def create_key(user_id: Annotated[int | None, typer.Option(
     """Make a new API key, printed this once."""
     with api_client() as client:
         key = client.create_key(user_id)
-    console.print(f"key {key['id']} (shown once): {key['api_key']}")
+    console.print(f"key {key['id']} (shown once): {key['api_key']}", markup=False,
+                  highlight=False)
 
 
 @keys_app.command("list")
@@ -37,11 +49,10 @@ def list_keys(user_id: int | None = None) -> None:
     """List keys by id and prefix (the keys themselves are never shown again)."""
     with api_client() as client:
         keys = client.keys(user_id)
-    table = Table("id", "prefix", "created", "revoked")
-    for key in keys:
-        table.add_row(str(key["id"]), key["prefix"], key["created_at"][:19],
-                      (key["revoked_at"] or "")[:19])
-    console.print(table)
+    print_table(["id", "prefix", "created", "revoked"],
+                ([str(key["id"]), key["prefix"], key["created_at"][:19].replace("T", " "),
+                  (key["revoked_at"] or "")[:19].replace("T", " ")] for key in keys),
+                whole=("id", "prefix"))
 
 
 @keys_app.command("revoke")

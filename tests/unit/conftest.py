@@ -27,13 +27,13 @@ def api(embedded_settings) -> TestClient:
 @pytest.fixture
 def capas(api, monkeypatch):
     """Runs a `capas` command against the app in this process, with the admin's key or `key`."""
-    def client() -> Client:
-        connected = Client(url="http://testserver")
+    def client(url: str | None = None, api_key: str | None = None) -> Client:
+        connected = Client(url="http://testserver", api_key=api_key)
         connected.http = TestClient(api.app, headers=connected.http.headers)  # same interface
         return connected
 
     monkeypatch.setattr(console, "Client", client)
     admin_key = api.headers["Authorization"].removeprefix("Bearer ")
-    # wide enough that no cell wraps
-    return lambda *args, key=admin_key: CliRunner().invoke(
-        capas_command, list(args), env={"COLUMNS": "240", "CAPAS_API_KEY": key})
+    # wide enough that no cell wraps, unless a test asks for a terminal's `columns`
+    return lambda *args, key=admin_key, columns=240: CliRunner().invoke(
+        capas_command, list(args), env={"COLUMNS": str(columns), "CAPAS_API_KEY": key})

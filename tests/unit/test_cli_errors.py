@@ -37,8 +37,7 @@ def test_each_detail_of_a_refusal_is_printed_with_the_value_received(capas, tmp_
     assert refused.exit_code == 1
     assert refused.stderr.splitlines() == [
         "error 422 (invalid): the job spec is invalid: model.layers[0].units: expected a "
-        "positive integer, received -3",
-        "  - model.layers[0].units: expected a positive integer, received -3 (received -3)"]
+        "positive integer, received -3"]
 
 
 def test_every_command_that_calls_the_api_prints_a_refused_key_and_exits_1(capas, tmp_path):
@@ -55,6 +54,7 @@ def test_every_command_that_calls_the_api_prints_a_refused_key_and_exits_1(capas
                  "unalias": ["tiny", "production"], "download": ["tiny", "1"],
                  "datasets upload": [data], "datasets list": [], "datasets show": ["ds"],
                  "datasets share": ["ds"], "datasets delete": ["ds"], "users create": ["ada"],
+                 "users list": [],
                  "keys create": [], "keys list": [], "keys revoke": ["1"]}
     assert set(arguments) == _command_paths(typer.main.get_command(app)) - SERVER_SIDE
     for command, args in arguments.items():
