@@ -76,12 +76,16 @@ def cluster_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def worker_command(name: str, queue: str = "cpu") -> list[str]:
+    """A real Celery worker of one process, named `name@<host>`."""
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queue,
+            "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle"]
+
+
 def start_worker(settings: Settings, name: str, queue: str = "cpu") -> subprocess.Popen:
     """A real worker (its own process group, so a test can kill it with its pool child)."""
-    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", queue,
-               "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
-               "--without-gossip", "--without-mingle"]
-    return subprocess.Popen(command, cwd=ROOT, env=cluster_env(settings),
+    return subprocess.Popen(worker_command(name, queue), cwd=ROOT, env=cluster_env(settings),
                             start_new_session=True)
 
 
