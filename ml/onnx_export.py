@@ -312,6 +312,71 @@ def _activation(g: GraphBuilder, layer: S.Activation, x: str, w: Weights,
     return _activate(g, layer, x)
 
 
+@ONNX.layers(S.PositionalEmbedding)
+def _positional_embedding(g: GraphBuilder, layer: S.PositionalEmbedding, x: str, w: Weights,
+                          in_shape: S.Shape) -> str:
+    return g.op("Add", [x, g.constant("positions", w["embeddings"])])
+
+
+@ONNX.layers(S.MultiHeadAttention)
+def _multi_head_attention(g: GraphBuilder, layer: S.MultiHeadAttention, x: str, w: Weights,
+                          in_shape: S.Shape) -> str:
+    steps, features = in_shape
+    heads, size = layer.num_heads, layer.head_size(in_shape)
+
+    def project(name: str) -> str:
+        # [batch, steps, features] · [features, heads·key_dim] → [batch, heads, steps, key_dim]
+        kernel = w[f"{name}.kernel"].reshape(features, heads * size)
+        bias = {"bias": w[f"{name}.bias"].reshape(-1)} if f"{name}.bias" in w else {}
+        flat = _bias(g, g.op("MatMul", [x, g.constant("kernel", kernel)]), bias)
+        split = g.op("Reshape", [flat, g.constant("shape", np.array([0, 0, heads, size]))])
+        return g.op("Transpose", [split], perm=[0, 2, 1, 3])
+
+    # Keras scales the queries by 1/√key_dim before the product.
+    query = g.op("Mul", [project("query"), _scalar(g, 1 / math.sqrt(size))])
+    keys = g.op("Transpose", [project("key")], perm=[0, 1, 3, 2])
+    scores = g.op("MatMul", [query, keys])  # [batch, heads, steps (queries), steps (keys)]
+    if layer.causal:  # a key after the query: Keras's large negative before the softmax
+        later = np.triu(np.ones((steps, steps), np.float32), k=1) * np.float32(-1e9)
+        scores = g.op("Add", [scores, g.constant("causal_mask", later)])
+    attended = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), project("value")])
+    merged = g.op("Reshape", [g.op("Transpose", [attended], perm=[0, 2, 1, 3]),
+                              g.constant("shape", np.array([0, 0, heads * size]))])
+    kernel = w["attention_output.kernel"].reshape(heads * size, features)
+    bias = ({"bias": w["attention_output.bias"]} if "attention_output.bias" in w else {})
+    return _bias(g, g.op("MatMul", [merged, g.constant("kernel", kernel)]), bias)
+
+
+def _weights_under(weights: Weights, prefix: str) -> Weights:
+    """The weights named `prefix…`, without the prefix."""
+    return {name[len(prefix):]: value for name, value in weights.items()
+            if name.startswith(prefix)}
+
+
+def _block(g: GraphBuilder, layer: S.Nested, x: str, w: Weights, in_shape: S.Shape) -> str:
+    """A nested block's layers, each with its activation, from the shape they first read."""
+    for member, shape in zip(layer.members(), layer.member_shapes(in_shape), strict=False):
+        x = ONNX.layers[member.layer](g, member.layer, x, _weights_under(w, member.prefix),
+                                      shape)
+    return x
+
+
+@ONNX.layers(S.TimeDistributed)
+def _time_distributed(g: GraphBuilder, layer: S.TimeDistributed, x: str, w: Weights,
+                      in_shape: S.Shape) -> str:
+    # [batch, steps, *step] → [batch·steps, *step], the block, → [batch, steps, *output]
+    step = layer.inner_shape(in_shape)
+    folded = g.op("Reshape", [x, g.constant("shape", np.array([-1, *step]))])
+    out = _block(g, layer, folded, w, step)
+    return g.op("Reshape", [out, g.constant("shape", np.array(
+        [-1, *layer.output_shape(in_shape)]))])
+
+
+@ONNX.layers(S.Residual)
+def _residual(g: GraphBuilder, layer: S.Residual, x: str, w: Weights, in_shape: S.Shape) -> str:
+    return g.op("Add", [x, _block(g, layer, x, w, in_shape)])
+
+
 # The registry's tables under the names the tests have long used.
 LAYER_BUILDERS, ACTIVATIONS, COMBINATIONS = ONNX.layers, ONNX.activations, ONNX.combinations
 
@@ -325,9 +390,7 @@ def export(model_spec: S.ModelSpec, weights: dict[str, np.ndarray],
         x = g.op("Div", [x, g.constant("scale", preprocessing.scale)])
     shape: S.Shape = tuple(model_spec.input.shape)
     for index, layer in enumerate(model_spec.layers):
-        prefix = f"layers.{index}."
-        layer_weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        x = ONNX.layers[layer](g, layer, x, layer_weights, shape)
+        x = ONNX.layers[layer](g, layer, x, _weights_under(weights, f"layers.{index}."), shape)
         shape = layer.output_shape(shape)
     g.nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME]))
     out_shape = S.analyze(model_spec).output_shape

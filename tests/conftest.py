@@ -83,17 +83,29 @@ def every_layer_job(framework: str, name: str = "every-layer") -> dict:
         {"type": "batchnorm"},
         {"type": "maxpool2d", "pool_size": 2},  # [4, 4, 4]
         {"type": "avgpool2d", "pool_size": 2, "strides": 1, "padding": "same"},
-        {"type": "reshape", "target_shape": [16, 4]},
+        {"type": "upsample2d", "size": 2},  # [8, 8, 4]
+        {"type": "conv2d_transpose", "filters": 2, "kernel_size": 3, "padding": "same",
+         "activation": "relu"},  # [8, 8, 2]: 8 steps of 8 × 2
+        {"type": "time_distributed", "layers": [
+            {"type": "conv1d", "filters": 3, "kernel_size": 3, "padding": "same"},
+            {"type": "maxpool1d", "pool_size": 2}, {"type": "flatten"},
+            {"type": "dense", "units": 4, "activation": "tanh"}]},  # [8, 4]
         {"type": "conv1d", "filters": 6, "kernel_size": 3, "padding": "same"},
-        {"type": "maxpool1d", "pool_size": 2},  # [8, 6]
+        {"type": "maxpool1d", "pool_size": 2},  # [4, 6]
         {"type": "avgpool1d", "pool_size": 2, "strides": 1, "padding": "same"},
         {"type": "simple_rnn", "units": 5, "return_sequences": True},
-        {"type": "gru", "units": 4, "return_sequences": True, "bidirectional": True},
-        {"type": "lstm", "units": 6, "return_sequences": True},  # [8, 6]
+        {"type": "gru", "units": 4, "return_sequences": True, "bidirectional": True},  # [4, 8]
+        {"type": "positional_embedding"},
+        {"type": "multi_head_attention", "num_heads": 2, "causal": True},
+        {"type": "layernorm"},
+        {"type": "residual", "layers": [{"type": "dense", "units": 8, "activation": "relu"},
+                                        {"type": "dropout", "rate": 0.1}]},
+        {"type": "lstm", "units": 6, "return_sequences": True},  # [4, 6]
         {"type": "dropout", "rate": 0.1},
         {"type": "global_avgpool"},  # [6]
         {"type": "reshape", "target_shape": [3, 2]},
         {"type": "global_maxpool"},  # [2]
+        {"type": "repeat_vector", "n": 3},  # [3, 2]
         {"type": "flatten"},
         {"type": "dense", "units": 16, "combination": "ehradial", "activation": "exponential"},
         {"type": "activation", "function": "elliott"},

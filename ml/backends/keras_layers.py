@@ -277,6 +277,116 @@ def _embedding(layer: S.Embedding, in_shape: S.Shape) -> keras.layers.Layer:
         embeddings_initializer=initializer(layer.embeddings_initializer))
 
 
+@_serializable
+class PositionalEmbedding(keras.layers.Layer):
+    """A learned vector per time step added to the input: x + p, p [timesteps, features]."""
+
+    def __init__(self, embeddings_initializer: str = "glorot_uniform", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.embeddings_initializer = embeddings_initializer
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.embeddings = self.add_weight(shape=tuple(input_shape[1:]), name="embeddings",
+                                          initializer=self.embeddings_initializer)
+
+    def call(self, x: Tensor) -> Tensor:
+        return x + self.embeddings
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "embeddings_initializer": self.embeddings_initializer}
+
+
+@KERAS.layers(S.PositionalEmbedding)
+def _positional_embedding(layer: S.PositionalEmbedding, in_shape: S.Shape) -> keras.layers.Layer:
+    return PositionalEmbedding(initializer(layer.embeddings_initializer))
+
+
+@_serializable
+class SelfAttention(keras.layers.MultiHeadAttention):
+    """Keras's MultiHeadAttention with its input as query, key and value, and its causal mask
+    fixed when built: one input, as every layer of a spec has."""
+
+    def __init__(self, causal: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.causal = causal
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        super().build(input_shape, input_shape)
+
+    def call(self, x: Tensor, training: bool | None = None) -> Tensor:
+        return super().call(x, x, training=training, use_causal_mask=self.causal)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
+        return input_shape
+
+    def compute_output_spec(self, x: Tensor, training: bool | None = None) -> Tensor:
+        return keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "causal": self.causal}
+
+
+@KERAS.layers(S.MultiHeadAttention)
+def _multi_head_attention(layer: S.MultiHeadAttention, in_shape: S.Shape) -> keras.layers.Layer:
+    return SelfAttention(causal=layer.causal, num_heads=layer.num_heads,
+                         key_dim=layer.head_size(in_shape), dropout=layer.dropout,
+                         use_bias=layer.use_bias,
+                         kernel_initializer=initializer(layer.kernel_initializer),
+                         bias_initializer=initializer(layer.bias_initializer))
+
+
+def _sequential(layer: S.Nested, in_shape: S.Shape, activate_last: bool) -> keras.Sequential:
+    """A block's layers, each followed by its activation (but the last one's where the
+    wrapping layer's own activation is its last layer's, applied by the model)."""
+    members = layer.members()
+    parts = []
+    for index, (member, shape) in enumerate(zip(members, layer.member_shapes(in_shape),
+                                                strict=False)):
+        built = KERAS.layers[member.layer](member.layer, shape)
+        if built is not None:
+            parts.append(built)
+        activation = member.layer.output_activation
+        if activation not in (None, "identity") and (activate_last or index < len(members) - 1):
+            parts.append(keras.layers.Activation(KERAS.activations[activation]))
+    return keras.Sequential(parts or [keras.layers.Identity()])
+
+
+@_serializable
+class FoldedTimeDistributed(keras.layers.TimeDistributed):
+    """Keras's TimeDistributed with the time steps folded into the batch: the block runs once
+    on [batch·timesteps, ...], as in torch and the ONNX graph, where Keras's own runs it once a
+    step; a batchnorm inside then takes its statistics over every step."""
+
+    def call(self, inputs: Tensor, training: bool | None = None, mask: Tensor = None) -> Tensor:
+        steps = inputs.shape[1]
+        outputs = self.layer(ops.reshape(inputs, (-1, *inputs.shape[2:])), training=training)
+        return ops.reshape(outputs, (-1, steps, *outputs.shape[1:]))
+
+
+@KERAS.layers(S.TimeDistributed)
+def _time_distributed(layer: S.TimeDistributed, in_shape: S.Shape) -> keras.layers.Layer:
+    return FoldedTimeDistributed(_sequential(layer, layer.inner_shape(in_shape),
+                                             activate_last=False))
+
+
+@_serializable
+class Residual(keras.layers.Wrapper):
+    """x + block(x)."""
+
+    def call(self, x: Tensor, training: bool | None = None) -> Tensor:
+        return x + self.layer(x, training=training)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]
+                             ) -> tuple[int | None, ...]:
+        return input_shape
+
+
+@KERAS.layers(S.Residual)
+def _residual(layer: S.Residual, in_shape: S.Shape) -> keras.layers.Layer:
+    return Residual(_sequential(layer, in_shape, activate_last=True))
+
+
 @KERAS.layers(S.Activation)
 def _activation(layer: S.Activation, in_shape: S.Shape) -> None:
     return None  # only its activation, which the model applies
@@ -287,6 +397,17 @@ def canonical_variables(layer: S.Layer,
     """The Keras variables of a spec layer by canonical name (`forward.kernel`, `gamma`, …)."""
     if keras_layer is None:
         return {}
+    if isinstance(layer, S.Nested):
+        # The block's own layers, in the order built; activations are layers of their own.
+        built = iter([part for part in keras_layer.layer.layers
+                      if not isinstance(part, keras.layers.Activation)])
+        return {f"{member.prefix}{name}": variable for member in layer.members()
+                for name, variable in canonical_variables(
+                    member.layer, None if isinstance(member.layer, S.Activation)
+                    else next(built)).items()}
+    if isinstance(layer, S.MultiHeadAttention):  # query/kernel, …, attention_output/bias
+        return {".".join(variable.path.split("/")[-2:]): variable
+                for variable in keras_layer.weights}
     if isinstance(keras_layer, keras.layers.Bidirectional):
         parts = {"forward": keras_layer.forward_layer, "backward": keras_layer.backward_layer}
     elif isinstance(layer, S.Recurrent):

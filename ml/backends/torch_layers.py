@@ -123,22 +123,31 @@ class Block(nn.Module):
         pass
 
 
+def _parameter_key(name: str) -> str:
+    return name.replace(".", ":")  # torch's parameter names hold no dot ("query.kernel")
+
+
 class CanonicalBlock(Block):
     """Keeps its weights as parameters in the canonical layout itself."""
 
     def __init__(self, layer: S.Layer, in_shape: S.Shape):
         super().__init__()
         self.weight = nn.ParameterDict({
-            name: nn.Parameter(torch.from_numpy(value))
+            _parameter_key(name): nn.Parameter(torch.from_numpy(value))
             for name, value in initial_weights(layer, in_shape).items()})
 
+    def get(self, name: str) -> torch.Tensor | None:
+        """The weight of that canonical name, if the layer has it (a bias may be off)."""
+        key = _parameter_key(name)
+        return self.weight[key] if key in self.weight else None
+
     def canonical(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach() for name, p in self.weight.items()}
+        return {key.replace(":", "."): p.detach() for key, p in self.weight.items()}
 
     def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
         with torch.no_grad():
-            for name, p in self.weight.items():
-                p.copy_(torch.from_numpy(weights[name]))
+            for key, p in self.weight.items():
+                p.copy_(torch.from_numpy(weights[key.replace(":", ".")]))
 
 
 def _radial(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -515,15 +524,106 @@ def _repeat_vector(layer: S.RepeatVector, in_shape: S.Shape) -> Block:
     return Stateless(lambda block, x: x.unsqueeze(1).expand(-1, layer.n, -1))
 
 
+@TORCH.layers(S.PositionalEmbedding)
+class PositionalEmbeddingBlock(CanonicalBlock):
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        positions: torch.Tensor = self.weight["embeddings"]  # [steps, features]
+        return x + positions  # [batch, steps, features]
+
+
+@TORCH.layers(S.MultiHeadAttention)
+class MultiHeadAttentionBlock(CanonicalBlock):
+    """Keras's MultiHeadAttention on its canonical weights, through torch's fused attention."""
+
+    def __init__(self, layer: S.MultiHeadAttention, in_shape: S.Shape):
+        super().__init__(layer, in_shape)
+        self.causal, self.dropout = layer.causal, layer.dropout
+
+    def _weight(self, name: str) -> torch.Tensor:
+        weight = self.get(name)
+        assert weight is not None  # every kernel is
+        return weight
+
+    def _project(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        # [batch, steps, features] · [features, heads, key_dim] → [batch, heads, steps, key_dim]
+        projected = torch.einsum("btf,fhk->bthk", x, self._weight(f"{name}.kernel"))
+        bias = self.get(f"{name}.bias")
+        return (projected if bias is None else projected + bias).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        attended = F.scaled_dot_product_attention(
+            self._project(x, "query"), self._project(x, "key"), self._project(x, "value"),
+            dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
+        # [batch, heads, steps, key_dim] · [heads, key_dim, features] → [batch, steps, features]
+        out = torch.einsum("bhtk,hkf->btf", attended, self._weight("attention_output.kernel"))
+        bias = self.get("attention_output.bias")
+        return out if bias is None else out + bias
+
+
+def build_blocks(layers: list[S.Layer], shape: S.Shape) -> list[Block]:
+    """The block of each layer, each given its input's shape."""
+    blocks = []
+    for layer in layers:
+        blocks.append(TORCH.layers[layer](layer, shape))
+        shape = layer.output_shape(shape)
+    return blocks
+
+
+class NestedBlock(Block):
+    """A block of layers inside one spec layer; their weights named by their places."""
+
+    def __init__(self, layer: S.Nested, in_shape: S.Shape):
+        super().__init__()
+        members = layer.members()
+        self.prefixes = [member.prefix for member in members]
+        self.blocks = nn.ModuleList(build_blocks([member.layer for member in members],
+                                                 layer.inner_shape(in_shape)))
+
+    def run(self, x: torch.Tensor, last_logits: bool) -> torch.Tensor:
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            x = block(x, logits=last_logits and index == last)
+        return x
+
+    def _named_blocks(self) -> Iterator[tuple[str, Block]]:
+        for prefix, block in zip(self.prefixes, self.blocks, strict=True):
+            assert isinstance(block, Block)  # as __init__ built them
+            yield prefix, block
+
+    def canonical(self) -> dict[str, torch.Tensor]:
+        return {f"{prefix}{name}": tensor for prefix, block in self._named_blocks()
+                for name, tensor in block.canonical().items()}
+
+    def load_canonical(self, weights: dict[str, np.ndarray]) -> None:
+        for prefix, block in self._named_blocks():
+            block.load_canonical({name[len(prefix):]: value for name, value in weights.items()
+                                  if name.startswith(prefix)})
+
+
+@TORCH.layers(S.TimeDistributed)
+class TimeDistributedBlock(NestedBlock):
+    def __init__(self, layer: S.TimeDistributed, in_shape: S.Shape):
+        super().__init__(layer, in_shape)
+        self.steps = in_shape[0]
+        self.activation_name = layer.output_activation  # the last inner layer's
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        # [batch, steps, *step] → [batch·steps, *step]: the steps folded into the batch
+        out = self.run(x.reshape(-1, *x.shape[2:]), last_logits=True)
+        return self.activate(out.reshape(-1, self.steps, *out.shape[1:]), logits)
+
+
+@TORCH.layers(S.Residual)
+class ResidualBlock(NestedBlock):
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        return x + self.run(x, last_logits=False)
+
+
 class SpecModule(nn.Module):
     def __init__(self, model_spec: S.ModelSpec):
         super().__init__()
-        blocks: list[Block] = []
-        shape = tuple(model_spec.input.shape)
-        for layer in model_spec.layers:
-            blocks.append(TORCH.layers[layer](layer, shape))
-            shape = layer.output_shape(shape)
-        self.blocks = nn.ModuleList(blocks)
+        self.blocks = nn.ModuleList(build_blocks(list(model_spec.layers),
+                                                 tuple(model_spec.input.shape)))
 
     def layer_blocks(self) -> Iterator[Block]:
         """The block of each spec layer, in order."""

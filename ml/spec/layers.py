@@ -3,11 +3,13 @@ canonical weights and its multiply-adds. No framework is imported here; each bac
 builder per class (`ml.registry`)."""
 
 import math
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, NamedTuple, get_args
 
 from pydantic import (
     Field,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ml.spec.base import (
     ActivationName,
@@ -532,11 +534,227 @@ class Activation(Layer):
         return self.function
 
 
+class PositionalEmbedding(Layer):
+    """A learned vector per time step added to the input: y[t] = x[t] + p[t], so that the
+    layers after it (attention, which is blind to order) know where each step is."""
+
+    type: Literal["positional_embedding"]
+    embeddings_initializer: Initializer = Field(
+        "glorot_uniform", description="the distribution the position vectors start from")
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 2:
+            raise ShapeError(f"positional_embedding needs a time axis: input of shape "
+                             f"[timesteps, features], received {list(shape)}", None,
+                             list(shape))
+        return shape
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        return {"embeddings": Weight(shape, self.embeddings_initializer)}  # [timesteps, features]
+
+    def multiply_adds(self, shape: Shape) -> int:
+        return math.prod(shape)
+
+
+class MultiHeadAttention(Layer):
+    """Self-attention over the time axis, as Keras's MultiHeadAttention: each head h projects
+    every step to a query, key and value of key_dim values, A = softmax(Q·Kᵀ / √key_dim) over
+    the steps (only the earlier ones and itself if causal), and the heads' A·V are projected
+    back to the input's features: [timesteps, features] → [timesteps, features]."""
+
+    type: Literal["multi_head_attention"]
+    num_heads: PositiveInt = Field(description="how many heads attend, each with its own "
+                                               "projections")
+    key_dim: PositiveInt | None = Field(
+        None, description="the size of each head's queries, keys and values; by default the "
+                          "input's features divided by num_heads, which must divide them")
+    causal: bool = Field(False, description="let each step attend only to itself and the "
+                                            "steps before it (a decoder's mask)")
+    dropout: Probability = Field(0.0, description="the share of attention weights set to zero "
+                                                  "at each training step")
+    use_bias: UseBias = True
+    kernel_initializer: KernelInitializer = "glorot_uniform"
+    bias_initializer: BiasInitializer = "zeros"
+
+    def head_size(self, shape: Shape) -> int:
+        if self.key_dim is not None:
+            return self.key_dim
+        features = shape[-1]
+        if features % self.num_heads:
+            raise ShapeError(f"{self.num_heads} heads do not divide the input's {features} "
+                             "features: give key_dim, or a number of heads that divides them",
+                             "num_heads", self.num_heads)
+        return features // self.num_heads
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if len(shape) != 2:
+            field, value = ("causal", self.causal) if self.causal else (None, list(shape))
+            raise ShapeError(f"{'a causal mask' if self.causal else 'multi_head_attention'} "
+                             f"needs a time axis: input of shape [timesteps, features], "
+                             f"received {list(shape)}", field, value)
+        self.head_size(shape)
+        return shape
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        # Keras's layout: query/key/value kernels [features, heads, key_dim], biases
+        # [heads, key_dim]; the output kernel [heads, key_dim, features], its bias [features].
+        features, heads, size = shape[-1], self.num_heads, self.head_size(shape)
+        weights = {}
+        for name in ("query", "key", "value"):
+            weights[f"{name}.kernel"] = Weight((features, heads, size), self.kernel_initializer)
+            if self.use_bias:
+                weights[f"{name}.bias"] = Weight((heads, size), self.bias_initializer)
+        weights["attention_output.kernel"] = Weight((heads, size, features),
+                                                    self.kernel_initializer)
+        if self.use_bias:
+            weights["attention_output.bias"] = Weight((features,), self.bias_initializer)
+        return weights
+
+    def multiply_adds(self, shape: Shape) -> int:
+        # The projections once per step; Q·Kᵀ and A·V: steps² products of key_dim per head.
+        steps = shape[0]
+        attention = 2 * steps * steps * self.num_heads * self.head_size(shape)
+        return self.param_count(shape) * steps + attention + math.prod(shape)
+
+
+class Member(NamedTuple):
+    """One layer of a block: where it is in the JSON, the prefix of its weights' names."""
+
+    path: str  # "layers[0]", or "layer" for time_distributed's one layer
+    prefix: str  # "layers.0.", or "layer."
+    layer: Layer
+
+
+class Nested(Layer):
+    """A layer made of a block of layers applied in order; an inner layer's weights are named
+    by its place (`layers.0.kernel`)."""
+
+    def members(self) -> list[Member]:
+        raise NotImplementedError
+
+    def member_shapes(self, shape: Shape) -> list[Shape]:
+        """Each member's input shape, and last the block's output shape; a member's error is
+        raised naming its path within this layer."""
+        shapes = [shape]
+        for member in self.members():
+            self.check_member(member)
+            try:
+                shapes.append(member.layer.output_shape(shapes[-1]))
+            except ShapeError as error:
+                field = f"{member.path}.{error.field}" if error.field else member.path
+                raise ShapeError(str(error), field, error.value) from None
+        return shapes
+
+    def check_member(self, member: Member) -> None:
+        if isinstance(member.layer, Embedding):
+            raise ShapeError("embedding must be the model's first layer: it reads integer ids "
+                             "from the input", f"{member.path}.type", member.layer.type)
+
+    def weights(self, shape: Shape) -> dict[str, Weight]:
+        inner = self.inner_shape(shape)
+        return {f"{member.prefix}{name}": weight
+                for member, member_shape in zip(self.members(), self.member_shapes(inner),
+                                                strict=False)
+                for name, weight in member.layer.weights(member_shape).items()}
+
+    def inner_shape(self, shape: Shape) -> Shape:
+        """The shape the block's first layer reads."""
+        return shape
+
+    def block_multiply_adds(self, shape: Shape) -> int:
+        inner = self.inner_shape(shape)
+        return sum(member.layer.multiply_adds(member_shape)
+                   for member, member_shape in zip(self.members(), self.member_shapes(inner),
+                                                   strict=False))
+
+
+# What time_distributed applies at every step: layers that see one step's values alone.
+TIME_DISTRIBUTED_TYPES = ("dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d",
+                          "avgpool2d", "global_avgpool", "global_maxpool", "flatten", "dropout",
+                          "batchnorm")
+
+
+class TimeDistributed(Nested):
+    """The same layer, or block of layers, applied at every time step with the same weights:
+    [timesteps, *step] → [timesteps, *output of the block on one step] (a frame's CNN before an
+    LSTM, a dense head on every step of a decoder). The steps are folded into the batch, so a
+    batchnorm inside takes its statistics over every step."""
+
+    type: Literal["time_distributed"]
+    layer: "AnyLayer | None" = Field(None, description="the layer applied at every time step: "
+                                                       "a " + ", ".join(TIME_DISTRIBUTED_TYPES))
+    layers: Annotated[list["AnyLayer"], Field(min_length=1, max_length=8)] | None = Field(
+        None, description="instead of layer: a short list of such layers, applied in order "
+                          "at every time step")
+
+    @model_validator(mode="after")
+    def _one_block(self) -> "TimeDistributed":
+        if (self.layer is None) == (self.layers is None):
+            raise PydanticCustomError("one_block", "give either layer or layers")
+        return self
+
+    def members(self) -> list[Member]:
+        if self.layer is not None:
+            return [Member("layer", "layer.", self.layer)]
+        return [Member(f"layers[{j}]", f"layers.{j}.", layer)
+                for j, layer in enumerate(self.layers or [])]
+
+    def check_member(self, member: Member) -> None:
+        if member.layer.type not in TIME_DISTRIBUTED_TYPES:
+            raise ShapeError(f"time_distributed cannot apply {member.layer.type} at each time "
+                             f"step; it applies {', '.join(TIME_DISTRIBUTED_TYPES)}",
+                             f"{member.path}.type", member.layer.type)
+
+    def inner_shape(self, shape: Shape) -> Shape:
+        if len(shape) < 2:
+            raise ShapeError(f"time_distributed needs a time axis: input of shape "
+                             f"[timesteps, ...], received {list(shape)}", None, list(shape))
+        return shape[1:]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return (shape[0], *self.member_shapes(self.inner_shape(shape))[-1])
+
+    def multiply_adds(self, shape: Shape) -> int:
+        return shape[0] * self.block_multiply_adds(shape)
+
+    @property
+    def output_activation(self) -> str | None:
+        return self.members()[-1].layer.output_activation
+
+
+class Residual(Nested):
+    """A block of layers whose output is added to its input: y = x + block(x) (a transformer's
+    sublayer: layernorm, attention, dropout). The block must give back its input's shape."""
+
+    type: Literal["residual"]
+    layers: Annotated[list["AnyLayer"], Field(min_length=1, max_length=16)] = Field(
+        description="the block: layers applied in order, each with its own activation, the "
+                    "last one's output of the input's shape")
+
+    def members(self) -> list[Member]:
+        return [Member(f"layers[{j}]", f"layers.{j}.", layer)
+                for j, layer in enumerate(self.layers)]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        out = self.member_shapes(shape)[-1]
+        if out != shape:
+            raise ShapeError(f"the block's output {list(out)} differs from its input "
+                             f"{list(shape)}: they cannot be added", "layers",
+                             {"input": list(shape), "output": list(out)})
+        return shape
+
+    def multiply_adds(self, shape: Shape) -> int:
+        return self.block_multiply_adds(shape) + math.prod(shape)  # and the sum
+
+
 AnyLayer = Annotated[Dense | Conv1D | Conv2D | MaxPool1D | MaxPool2D | AvgPool1D | AvgPool2D
                      | GlobalAvgPool | GlobalMaxPool | Flatten | Reshape | Dropout | BatchNorm
                      | SimpleRNN | LSTM | GRU | Embedding | Activation | RepeatVector
-                     | LayerNorm | UpSample2D | Conv2DTranspose,
+                     | LayerNorm | UpSample2D | Conv2DTranspose | TimeDistributed
+                     | PositionalEmbedding | MultiHeadAttention | Residual,
                      Field(discriminator="type")]
+TimeDistributed.model_rebuild()
+Residual.model_rebuild()
 
 
 LAYER_TYPES: dict[str, type[Layer]] = {type_name(cls): cls

@@ -44,7 +44,10 @@ def _parameters(cls: type[StrictModel], listed_apart: tuple[str, ...] = ()
                 ) -> list[dict[str, Any]]:
     """Each parameter with its description, default, JSON-schema type and constraints, allowed
     names, and the parameters of a block it holds (but those `listed_apart`)."""
-    properties = cls.model_json_schema()["properties"]
+    schema = cls.model_json_schema()
+    if "$ref" in schema:  # a recursive class (a block of layers) is one of its definitions
+        schema = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    properties = schema["properties"]
     parameters = []
     for name, field in cls.model_fields.items():
         if name == "type" or name in listed_apart:

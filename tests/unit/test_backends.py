@@ -41,7 +41,7 @@ def _random_weights(model: ModelSpec, rng: np.random.Generator) -> dict[str, np.
     for index, layer in enumerate(model.layers):
         for name, weight in layer.weights(shape).items():
             value = rng.normal(size=weight.shape).astype(np.float32)
-            if name in ("moving_variance", "widths", "altitudes"):
+            if name.rsplit(".", 1)[-1] in ("moving_variance", "widths", "altitudes"):
                 value = np.abs(value) + 0.5  # a variance is positive; keep log|a| tame
             weights[f"layers.{index}.{name}"] = value
         shape = layer.output_shape(shape)
@@ -106,6 +106,36 @@ CASES: dict[str, tuple[list[dict], list[int]]] = {
           "padding": padding, "activation": "tanh"}, {"type": "flatten"}], [4, 3, 2])
        for padding in ("valid", "same")
        for kernel, strides in ((3, 1), (3, 2), (2, 2), ([2, 3], [3, 1]), (4, 2))},
+    # The dense's softmax is time_distributed's own activation, applied after the block.
+    "time_distributed-dense": ([{"type": "time_distributed", "layer": _dense(
+        units=4, activation="softmax")}, {"type": "flatten"}], [5, 3]),
+    "time_distributed-cnn-lstm": ([{"type": "time_distributed", "layers": [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3, "activation": "relu"},
+        {"type": "batchnorm", "momentum": 0.8}, {"type": "maxpool2d"}, {"type": "flatten"},
+        _dense(units=4, activation="tanh")]}, {"type": "lstm", "units": 3}], [4, 6, 6, 1]),
+    "time_distributed-dropout": ([{"type": "time_distributed", "layers": [
+        _dense(units=6, activation="relu"), {"type": "dropout", "rate": 0.5}]},
+        {"type": "flatten"}], [4, 3]),
+    "time_distributed-global-pool": ([{"type": "time_distributed", "layers": [
+        {"type": "conv1d", "filters": 2, "kernel_size": 2}, {"type": "global_maxpool"}]},
+        {"type": "flatten"}], [3, 5, 2]),
+    "positional_embedding": ([{"type": "embedding", "input_dim": 10, "output_dim": 3},
+                              {"type": "positional_embedding"}, {"type": "flatten"}], [4]),
+    "multi_head_attention-causal-key_dim": ([{
+        "type": "multi_head_attention", "num_heads": 3, "key_dim": 2, "causal": True,
+        "use_bias": False}, {"type": "flatten"}], [4, 5]),
+    "residual-dense": ([{"type": "residual", "layers": [
+        _dense(units=6, activation="relu"), _dense(units=4, activation="tanh")]}], [4]),
+    "residual-time_distributed": ([{"type": "residual", "layers": [
+        {"type": "time_distributed", "layer": _dense(units=3, activation="elliott")}]},
+        {"type": "flatten"}], [4, 3]),
+    "transformer-encoder": ([
+        {"type": "positional_embedding"},
+        {"type": "residual", "layers": [{"type": "layernorm"}, {
+            "type": "multi_head_attention", "num_heads": 2}]},
+        {"type": "residual", "layers": [{"type": "layernorm"}, _dense(units=8, activation="gelu"),
+                                        _dense(units=6)]},
+        {"type": "global_avgpool"}], [5, 6]),
 }
 
 

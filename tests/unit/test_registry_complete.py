@@ -72,12 +72,19 @@ def test_a_builder_is_registered_once():
 # --- parity cases --------------------------------------------------------------------------
 
 
+def _flat(layers: list[S.Layer]) -> list[S.Layer]:
+    """The layers, each followed by those of its block if it has one."""
+    return [inner for layer in layers for inner in (
+        [layer, *_flat([m.layer for m in layer.members()])] if isinstance(layer, S.Nested)
+        else [layer])]
+
+
 def _covered() -> dict[str, set[str]]:
     """What the parity cases of `test_backends.py` run, by concept."""
     covered: dict[str, set[str]] = {"layer type": set(), "activation": set(),
                                     "combination": set()}
     for layers, input_shape in CASES.values():
-        for layer in _model(layers, input_shape).layers:
+        for layer in _flat(_model(layers, input_shape).layers):
             covered["layer type"].add(layer.type)
             covered["activation"].add(layer.output_activation or "identity")
             covered["combination"].add(getattr(layer, "combination", "linear"))
@@ -111,7 +118,7 @@ def test_training_mode_gives_the_same_outputs_and_moving_statistics_in_keras_and
     torch_model.train()
     outputs = {"torch": torch_model(torch.from_numpy(x)).detach().numpy(),
                "keras": keras.ops.convert_to_numpy(keras_model.model(x, training=True))}
-    rates = [layer.rate for layer in model.layers if isinstance(layer, S.Dropout)]
+    rates = [layer.rate for layer in _flat(model.layers) if isinstance(layer, S.Dropout)]
     if rates:  # random masks: each value is dropped, or kept and scaled by 1 / (1 − rate)
         kept = inference / np.prod([1 - rate for rate in rates])
         for framework, out in outputs.items():
