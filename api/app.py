@@ -11,7 +11,7 @@ from api import dashboard, errors, openapi
 from api.limits import BodyLimitErrorShape, BodyTimeout
 from api.metrics import Metrics, MetricsMiddleware
 from api.metrics import router as metrics_router
-from api.routes import datasets, events, health, jobs, models, specs, users, v2
+from api.routes import datasets, events, health, jobs, models, specs, studies, users, v2
 from api.serving.app import ServingApp, documented_routes
 from api.uploads import remove_abandoned_uploads, upload_body_limit
 from core.cache import ExpiringCache
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> CapasAPI:
     errors.install(app)
     openapi.install(app, documented_routes())
     for router in (health.router, metrics_router, specs.router, jobs.router, events.router,
-                   models.router, datasets.router, users.router, v2.router):
+                   models.router, datasets.router, users.router, studies.router, v2.router):
         app.include_router(router)
     app.include_router(datasets.upload_router, max_body_size=upload_body_limit(settings))
     dashboard.install(app)  # last: its `/static` mount must not shadow an API route

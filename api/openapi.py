@@ -58,6 +58,9 @@ SERVED = {404, 409}  # a model that is not there or not visible; a version that 
 DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("POST", "/jobs"): {409, 429},  # the model name is another's, no CUDA worker; job quota
     ("POST", "/jobs/{job_id}/cancel"): {409},  # already finished
+    ("POST", "/studies"): {409},  # a trial's model name is another's, no CUDA worker
+    ("POST", "/studies/{study_id}/cancel"): {409},  # already over
+    ("POST", "/studies/{study_id}/publish"): {409},  # no succeeded trial yet
     ("POST", "/datasets"): {415},  # not multipart, or not the format it claims
     ("DELETE", "/datasets/{dataset_id}"): {409},  # used by a queued or running job
     ("POST", "/users"): {409},  # the name is taken
@@ -83,6 +86,8 @@ MEDIA_TYPES = {
     ("GET", "/jobs/{job_id}/events"): ["text/event-stream"],
     ("GET", "/events"): ["text/event-stream"],
     ("GET", "/jobs/{job_id}/metrics.csv"): ["text/csv"],
+    ("GET", "/studies/{study_id}/events"): ["text/event-stream"],
+    ("GET", "/studies/{study_id}/trials.csv"): ["text/csv"],
     # JSON, or with binary tensor data: the JSON header then the raw bytes.
     ("POST", "/v2/models/{name}/infer"): ["application/json", "application/octet-stream"],
     ("POST", "/v2/models/{name}/versions/{version}/infer"): ["application/json",

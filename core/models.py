@@ -1,10 +1,21 @@
-"""SQLAlchemy ORM models: users, API keys, datasets, jobs, job metrics and the model registry."""
+"""SQLAlchemy ORM models: users, API keys, datasets, jobs, job metrics, studies and the model
+registry."""
 
 import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -84,6 +95,7 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("owner_id", "submission_id", name="uq_jobs_owner_submission"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        UniqueConstraint("study_id", "trial_number", name="uq_jobs_study_trial"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -119,6 +131,47 @@ class Job(Base):
     model_version: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # A study's trial: its study, its number there (0-based) and the values the space gave it.
+    study_id: Mapped[str | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    trial_number: Mapped[int | None]
+    trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Why its study's pruner stopped it (the job ends cancelled with this reason).
+    pruned_reason: Mapped[str | None] = mapped_column(Text)
+    # Whether succeeding publishes a version; a trial's study may publish it later from what
+    # `unpublished` holds (the manifest, the stored files' name, the export's difference).
+    publish: Mapped[bool] = mapped_column(default=True, server_default=true())
+    unpublished: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StudyStatus(enum.StrEnum):
+    running = "running"
+    finished = "finished"
+    cancelled = "cancelled"
+
+
+class Study(Base):
+    """Many trainings as one experiment: its definition (`core.studies.StudyDefinition`) and how
+    many trials it has started; the trials are jobs that name it."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=StudyStatus.running)
+    definition: Mapped[dict[str, Any]]
+    # Every space combination was checked at submit (else each trial is, as it is created).
+    enumerated: Mapped[bool] = mapped_column(default=False)
+    # Trial numbers are taken by advancing this with a conditional update: two processes that
+    # start trials at once never take the same number.
+    trials_started: Mapped[int] = mapped_column(default=0)
+    # Trials of a space too large to check at submit whose job was invalid: each has no job,
+    # and fails alone with its reason ({"number", "params", "reason"}).
+    invalid_trials: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
 

@@ -69,6 +69,23 @@ class JobService:
                 f"you have {active} queued or running jobs, the limit is "
                 f"{self.settings.max_concurrent_jobs}: wait for one to finish or cancel one",
                 [{"field": "jobs", "value": active}])
+        job = self.prepare(principal, body, options)
+        # The row is committed before the message is sent: a lost message leaves a queued
+        # row that can be re-sent, never a message without a job.
+        self.session.commit()
+        dispatch(self.settings, job.id, job.queue)
+        return job, True
+
+    def quota_left(self, principal: Principal) -> int | None:
+        """How many more jobs the member may have queued or running now (None: no limit)."""
+        if principal.is_admin:
+            return None
+        return max(0, self.settings.max_concurrent_jobs - self.jobs.count_active(principal.id))
+
+    def prepare(self, principal: Principal, body: dict[str, Any], options: JobOptions,
+                **link: Any) -> Job:
+        """Validate a job and add its queued row, uncommitted; `link` sets more of its columns
+        (a study's trial)."""
         spec, dataset = self.validate(principal, body)
         runtime = options.max_runtime_s or self.settings.max_runtime_s
         if runtime > self.settings.max_runtime_s:
@@ -82,18 +99,15 @@ class JobService:
             raise Conflict(f"model.name: '{spec.model.name}' belongs to another user; choose "
                            "another name", [{"field": "model.name", "value": spec.model.name}])
         job = self.jobs.add(Job(
-            id=str(uuid.uuid4()), owner_id=principal.id, submission_id=submission_id,
+            id=str(uuid.uuid4()), owner_id=principal.id, submission_id=options.submission_id,
             status=JobStatus.queued, model_name=spec.model.name, framework=spec.framework,
             requested_device=spec.device, queue=self.route(spec.device), dataset=spec.dataset,
             dataset_sha256=dataset["sha256"],
             split=split_record(dataset, spec.training.seed, spec.training.validation_split),
             spec=spec.model_dump(mode="json"), max_runtime_s=runtime, max_attempts=attempts,
+            **link,
         ))
-        # The row is committed before the message is sent: a lost message leaves a queued
-        # row that can be re-sent, never a message without a job.
-        self.session.commit()
-        dispatch(self.settings, job.id, job.queue)
-        return job, True
+        return job
 
     def get(self, principal: Principal, job_id: str) -> Job:
         job = self.jobs.get(job_id)

@@ -4,8 +4,10 @@ It runs in every worker. It announces the worker's queues, re-queues running job
 worker stopped beating (they resume from their last epoch checkpoint) or fails them after
 `max_attempts` (a worker that died while it handed its job back on an operator's stop
 costs the job no attempt), and re-sends queued jobs whose message the broker no longer
-holds (Redis here keeps nothing on disk). Every change is a conditional update, so several
-reconcilers never act twice on one job, and a duplicate message is dropped by the claim.
+holds (Redis here keeps nothing on disk). It also starts the next trials of every running
+study, so that a study whose worker died as a trial ended does not stall. Every change is a
+conditional update, so several reconcilers never act twice on one job, and a duplicate
+message is dropped by the claim.
 """
 
 import logging
@@ -17,6 +19,7 @@ from core.models import Job, JobStatus, utcnow
 from core.repositories.jobs import JobRepository
 from core.repositories.workers import WorkerRepository
 from core.services.dispatch import dispatch
+from core.services.studies import StudyService
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ class Reconciler:
                 if job.id not in in_flight:
                     log.warning("job %s is queued but its message is gone; re-sent", job.id)
                     dispatch(self.settings, job.id, job.queue)
+        with session_scope(self.settings) as session:
+            StudyService(session, self.settings).advance_all()
 
     def _recover(self, jobs: list[Job], reason: str, stale_before: datetime | None) -> None:
         for job in jobs:

@@ -7,6 +7,7 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,6 +23,7 @@ from core.repositories.jobs import JobRepository
 from core.services.datasets import DatasetService
 from core.services.dispatch import dispatch
 from core.services.registry import RegistryService
+from core.services.studies import StudyService, advance_study
 from core.settings import Settings
 from ml.catalog import OBJECTIVES
 from ml.epochs import METRIC_FIELDS, EpochMetrics
@@ -135,13 +137,16 @@ class EpochWriter(threading.Thread):
 
 class JobHooks:
     """Records each epoch as it ends; between batches, says whether to stop: on the
-    heartbeat's stop request (seen within one poll interval, at no cost per batch) or past
-    the job's runtime limit ("timeout")."""
+    heartbeat's stop request (seen within one poll interval, at no cost per batch), past
+    the job's runtime limit ("timeout"), or when its study's pruner says so after an epoch
+    ("prune")."""
 
     def __init__(self, settings: Settings, job_id: str, heartbeat: Heartbeat,
-                 writer: EpochWriter, max_runtime_s: int, task: str):
+                 writer: EpochWriter, max_runtime_s: int, task: str,
+                 pruner: Callable[[int], str | None] | None = None):
         self.settings, self.job_id, self.heartbeat = settings, job_id, heartbeat
-        self.writer = writer
+        self.writer, self.pruner = writer, pruner
+        self.pruned_reason: str | None = None
         self.deadline = time.monotonic() + max_runtime_s
         self.monitor = "val_accuracy" if task == "classification" else "val_mae"
         self.best: dict[str, Any] = {}
@@ -150,6 +155,8 @@ class JobHooks:
 
     @property
     def stop_reason(self) -> str | None:
+        if self.pruned_reason is not None:
+            return "prune"
         return "timeout" if self.timed_out else self.heartbeat.stop_reason
 
     def replay(self, rows: list[dict[str, Any]]) -> None:
@@ -162,6 +169,9 @@ class JobHooks:
         row = metrics.as_dict()
         self.replay([row])
         self.writer.put(metrics.epoch, row, self.best)
+        if self.pruner is not None:
+            self.writer.flush()  # the pruner compares this epoch's row with the other trials'
+            self.pruned_reason = self.pruner(metrics.epoch)
 
     def _update_best(self, row: dict[str, Any]) -> None:
         if row.get("val_loss") is not None and row["val_loss"] < self.best.get("val_loss", np.inf):
@@ -205,8 +215,21 @@ class TrainingService:
         with (Heartbeat(self.settings, job_id, worker) as heartbeat,
               EpochWriter(self.settings, job_id) as writer):
             hooks = JobHooks(self.settings, job_id, heartbeat, writer, job.max_runtime_s,
-                             OBJECTIVES[job.spec["model"]["objective"]].task)
+                             OBJECTIVES[job.spec["model"]["objective"]].task,
+                             self._pruner(job))
             self._run_claimed(job, worker, hooks, history)
+        if job.study_id is not None:  # its row is final: the study starts its next trials
+            advance_study(self.settings, job.study_id)
+
+    def _pruner(self, job: Job) -> Callable[[int], str | None] | None:
+        """A trial's pruning after each epoch, asked of its study in a session of its own."""
+        if job.study_id is None:
+            return None
+
+        def prune(epoch: int) -> str | None:
+            with session_scope(self.settings) as session:
+                return StudyService(session, self.settings).prune_reason(job, epoch)
+        return prune
 
     def _run_claimed(self, job: Job, worker: str, hooks: JobHooks,
                      history: list[dict[str, Any]]) -> None:
@@ -247,7 +270,7 @@ class TrainingService:
                                                 worker=worker)
         else:
             try:
-                self._finish(job, worker, reason, trained)
+                self._finish(job, worker, reason, trained, hooks.pruned_reason)
             except Conflict as refused:  # its model's name is another member's
                 with session_scope(self.settings) as session:
                     JobRepository(session).finish(job.id, JobStatus.failed, worker=worker,
@@ -256,11 +279,15 @@ class TrainingService:
             self.store.drop_checkpoint(job.id)
 
     def _finish(self, job: Job, worker: str, reason: str | None,
-                trained: "Trained | None") -> None:
-        """The job's end as the training left it: cancelled, timed out, or published."""
+                trained: "Trained | None", pruned_reason: str | None = None) -> None:
+        """The job's end as the training left it: cancelled, timed out, pruned, or published
+        (a trial whose study publishes later keeps what publishing needs)."""
         with session_scope(self.settings) as session:
             jobs = JobRepository(session)
-            if reason == "cancel":
+            if reason == "prune":
+                jobs.finish(job.id, JobStatus.cancelled, worker=worker, reason=pruned_reason,
+                            pruned_reason=pruned_reason)
+            elif reason == "cancel":
                 jobs.finish(job.id, JobStatus.cancelled, worker=worker,
                             reason="cancelled by user")
             elif reason == "timeout":
@@ -268,7 +295,13 @@ class TrainingService:
                             reason=f"exceeded max_runtime_s ({job.max_runtime_s} s)")
             else:
                 assert trained is not None  # only a training that was stopped leaves none
-                if jobs.finish(job.id, JobStatus.succeeded, worker=worker,
+                if not job.publish:
+                    jobs.finish(job.id, JobStatus.succeeded, worker=worker,
+                                device=trained.device, final_metrics=trained.final_metrics,
+                                unpublished={"manifest": trained.manifest,
+                                             "artifact_dir": trained.artifact_dir,
+                                             "max_abs_diff": trained.max_abs_diff})
+                elif jobs.finish(job.id, JobStatus.succeeded, worker=worker,
                                device=trained.device, final_metrics=trained.final_metrics):
                     # Same transaction: never succeeded without its version, nor twice.
                     version = RegistryService(session, self.settings).publish(
