@@ -25,6 +25,12 @@ err = Console(stderr=True)
 connection: dict[str, str | None] = {"url": None, "api_key": None}
 
 
+def say(message: str) -> None:
+    """Print a message as written (brackets are text, not markup), on one line however long,
+    so that a script may cut a field of it."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> NoReturn:
     """Print `error: message` (as written: brackets are text, not markup) and exit 1."""
     err.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from capas.cli import sharing
-from capas.cli.console import api_client, console, print_table
+from capas.cli.console import api_client, console, print_table, say
 
 app = typer.Typer(help="Upload, list, show and delete datasets.", no_args_is_help=True)
 
@@ -35,9 +35,9 @@ def upload(
                                         channels=channels)
     classes = (f", classes {', '.join(dataset['class_names'])}" if dataset["class_names"]
                else "")
-    console.print(f"dataset {dataset['id']} ({dataset['name']}): "
+    say(f"dataset {dataset['id']} ({dataset['name']}): "
                   f"{dataset['num_samples']} samples of {_shape(dataset)}, "
-                  f"{dataset['task']}{classes}", markup=False, highlight=False)
+                  f"{dataset['task']}{classes}")
 
 
 @app.command("list")
@@ -73,4 +73,4 @@ def delete(dataset_id: str) -> None:
     """Delete an uploaded dataset (refused while a queued or running job uses it)."""
     with api_client() as client:
         client.delete_dataset(dataset_id)
-    console.print(f"dataset {dataset_id} deleted")
+    say(f"dataset {dataset_id} deleted")

@@ -12,7 +12,7 @@ from rich.table import Column
 from rich.text import Text
 
 from capas.cli import datasets
-from capas.cli.console import api_client, console, err, fail, print_table, read_json
+from capas.cli.console import api_client, console, err, fail, print_table, read_json, say
 from capas.client import Client
 
 app = typer.Typer()
@@ -95,8 +95,7 @@ def submit(spec_file: Path,
     body = read_json(spec_file, "spec file")
     with api_client() as client:
         job = client.submit(body, framework=framework, submission_id=submission_id)
-        console.print(f"job {job['id']} queued ({job['framework']}, model {job['model_name']})",
-                      markup=False, highlight=False)
+        say(f"job {job['id']} queued ({job['framework']}, model {job['model_name']})")
         if watch:
             _watch(client, job)
 
@@ -129,8 +128,8 @@ def _watch(client: Client, submitted: dict) -> None:
     job = client.job(submitted["id"])
     if job["status"] == "succeeded":
         test = {k: round(v, 4) for k, v in job["final_metrics"].items() if k.startswith("test_")}
-        console.print(f"succeeded: model {job['model_name']} version {job['model_version']}; "
-                      f"{test}", markup=False, highlight=False)
+        say(f"succeeded: model {job['model_name']} version {job['model_version']}; "
+                      f"{test}")
     else:
         fail(f"job {job['status']}: {job['failure_reason']}")
 
@@ -154,8 +153,8 @@ def cancel(job_id: str) -> None:
     """Cancel a job: at once if queued, within a batch if running."""
     with api_client() as client:
         job = client.cancel(job_id)
-    console.print(f"job {job_id}: {job['status']}"
-                  + (" (stopping within a batch)" if job["status"] == "running" else ""))
+    say(f"job {job_id}: {job['status']}"
+        + (" (stopping within a batch)" if job["status"] == "running" else ""))
 
 
 @app.command()

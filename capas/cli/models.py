@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from capas.cli import sharing
-from capas.cli.console import api_client, console, fail, print_table, read_json
+from capas.cli.console import api_client, console, fail, print_table, read_json, say
 
 app = typer.Typer()
 
@@ -62,8 +62,7 @@ def alias(model: str, name: str, version: int) -> None:
     with api_client() as client:
         moved = client.set_alias(model, name, version)
     previous = moved["history"][-1]["previous_version"]
-    console.print(f"{model}@{name} → version {version}"
-                  + (f" (was {previous})" if previous else ""), markup=False, highlight=False)
+    say(f"{model}@{name} → version {version}" + (f" (was {previous})" if previous else ""))
 
 
 @app.command()
@@ -71,7 +70,7 @@ def unalias(model: str, name: str) -> None:
     """Remove an alias of a model; its history keeps the removal."""
     with api_client() as client:
         client.remove_alias(model, name)
-    console.print(f"{model}@{name} removed", markup=False, highlight=False)
+    say(f"{model}@{name} removed")
 
 
 @app.command()
@@ -87,4 +86,4 @@ def download(model: str, version: int,
         suffixes = {f["name"]: f["suffix"] for f in client.catalog()["formats"]}
         destination = output or Path(f"{model}-v{version}{suffixes.get(format, '')}")
         saved = client.download(model, version, format, destination)
-    console.print(f"saved {saved}", markup=False, highlight=False)
+    say(f"saved {saved}")

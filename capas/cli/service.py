@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from capas.cli.console import console, fail
+from capas.cli.console import console, fail, say
 from capas.cli.supervisor import WorkerSupervisor, visible_gpus, worker_command, worker_env
 
 app = typer.Typer()
@@ -225,5 +225,5 @@ def admin_reset_key(user: Annotated[str | None, typer.Option(
             admin, key = AuthService(session).reset_admin_key(settings, user)
     except CapasError as error:
         fail(error.message)
-    console.print(f"new key for admin {admin.name} (shown once): {key}", markup=False)
-    console.print(f"saved to {settings.credentials_file}", markup=False)
+    say(f"new key for admin {admin.name} (shown once): {key}")
+    say(f"saved to {settings.credentials_file}")

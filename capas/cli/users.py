@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from capas.cli.console import api_client, console, print_table
+from capas.cli.console import api_client, print_table, say
 
 users_app = typer.Typer(help="Users: add and list them (admins only).", no_args_is_help=True)
 keys_app = typer.Typer(help="Your API keys: create, list, revoke.", no_args_is_help=True)
@@ -20,8 +20,7 @@ def create_user(name: str,
     """Add a user and print its first API key, shown this once."""
     with api_client() as client:
         user = client.create_user(name, role, model)
-    console.print(f"user {user['name']} ({user['role']}), key (shown once): {user['api_key']}",
-                  markup=False, highlight=False)
+    say(f"user {user['name']} ({user['role']}), key (shown once): {user['api_key']}")
 
 
 @users_app.command("list")
@@ -40,8 +39,7 @@ def create_key(user_id: Annotated[int | None, typer.Option(
     """Make a new API key, printed this once."""
     with api_client() as client:
         key = client.create_key(user_id)
-    console.print(f"key {key['id']} (shown once): {key['api_key']}", markup=False,
-                  highlight=False)
+    say(f"key {key['id']} (shown once): {key['api_key']}")
 
 
 @keys_app.command("list")
@@ -60,4 +58,4 @@ def revoke_key(key_id: int) -> None:
     """Revoke a key: requests with it are refused from now on."""
     with api_client() as client:
         client.revoke_key(key_id)
-    console.print(f"key {key_id} revoked")
+    say(f"key {key_id} revoked")
