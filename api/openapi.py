@@ -3,7 +3,8 @@
 FastAPI documents what a route returns and its own 422; the rest is added here, in one place,
 from the app's routes and settings: the key's 401 and 403, what a body may meet (its size cap,
 its timeout, a body that cannot be parsed), 404 for what a path names, and what the services
-behind each route refuse with (409, 415, 429, 503), each described with the limit behind it.
+behind each route refuse with (409, 415, 429, 503), each described with the limit behind it
+(503: the services a readiness check asks, or the artifact store a route reads or writes).
 """
 
 from typing import Any
@@ -54,20 +55,23 @@ class V2Error(BaseModel):
 
 # What the services behind a route refuse with, beyond what the rules in `_statuses` give
 # every route of its kind (grep `raise` for `core.errors` classes in `core/services/`).
-SERVED = {404, 409}  # a model that is not there or not visible; a version that is not servable
+# A model that is not there or not visible; a version that is not servable (or whose file is
+# missing or altered); the object store that holds its file out of reach.
+SERVED = {404, 409, 503}
 DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("POST", "/jobs"): {409, 429},  # the model name is another's, no CUDA worker; job quota
     ("POST", "/jobs/{job_id}/cancel"): {409},  # already finished
     ("POST", "/studies"): {409},  # a trial's model name is another's, no CUDA worker
     ("POST", "/studies/{study_id}/cancel"): {409},  # already over
     ("POST", "/studies/{study_id}/publish"): {409},  # no succeeded trial yet
-    ("POST", "/datasets"): {415},  # not multipart, or not the format it claims
-    ("DELETE", "/datasets/{dataset_id}"): {409},  # used by a queued or running job
+    ("POST", "/datasets"): {415, 503},  # not multipart, or not the format it claims; store
+    ("DELETE", "/datasets/{dataset_id}"): {409, 503},  # used by a queued or running job; store
     ("POST", "/users"): {409},  # the name is taken
     ("POST", "/keys"): {404},  # no such user
     ("GET", "/keys"): {404},
     ("DELETE", "/keys/{key_id}"): {409},  # the last admin key
-    ("GET", "/models/{name}/versions/{version}/artifacts/{fmt}"): {409},  # a file was altered
+    # A file missing or altered in the artifact store; the object store out of reach.
+    ("GET", "/models/{name}/versions/{version}/artifacts/{fmt}"): {409, 503},
     ("POST", "/predict"): SERVED,
     ("POST", "/models/{name}/predict"): SERVED,
     ("GET", "/v2/models/{name}/ready"): SERVED,
@@ -77,6 +81,8 @@ DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/readyz"): {503},
     ("GET", "/v2/health/ready"): {503},
 }
+# The readiness checks, whose 503 names each service; every other 503 is the artifact store's.
+READINESS = {("GET", "/readyz"), ("GET", "/v2/health/ready")}
 # Routes open to every valid key, an app's included: never 403.
 OPEN_TO_EVERY_KEY = {("GET", "/me"), ("GET", "/v2")}
 # Answers whose media type FastAPI cannot see (the route builds its own response), and event
@@ -178,7 +184,10 @@ def _description(status: int, route: tuple[str, str], settings: Settings) -> str
              "value.",
         429: f"Too many jobs queued or running: at most {settings.max_concurrent_jobs} for a "
              "member.",
-        503: "The database or the broker cannot be reached.",
+        503: ("The database, the broker or the artifact store cannot be reached: a detail per "
+              "service says whether it answers." if route in READINESS else
+              "The artifact store cannot be reached (with CAPAS_ARTIFACT_URL, the object store "
+              "does not answer or refuses the request): the message names it."),
     }[status]
 
 

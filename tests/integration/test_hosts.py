@@ -27,8 +27,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.app import create_app
 from core.artifacts import open_store
 from core.artifacts.s3 import S3Store
 from core.db import session_scope
@@ -37,7 +39,7 @@ from core.models import JobEvent, JobMetric, WorkerNode
 from core.services.auth import AuthService
 from core.settings import Settings
 from ml.datasets import load_builtin
-from tests.conftest import ROOT, postgres_database, require, tiny_job
+from tests.conftest import ROOT, free_port, postgres_database, require, tiny_job
 from tests.datafiles import iris_csv
 from tests.integration.conftest import cluster_env, wait_for, wait_for_job, worker_command
 from tests.integration.test_job_guarantees import exactly_once, long_job
@@ -272,7 +274,7 @@ def stored_checkpoint_epoch(store: S3Store, job_id: str) -> int:
                     ["Metadata"]["epoch"]) for found in listed.get("Contents", [])), default=0)
 
 
-def test_hosts_that_share_nothing_train_resume_and_serve(cluster):
+def test_hosts_that_share_nothing_train_resume_and_serve(cluster, tmp_path):
     api_host = cluster.hosts["api"]
     # Nothing on a host's loopback: the services are reachable over the network only.
     database_port = urlsplit(cluster.settings.database_url).port
@@ -352,3 +354,15 @@ def test_hosts_that_share_nothing_train_resume_and_serve(cluster):
     assert hashlib.sha256(downloaded.content).hexdigest() == card["files"]["model.onnx"] \
         == downloaded.headers["X-Capas-Sha256"]
     assert len(list(api_host.data_dir.rglob("model.onnx"))) == 2  # now in the API's cache
+
+    # An API host that cannot reach the object store answers 503 naming it, never a 500.
+    closed = f"http://127.0.0.1:{free_port()}"
+    cut_off = TestClient(create_app(cluster.settings.model_copy(update={
+        "s3_endpoint_url": closed, "data_dir": tmp_path / "cut-off"})),
+        headers={"Authorization": f"Bearer {cluster.key}"})
+    for response in (cut_off.get("/models/iris-uploaded/versions/1/artifacts/onnx"),
+                     cut_off.post("/models/resumed-elsewhere/predict",
+                                  json={"instances": digits.x[:1].tolist()})):
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "unavailable"
+        assert closed in response.json()["error"]["message"]

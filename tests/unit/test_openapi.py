@@ -47,6 +47,11 @@ def test_what_the_services_refuse_with_and_the_limits_are_stated(document):
     paths = document["paths"]
     assert {"409", "429"} <= set(paths["/jobs"]["post"]["responses"])
     assert "503" in paths["/readyz"]["get"]["responses"]
+    # What the artifact store holds: 503 while the object store cannot be reached.
+    download = paths["/models/{name}/versions/{version}/artifacts/{fmt}"]["get"]["responses"]
+    assert download["503"]["description"].startswith("The artifact store cannot be reached")
+    for path in ("/predict", "/v2/models/{name}/infer"):
+        assert "503" in paths[path]["post"]["responses"], path
     assert "415" in paths["/v2/models/{name}/infer"]["post"]["responses"]
     assert "403" not in paths["/me"]["get"]["responses"]  # every valid key reads it
     responses = paths["/predict"]["post"]["responses"]
