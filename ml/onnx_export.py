@@ -271,10 +271,16 @@ def _recurrent(op: str, order: list[int], g: GraphBuilder, layer: S.Recurrent, x
              g.constant("R", np.stack(recurrents)), g.constant("B", np.stack(biases))],
         outputs, hidden_size=units,
         direction="bidirectional" if layer.bidirectional else "forward", **attrs))
+    summed = layer.bidirectional and layer.merge_mode == "sum"
     if layer.return_sequences:
-        # [steps, directions, batch, units] → [batch, steps, directions·units]
+        # [steps, directions, batch, units] → [batch, steps, directions·units] or, summed,
+        # [batch, steps, units]
         sequence = g.op("Transpose", [outputs[0]], perm=[2, 0, 1, 3])
+        if summed:
+            return g.op("ReduceSum", [sequence, g.constant("axes", np.array([2]))], keepdims=0)
         return g.op("Reshape", [sequence, g.constant("shape", np.array([0, 0, -1]))])
+    if summed:  # [directions, batch, units] → [batch, units]
+        return g.op("ReduceSum", [outputs[1], g.constant("axes", np.array([0]))], keepdims=0)
     final = g.op("Transpose", [outputs[1]], perm=[1, 0, 2])  # [batch, directions, units]
     return g.op("Reshape", [final, g.constant("shape", np.array([0, -1]))])
 

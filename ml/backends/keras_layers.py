@@ -252,7 +252,8 @@ def _recurrent(rnn: Callable[..., keras.layers.Layer], layer: S.Recurrent,
                kernel_initializer=initializer(layer.kernel_initializer),
                recurrent_initializer=initializer(layer.recurrent_initializer),
                bias_initializer=initializer(layer.bias_initializer), **options)
-    return keras.layers.Bidirectional(cell, merge_mode="concat") if layer.bidirectional else cell
+    return (keras.layers.Bidirectional(cell, merge_mode=layer.merge_mode) if layer.bidirectional
+            else cell)
 
 
 @KERAS.layers(S.SimpleRNN)

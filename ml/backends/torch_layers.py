@@ -431,10 +431,12 @@ class RecurrentBlock(Block):
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         output: torch.Tensor
         output, state = self.rnn(x)
-        if self.layer.return_sequences:
-            return output  # [batch, steps, directions·units]
+        summed = self.layer.merge_mode == "sum"
+        if self.layer.return_sequences:  # [batch, steps, directions·units]
+            return output[..., :self.layer.units] + output[..., self.layer.units:] if summed \
+                else output
         final = state[0] if isinstance(state, tuple) else state  # [directions, batch, units]
-        return torch.cat(list(final), dim=-1)
+        return final.sum(dim=0) if summed else torch.cat(list(final), dim=-1)
 
     def canonical(self) -> dict[str, torch.Tensor]:
         order, units = self.gate_order, self.layer.units

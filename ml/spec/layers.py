@@ -436,7 +436,10 @@ class Recurrent(Layer):
                                                      "([timesteps, units]) rather than the "
                                                      "last one")
     bidirectional: bool = Field(False, description="also read the sequence backwards and join "
-                                                   "both directions' states (twice the units)")
+                                                   "both directions' states (see merge_mode)")
+    merge_mode: Literal["concat", "sum"] = Field(
+        "concat", description="how a bidirectional layer joins its directions' states: "
+                              "concat (twice the units) or sum")
     kernel_initializer: Initializer = Field(
         "glorot_uniform", description="the distribution the input kernel starts from")
     recurrent_initializer: Initializer = Field(
@@ -452,7 +455,11 @@ class Recurrent(Layer):
             hint = "; add a reshape layer" if len(shape) == 1 else ""
             raise ShapeError(f"{self.type} expects input of shape [timesteps, features], "
                              f"received {list(shape)}{hint}", None, list(shape))
-        width = self.units * len(self.directions)
+        if self.merge_mode != "concat" and not self.bidirectional:
+            raise ShapeError(f"merge_mode {self.merge_mode} joins the two directions of a "
+                             "bidirectional layer; set bidirectional", "merge_mode",
+                             self.merge_mode)
+        width = self.units * (len(self.directions) if self.merge_mode == "concat" else 1)
         return (shape[0], width) if self.return_sequences else (width,)
 
     def _bias_shape(self) -> Shape:

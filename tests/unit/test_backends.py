@@ -92,6 +92,10 @@ CASES: dict[str, tuple[list[dict], list[int]]] = {
         [{"type": rnn, "units": 3, "bidirectional": bi, "return_sequences": seq}]
         + ([{"type": "flatten"}] if seq else []), [5, 2])
        for rnn in ("simple_rnn", "lstm", "gru") for bi in (False, True) for seq in (False, True)},
+    **{f"{rnn}-bidirectional-sum{'-sequences' if seq else ''}": (
+        [{"type": rnn, "units": 3, "bidirectional": True, "merge_mode": "sum",
+          "return_sequences": seq}] + ([{"type": "flatten"}] if seq else []), [5, 2])
+       for rnn in ("lstm", "gru") for seq in (False, True)},
     "embedding": ([{"type": "embedding", "input_dim": 10, "output_dim": 3},
                    {"type": "flatten"}], [4]),
     "repeat_vector-lstm": ([{"type": "repeat_vector", "n": 4},

@@ -159,6 +159,18 @@ def test_attention_refuses_heads_that_do_not_fit_and_a_mask_without_time_axis():
     assert issues["model.layers[0]"][1] == [2, 2, 2]
 
 
+def test_a_bidirectional_layer_sums_or_concatenates_its_directions():
+    analysis = _analysis([
+        {"type": "gru", "units": 4, "bidirectional": True, "merge_mode": "sum",
+         "return_sequences": True},
+        {"type": "lstm", "units": 3, "bidirectional": True}], [5, 2])
+    assert [r.output_shape for r in analysis.layers] == [[5, 4], [6]]
+    issues = _issues([{"type": "lstm", "units": 3, "merge_mode": "sum"}], [5, 2])
+    assert issues["model.layers[0].merge_mode"] == (
+        "merge_mode sum joins the two directions of a bidirectional layer; set bidirectional",
+        "sum")
+
+
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
 def test_attention_dropout_acts_only_in_training(framework):
     import torch
