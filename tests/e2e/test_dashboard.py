@@ -263,6 +263,32 @@ def test_a_validation_error_is_placed_on_its_layer(page):
     assert '"type": "conv2d' in page.input_value("#spec")
 
 
+def test_the_diagram_draws_wrapped_and_residual_blocks(page):
+    page.goto(page.url.split("#")[0] + "#/new")
+    body = {"model": {"name": "blocks", "input": {"shape": [4, 6, 6, 1]}, "layers": [
+        {"type": "time_distributed", "layers": [
+            {"type": "conv2d", "filters": 2, "kernel_size": 3}, {"type": "flatten"}]},
+        {"type": "residual", "layers": [{"type": "layernorm"}, {
+            "type": "multi_head_attention", "num_heads": 2}]},
+        {"type": "lstm", "units": 3}], "objective": "mse"}}
+    page.fill("#spec", json.dumps(body, indent=2))
+    page.wait_for_selector("#layer-2 .shape >> text=[3]")
+    wrapped = page.locator("#layer-0 .block.time_distributed .layer.inner .name")
+    assert wrapped.all_inner_texts() == ["conv2d", "flatten"]
+    assert "applied at every time step" in page.inner_text("#layer-0 .block-note")
+    assert page.locator("#layer-1 .block.residual .layer.inner .name").all_inner_texts() == [
+        "layernorm", "multi_head_attention"]
+    assert "added to its input" in page.inner_text("#layer-1 .block-note")
+    assert page.inner_text("#layer-1 .shape") == "[4 × 32]"
+    # An error inside a block marks its layer there, and is listed on the layer holding it.
+    body["model"]["layers"][0]["layers"][1]["type"] = "lstm"
+    page.fill("#spec", json.dumps(body, indent=2))
+    page.wait_for_selector("#layer-0.bad")
+    assert page.locator("#layer-0 .layer.inner.bad .name").all_inner_texts() == ["lstm"]
+    assert "model.layers[0].layers[1].type" in page.inner_text("#layer-0 .layer-errors")
+    shot(page, "new-job-blocks")
+
+
 def test_upload_a_dataset_and_see_a_refusal_in_words(page, tmp_path):
     page.goto(page.url.split("#")[0] + "#/datasets")
     bad = tmp_path / "bad.csv"

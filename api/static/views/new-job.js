@@ -65,9 +65,40 @@ function pretty(value, indent = "") {
   return `${open}\n${items.join(",\n")}\n${indent}${close}`;
 }
 
+// A layer that holds a block of layers (`layer`, or a list of `layers`), and what it does with
+// the block's output, as the diagram says it under the block.
+const BLOCKS = { time_distributed: "the block applied at every time step",
+  residual: "the block's output added to its input" };
+
+// The layers of a block, each with its path below the layer that holds it.
+function members(layer) {
+  if (!layer || !BLOCKS[layer.type]) return [];
+  if (Array.isArray(layer.layers)) return layer.layers.map((l, j) => [l, `layers[${j}]`]);
+  return layer.layer ? [[layer.layer, "layer"]] : [];
+}
+
 function layerSummary(layer) {
-  return Object.entries(layer).filter(([k]) => k !== "type")
+  const block = BLOCKS[layer.type] ? ["layer", "layers"] : [];
+  return Object.entries(layer).filter(([k]) => k !== "type" && !block.includes(k))
     .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("×") : v}`).join(", ");
+}
+
+// A wrapped or residual block drawn inside its layer: its layers in order, those an error
+// names marked, then what the layer does with the block.
+function blockOf(layer, path, errors) {
+  const inner = members(layer);
+  if (!inner.length) return null;
+  return el("div", { class: `block ${layer.type}` },
+    el("ol", { class: "layers" }, inner.map(([member, at]) => {
+      const where = `${path}.${at}`;
+      const bad = errors.some((e) => e.field === where || e.field?.startsWith(`${where}.`)
+        || e.field?.startsWith(`${where}[`));
+      return el("li", { class: `layer inner${bad ? " bad" : ""}`, dataset: { path: where } },
+        el("span", { class: "name" }, member?.type || "?"),
+        el("span", { class: "muted params-of" }, member ? layerSummary(member) : ""),
+        blockOf(member, where, errors));
+    })),
+    el("p", { class: "block-note muted" }, BLOCKS[layer.type]));
 }
 
 export async function render(root) {
@@ -187,6 +218,7 @@ export async function render(root) {
           el("span", { class: "shape" }, info ? shape(info.output_shape) : "?"),
           el("span", { class: "count" },
             info ? `${fmt(info.params)} params · ${fmt(info.multiply_adds)} mult-adds` : ""),
+          blockOf(layer, `model.layers[${index}]`, bad || []),
           bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map(problem)) : null);
         }),
         // The output only once every layer is analysed: a partial analysis ends early.
