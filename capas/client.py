@@ -169,9 +169,13 @@ class Client:
         """The job's Server-Sent Events as (id, kind, data) until it ends: `status` and
         `epoch` events, then one `end`. A dropped connection (the API restarting, say) is
         resumed from the last event received, so nothing is missed or repeated."""
+        return self._stream(f"/jobs/{job_id}/events", last_event_id, retry_s)
+
+    def _stream(self, path: str, last_event_id: int,
+                retry_s: float) -> Iterator[tuple[int, str, dict]]:
         while True:
             try:
-                with connect_sse(self.http, "GET", f"/jobs/{job_id}/events", timeout=None,
+                with connect_sse(self.http, "GET", path, timeout=None,
                                  headers={"Last-Event-ID": str(last_event_id)}) as source:
                     if source.response.is_error:
                         source.response.read()
@@ -193,6 +197,44 @@ class Client:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} did not finish in {timeout_s} s")
         return self.job(job_id)
+
+    def submit_study(self, body: dict) -> dict:
+        """Start a study (`core.studies.StudyDefinition`): its first trials are queued."""
+        return self.request("POST", "/studies", json=body)
+
+    def study(self, study_id: str) -> dict:
+        """The study with every trial (parameters, status, value, curve) and the best so far."""
+        return self.request("GET", f"/studies/{study_id}")
+
+    def studies(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        return self.request("GET", "/studies", params={"limit": limit, "offset": offset})["items"]
+
+    def cancel_study(self, study_id: str) -> dict:
+        return self.request("POST", f"/studies/{study_id}/cancel")
+
+    def publish_best(self, study_id: str, alias: str | None = None) -> dict:
+        """Publish the best trial so far as a version of its model, and point `alias` at it."""
+        return self.request("POST", f"/studies/{study_id}/publish", json={"alias": alias})
+
+    def study_trials_csv(self, study_id: str) -> str:
+        response = self.http.get(f"/studies/{study_id}/trials.csv")
+        if response.is_error:
+            self._raise(response)
+        return response.text
+
+    def study_events(self, study_id: str, last_event_id: int = 0,
+                     retry_s: float = 1.0) -> Iterator[tuple[int, str, dict]]:
+        """The events of every trial (each with its `job_id` and `trial` number) as (id, kind,
+        data), until the study is over and one `end` comes."""
+        return self._stream(f"/studies/{study_id}/events", last_event_id, retry_s)
+
+    def wait_study(self, study_id: str, timeout_s: float = 3600.0) -> dict:
+        """Follow the study's events until it is over; returns the study."""
+        deadline = time.monotonic() + timeout_s
+        for _ in self.study_events(study_id):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"study {study_id} did not finish in {timeout_s} s")
+        return self.study(study_id)
 
     def models(self) -> list[dict]:
         return self.request("GET", "/models")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from capas.cli import console, datasets, jobs, models, service, users
+from capas.cli import console, datasets, jobs, models, service, studies, users
 
 app = typer.Typer(help="Train and serve neural networks from a declarative layer spec.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -30,6 +30,7 @@ app.add_typer(service.app)
 app.add_typer(jobs.app)
 app.add_typer(models.app)
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(studies.app, name="study")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.keys_app, name="keys")
 app.add_typer(service.admin_app, name="admin")

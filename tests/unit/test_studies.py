@@ -15,7 +15,7 @@ from core.services.auth import AuthService
 from core.services.studies import StudyService
 from core.studies import OBJECTIVE_METRICS, PathError, apply_params, parse_path, parse_study
 from ml.epochs import metric_catalog
-from tests.conftest import tiny_job
+from tests.conftest import EXAMPLES, example, tiny_job
 
 OBJECTIVE = {"metric": "val_accuracy", "direction": "maximize"}
 
@@ -315,3 +315,11 @@ def test_the_stored_definition_reads_back(api):
     assert submitted["definition"]["space"] == {"training.seed": {"int": [1, 9], "step": 2}}
     assert submitted["definition"]["max_trials"] == 2
     assert datetime.fromisoformat(submitted["created_at"]).tzinfo == UTC
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (EXAMPLES / "studies").glob("*")))
+def test_every_example_study_is_accepted(api, name):
+    response = api.post("/studies", json=example(f"studies/{name}"))
+    assert response.status_code == 202, response.text
+    assert response.json()["trials"], name
+    assert api.post(f"/studies/{response.json()['id']}/cancel").status_code == 200
