@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Column, Table
 from rich.text import Text
 
-from capas.cli.console import api_client, console, fail, print_table, read_json
+from capas.cli.console import api_client, console, fail, print_table, read_json, say
 from capas.client import Client
 
 app = typer.Typer(help="Many trainings as one experiment: a search space over a job, an "
@@ -27,8 +27,8 @@ def submit(study_file: Path,
     body = read_json(study_file, "study file")
     with api_client() as client:
         study = client.submit_study(body)
-        console.print(f"study {study['id']} started: {study['max_trials']} trials, at most "
-                      f"{study['max_concurrent']} at once", markup=False, highlight=False)
+        say(f"study {study['id']} started: {study['max_trials']} trials, at most "
+                      f"{study['max_concurrent']} at once")
         if watch:
             _watch(client, study["id"])
 
@@ -59,9 +59,8 @@ def _watch(client: Client, study_id: str) -> None:
         fail(f"study {study['status']} with no succeeded trial")
     version = (f"; model version {best['model_version']}"
                if best.get("model_version") is not None else "")
-    console.print(f"{study['status']}: best trial {best['number']}, {metric} "
-                  f"{best['value']:.4g} with {_params(best['params'])}{version}",
-                  markup=False, highlight=False)
+    say(f"{study['status']}: best trial {best['number']}, {metric} "
+                  f"{best['value']:.4g} with {_params(best['params'])}{version}")
     if study["status"] != "finished":
         raise typer.Exit(1)
 
@@ -120,7 +119,7 @@ def cancel(study_id: str) -> None:
     within a batch."""
     with api_client() as client:
         study = client.cancel_study(study_id)
-    console.print(f"study {study_id}: {study['status']}", markup=False, highlight=False)
+    say(f"study {study_id}: {study['status']}")
 
 
 @app.command()
@@ -131,7 +130,6 @@ def publish(study_id: str,
     """Publish the best trial so far as a version of its model (and alias it)."""
     with api_client() as client:
         published = client.publish_best(study_id, alias)
-    console.print(f"trial {published['trial']}: model {published['model']} version "
+    say(f"trial {published['trial']}: model {published['model']} version "
                   f"{published['version']}"
-                  + (f", alias {published['alias']}" if published["alias"] else ""),
-                  markup=False, highlight=False)
+                  + (f", alias {published['alias']}" if published["alias"] else ""))
