@@ -172,7 +172,7 @@ SINE_WINDOW = 20
 FORECAST_STEPS = 5  # of builtin:sine_forecast
 SEQUENCES = 2000  # of builtin:digit_sequences and builtin:reverse_sequence
 DIGIT_SEQUENCE_STEPS = 3
-REVERSE_STEPS, REVERSE_VOCABULARY = 8, 10
+REVERSE_STEPS, REVERSE_VOCABULARY = 6, 10
 
 
 def _noisy_sine() -> np.ndarray:
@@ -193,19 +193,25 @@ def _sine() -> Dataset:
 
 
 def _digit_sequences() -> Dataset:
-    # Sequences of the digits' images; the label is the sum of the sequence's digits modulo 10,
-    # which no single image decides: a model must read every step.
+    # Sequences of the digits' images; the label is the largest digit of the sequence, which no
+    # single image decides: a model must read every step. Labels are drawn first, uniformly,
+    # then digits up to the label with the label at a random step, so classes are balanced.
     from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(0)
     digits = load_digits()
-    picks = rng.integers(0, len(digits.images), (SEQUENCES, DIGIT_SEQUENCE_STEPS))
+    labels = rng.integers(0, 10, SEQUENCES)
+    steps = (rng.random((SEQUENCES, DIGIT_SEQUENCE_STEPS)) * (labels[:, None] + 1)).astype(int)
+    steps[np.arange(SEQUENCES), rng.integers(0, DIGIT_SEQUENCE_STEPS, SEQUENCES)] = labels
+    # One image of each step's digit, drawn from that digit's images.
+    by_digit = [np.flatnonzero(digits.target == d) for d in range(10)]
+    picks = np.vectorize(lambda d: rng.choice(by_digit[d]))(steps)
     images = np.asarray(digits.images, dtype=np.float32)[picks][..., None]  # [n, steps, 8, 8, 1]
     return Dataset(
-        id="builtin:digit_sequences", x=images, y=digits.target[picks].sum(axis=1) % 10,
+        id="builtin:digit_sequences", x=images, y=labels.astype(np.int64),
         task="classification", kind="sequence", class_names=[str(d) for d in range(10)],
-        description=f"Sequences of {DIGIT_SEQUENCE_STEPS} digit images (8×8, 0–16) → the sum "
-                    "of their digits modulo 10",
+        description=f"Sequences of {DIGIT_SEQUENCE_STEPS} digit images (8×8, 0–16) → the "
+                    "largest of their digits",
     )
 
 
