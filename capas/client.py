@@ -119,7 +119,8 @@ class Client:
                        task: str | None = None, name: str | None = None,
                        description: str | None = None, image_size: str | None = None,
                        channels: int | None = None, format: str | None = None) -> dict:
-        """Upload a .csv (name its `target` column), .npz (`x`, `y`) or .zip of class folders;
+        """Upload a .csv (name its `target` column), .npz (`x`, `y`), .zip of class folders, or
+        a .zip or .tar(.gz) of IDX or CIFAR files (their test files stay the test split);
         `image_size` is "HEIGHTxWIDTH". The file is streamed, not read whole."""
         path = Path(path)
         options = {"target": target, "task": task, "name": name, "description": description,

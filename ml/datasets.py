@@ -33,6 +33,9 @@ class Dataset:
     feature_names: list[str] | None = None
     description: str = ""
     target_name: str | None = None
+    # The last this many samples are the test split the data came with (MNIST's t10k files,
+    # CIFAR's test batch), kept as the test split; None: a seeded 20% of the samples.
+    test_samples: int | None = None
     schema: dict[str, Any] = field(init=False)  # JSON, as the API and the database hold it
 
     def __post_init__(self) -> None:
@@ -54,6 +57,7 @@ class Dataset:
             "target_shape": (list(self.y.shape[1:])
                              if self.task == "regression" or self.y.ndim > 1 else None),
             "target_name": self.target_name,
+            **({"test_samples": self.test_samples} if self.test_samples else {}),
             "sha256": content_sha256(self.x, self.y),
         }
         object.__setattr__(self, "schema", schema)
@@ -290,7 +294,8 @@ def load_canonical(path: Path, schema: Mapping[str, Any]) -> Dataset:
         x, y = arrays["x"], arrays["y"]
     dataset = Dataset(id=schema["id"], x=x, y=y, task=schema["task"], kind=schema["kind"],
                       class_names=schema["class_names"], feature_names=schema["feature_names"],
-                      description=schema["description"], target_name=schema["target_name"])
+                      description=schema["description"], target_name=schema["target_name"],
+                      test_samples=schema.get("test_samples"))
     if dataset.schema["sha256"] != schema["sha256"]:
         raise DataError(f"the stored file of dataset '{schema['id']}' does not match its sha256")
     return dataset
@@ -299,9 +304,11 @@ def load_canonical(path: Path, schema: Mapping[str, Any]) -> Dataset:
 # --- splits and preprocessing ----------------------------------------------------------------
 
 
-def split_sizes(num_samples: int, validation_split: float) -> dict[str, int]:
-    """Training, validation and test sample counts, as `split` draws them."""
-    test = math.ceil(num_samples * TEST_FRACTION)
+def split_sizes(num_samples: int, validation_split: float,
+                test_samples: int | None = None) -> dict[str, int]:
+    """Training, validation and test sample counts, as `split` draws them (the dataset's own
+    test samples, if it came with them)."""
+    test = test_samples or math.ceil(num_samples * TEST_FRACTION)
     validation = math.ceil((num_samples - test) * validation_split)
     return {"train": num_samples - test - validation, "validation": validation, "test": test}
 
@@ -309,20 +316,26 @@ def split_sizes(num_samples: int, validation_split: float) -> dict[str, int]:
 def split_record(schema: Mapping[str, Any], seed: int,
                  validation_split: float) -> dict[str, Any]:
     """What a job records of the split it trains on: enough to draw the same one again."""
-    return {"seed": seed, "test_fraction": TEST_FRACTION, "validation_split": validation_split,
+    test_samples = schema.get("test_samples")
+    # A dataset that came with its test split says so, with the share that split is.
+    test = ({"test_fraction": round(test_samples / schema["num_samples"], 6),
+             "test_from_data": True} if test_samples else {"test_fraction": TEST_FRACTION})
+    return {"seed": seed, **test, "validation_split": validation_split,
             "stratified": _stratified(schema["task"], schema.get("target_shape")),
-            **split_sizes(schema["num_samples"], validation_split)}
+            **split_sizes(schema["num_samples"], validation_split, test_samples)}
 
 
-def split_problem(num_samples: int, num_classes: int | None,
-                  validation_split: float) -> str | None:
+def split_problem(num_samples: int, num_classes: int | None, validation_split: float,
+                  test_samples: int | None = None) -> str | None:
     """Why these split fractions cannot work on this dataset, or None."""
-    sizes = split_sizes(num_samples, validation_split)
+    sizes = split_sizes(num_samples, validation_split, test_samples)
     needed = num_classes or 1
+    test_split = (f"its own {test_samples} test samples" if test_samples
+                  else f"the {TEST_FRACTION:.0%} test split")
     for part, size in (("training", sizes["train"]), ("validation", sizes["validation"])):
         if size < needed:
             return (f"{validation_split} leaves {size} {part} samples of {num_samples} "
-                    f"(after the {TEST_FRACTION:.0%} test split); at least {needed} needed")
+                    f"(after {test_split}); at least {needed} needed")
     return None
 
 
@@ -341,20 +354,23 @@ class Split:
 def split(dataset: Dataset, seed: int, validation_split: float) -> Split:
     """Seeded, stratified (for classification) train/validation/test indices.
 
-    The test split depends only on the seed, never on `validation_split`, and is never used
-    for training or early stopping.
+    The test split depends only on the seed, never on `validation_split` (or is the test
+    samples the dataset came with), and is never used for training or early stopping.
     """
     from sklearn.model_selection import train_test_split
 
     problem = split_problem(len(dataset.x), len(dataset.class_names or []) or None,
-                            validation_split)
+                            validation_split, dataset.test_samples)
     if problem:
         raise DataError(f"training.validation_split: {problem}")
     indices = np.arange(len(dataset.x))
     stratified = _stratified(dataset.task, dataset.schema["target_shape"])
-    stratify = dataset.y if stratified else None
-    rest, test = train_test_split(indices, test_size=TEST_FRACTION, random_state=seed,
-                                  stratify=stratify)
+    if dataset.test_samples:
+        rest, test = np.split(indices, [len(indices) - dataset.test_samples])
+    else:
+        stratify = dataset.y if stratified else None
+        rest, test = train_test_split(indices, test_size=TEST_FRACTION, random_state=seed,
+                                      stratify=stratify)
     stratify = dataset.y[rest] if stratified else None
     train, validation = train_test_split(rest, test_size=validation_split, random_state=seed,
                                          stratify=stratify)

@@ -36,5 +36,7 @@ class DatasetOut(BaseModel):
     class_counts: list[int] | None
     target_shape: list[int] | None
     target_name: str | None
+    # The last this many samples are the test split the data came with (IDX, CIFAR files)
+    test_samples: int | None = None
     sha256: str
     preview: list[dict[str, Any]] | None = None

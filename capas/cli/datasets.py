@@ -18,8 +18,10 @@ def _shape(dataset: dict) -> str:
 @app.command("upload")
 def upload(
         file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                             help=".csv, .npz (x, y) or .zip of class folders")],
-        target: Annotated[str | None, typer.Option(help="CSV: the column to predict")] = None,
+                                             help=".csv, .npz (x, y), .zip of class folders, or "
+                                                  ".zip/.tar(.gz) of IDX or CIFAR files")],
+        target: Annotated[str | None, typer.Option(
+            help="CSV: the column to predict; CIFAR-100: fine or coarse")] = None,
         task: Annotated[str | None, typer.Option(
             help="classification or regression (inferred from the target otherwise)")] = None,
         name: Annotated[str | None, typer.Option(help="shown in listings (the file name)")] = None,

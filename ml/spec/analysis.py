@@ -118,7 +118,7 @@ def check_dataset_fit(spec: JobSpec | Draft, dataset: Mapping[str, Any],
     model = spec.model
     issues = []
     problem = split_problem(dataset["num_samples"], dataset["num_classes"],
-                            spec.training.validation_split)
+                            spec.training.validation_split, dataset.get("test_samples"))
     if problem:
         issues.append(SpecIssue("training.validation_split", problem,
                                 spec.training.validation_split))

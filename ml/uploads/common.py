@@ -17,9 +17,11 @@ MAX_CLASSES = 1000
 # Cells converted at once: bounds the memory of parsing, whatever the file's size.
 CHUNK_CELLS = 65_536
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
-FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".zip": "zip"}
+FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".zip": "zip", ".tar": "tar", ".tgz": "tar",
+                    ".gz": "tar"}
 FORMAT_BY_CONTENT_TYPE = {"text/csv": "csv", "application/zip": "zip",
-                          "application/x-zip-compressed": "zip"}
+                          "application/x-zip-compressed": "zip", "application/x-tar": "tar",
+                          "application/gzip": "tar", "application/x-gzip": "tar"}
 # No image file of the allowed pixels is larger than this many bytes a pixel (16-bit RGBA, the
 # widest pixels a common format stores uncompressed) plus room for the metadata beside them
 # (EXIF, ICC profiles): the cap on what an archive member may expand to.
@@ -64,7 +66,8 @@ class UploadOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal["csv", "npz", "zip"] | None = None
+    # "zip": image folders, or IDX / CIFAR files (told by their names); "tar": IDX / CIFAR
+    format: Literal["csv", "npz", "zip", "tar", "idx", "cifar"] | None = None
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     description: Annotated[str, Field(max_length=1000)] = ""
     target: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -102,7 +105,7 @@ def resolve_format(options: UploadOptions, filename: str | None,
     suffix = PurePosixPath(filename or "").suffix.lower()  # compared only, never a path
     found = FORMAT_BY_SUFFIX.get(suffix) or FORMAT_BY_CONTENT_TYPE.get(content_type or "")
     if found is None:
-        raise NotThatFormat(f"cannot tell the format of '{filename}': send a .csv, .npz or .zip "
-                            "file, or name it in the 'format' field", field="format",
+        raise NotThatFormat(f"cannot tell the format of '{filename}': send a .csv, .npz, .zip "
+                            "or .tar(.gz) file, or name it in the 'format' field", field="format",
                             value=filename)
     return found
