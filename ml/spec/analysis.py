@@ -12,6 +12,7 @@ from pydantic import (
 from ml.errors import SpecError, SpecIssue
 from ml.spec.base import Shape, ShapeError
 from ml.spec.job import Draft, JobSpec, ModelSpec
+from ml.spec.layers import Layer, Nested
 
 
 class LayerReport(BaseModel):
@@ -20,6 +21,22 @@ class LayerReport(BaseModel):
     output_shape: list[int]
     params: int
     multiply_adds: int  # of one sample's forward pass, roughly
+    # A time_distributed or residual layer's block, a report per layer (index: its place in
+    # the block); the shapes of a time_distributed block are one time step's.
+    block: list["LayerReport"] | None = None
+
+
+def _block_reports(layer: Layer, shape: Shape) -> list[LayerReport] | None:
+    """The reports of a layer's block, if it holds one; its input shape is valid."""
+    if not isinstance(layer, Nested):
+        return None
+    shapes = layer.member_shapes(layer.inner_shape(shape))
+    return [LayerReport(index=j, type=member.layer.type, output_shape=list(out),
+                        params=member.layer.param_count(member_shape),
+                        multiply_adds=member.layer.multiply_adds(member_shape),
+                        block=_block_reports(member.layer, member_shape))
+            for j, (member, member_shape, out) in enumerate(zip(layer.members(), shapes[:-1],
+                                                                shapes[1:], strict=True))]
 
 
 class Analysis(BaseModel):
@@ -56,13 +73,14 @@ def inspect_model(model: ModelSpec,
                                                     "integer ids from the input", layer.type))
         try:
             params, multiply_adds = layer.param_count(shape), layer.multiply_adds(shape)
+            block = _block_reports(layer, shape)
             shape = layer.output_shape(shape)
         except ShapeError as error:
             field = f"{path}.{error.field}" if error.field else path
             issues.append(SpecIssue(field, str(error), error.value))
             break
         reports.append(LayerReport(index=index, type=layer.type, output_shape=list(shape),
-                                   params=params, multiply_adds=multiply_adds))
+                                   params=params, multiply_adds=multiply_adds, block=block))
     total = sum(r.params for r in reports)
     if max_params is not None and total > max_params:
         issues.append(SpecIssue("model.layers", f"{total} parameters exceed the limit of "

@@ -275,6 +275,8 @@ def test_the_diagram_draws_wrapped_and_residual_blocks(page):
     page.wait_for_selector("#layer-2 .shape >> text=[3]")
     wrapped = page.locator("#layer-0 .block.time_distributed .layer.inner .name")
     assert wrapped.all_inner_texts() == ["conv2d", "flatten"]
+    assert page.locator("#layer-0 .layer.inner .shape").all_inner_texts() == [
+        "[4 × 4 × 2]", "[32]"]
     assert "applied at every time step" in page.inner_text("#layer-0 .block-note")
     assert page.locator("#layer-1 .block.residual .layer.inner .name").all_inner_texts() == [
         "layernorm", "multi_head_attention"]

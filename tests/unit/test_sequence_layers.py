@@ -100,6 +100,11 @@ def test_time_distributed_applies_its_block_at_every_step():
     assert [r.output_shape for r in analysis.layers] == [[4, 2], [3]]
     assert analysis.layers[0].params == 3 * 3 * 2 + 2
     assert analysis.layers[0].multiply_adds == 4 * ((20 * 9 + 18) + 2)
+    # the block's own report: one time step's shapes
+    assert [(r.index, r.type, r.output_shape, r.params, r.multiply_adds)
+            for r in analysis.layers[0].block] == [
+        (0, "conv2d", [3, 3, 2], 20, 20 * 9 + 18), (1, "global_maxpool", [2], 0, 2)]
+    assert analysis.layers[1].block is None
 
 
 def test_time_distributed_refuses_a_layer_it_cannot_apply_at_each_step():

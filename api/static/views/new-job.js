@@ -67,7 +67,7 @@ function pretty(value, indent = "") {
 
 // A layer that holds a block of layers (`layer`, or a list of `layers`), and what it does with
 // the block's output, as the diagram says it under the block.
-const BLOCKS = { time_distributed: "the block applied at every time step",
+const BLOCKS = { time_distributed: "the block applied at every time step (shapes of one step)",
   residual: "the block's output added to its input" };
 
 // The layers of a block, each with its path below the layer that holds it.
@@ -83,20 +83,25 @@ function layerSummary(layer) {
     .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("×") : v}`).join(", ");
 }
 
-// A wrapped or residual block drawn inside its layer: its layers in order, those an error
-// names marked, then what the layer does with the block.
-function blockOf(layer, path, errors) {
+// A wrapped or residual block drawn inside its layer: its layers in order with the analysis's
+// report of each (`reports`, when the layer was analysed), those an error names marked, then
+// what the layer does with the block.
+function blockOf(layer, path, errors, reports) {
   const inner = members(layer);
   if (!inner.length) return null;
   return el("div", { class: `block ${layer.type}` },
-    el("ol", { class: "layers" }, inner.map(([member, at]) => {
+    el("ol", { class: "layers" }, inner.map(([member, at], j) => {
       const where = `${path}.${at}`;
       const bad = errors.some((e) => e.field === where || e.field?.startsWith(`${where}.`)
         || e.field?.startsWith(`${where}[`));
+      const info = reports?.[j];
       return el("li", { class: `layer inner${bad ? " bad" : ""}`, dataset: { path: where } },
         el("span", { class: "name" }, member?.type || "?"),
+        el("span", { class: "shape" }, info ? shape(info.output_shape) : "?"),
         el("span", { class: "muted params-of" }, member ? layerSummary(member) : ""),
-        blockOf(member, where, errors));
+        el("span", { class: "count" },
+          info ? `${fmt(info.params)} params · ${fmt(info.multiply_adds)} mult-adds` : ""),
+        blockOf(member, where, errors, info?.block));
     })),
     el("p", { class: "block-note muted" }, BLOCKS[layer.type]));
 }
@@ -218,7 +223,7 @@ export async function render(root) {
           el("span", { class: "shape" }, info ? shape(info.output_shape) : "?"),
           el("span", { class: "count" },
             info ? `${fmt(info.params)} params · ${fmt(info.multiply_adds)} mult-adds` : ""),
-          blockOf(layer, `model.layers[${index}]`, bad || []),
+          blockOf(layer, `model.layers[${index}]`, bad || [], info?.block),
           bad ? el("ul", { class: "layer-errors", role: "alert" }, bad.map(problem)) : null);
         }),
         // The output only once every layer is analysed: a partial analysis ends early.
