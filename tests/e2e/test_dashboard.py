@@ -207,6 +207,21 @@ def test_predict_tabular_features_from_a_form(page, service):
         assert client.model("iris-form")["public"] is True
 
 
+def test_a_class_per_step_is_predicted_step_by_step(page, service):
+    body = json.loads((EXAMPLES / "seq2seq-reverse.json").read_text())
+    body["model"]["name"] = "reverse-form"
+    body["training"]["epochs"] = 2
+    wait(service, submit(service, body))
+    page.goto(page.url.split("#")[0] + "#/models/reverse-form")
+    page.wait_for_selector("text=a class at each of 6 time steps")
+    page.click("#playground button.chip:has-text('#1')")  # the first sequence of the set
+    page.wait_for_selector("#prediction")
+    steps = page.inner_text("#prediction").split()
+    assert len(steps) == 6 and set(steps) <= {str(d) for d in range(10)}
+    assert page.locator(".bars li").count() == 6
+    shot(page, "models-steps")
+
+
 def test_cancel_a_running_job_from_the_list(page, service):
     body = json.loads((EXAMPLES / "mlp-digits.json").read_text())
     body["model"]["name"] = "long-runner"

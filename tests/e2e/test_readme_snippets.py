@@ -2,11 +2,13 @@
 the registry's and the datasets' in one bash session from a folder laid out as the repository
 is, then its Python blocks (the client's and the Triton client's)."""
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -49,3 +51,24 @@ def test_the_walkthrough_runs_as_written(service, tmp_path):
                              cwd=tmp_path, env=service["env"], capture_output=True, text=True,
                              timeout=600)
         assert ran.returncode == 0, code + ran.stderr[-4000:]
+
+
+def test_the_sequences_snippet_runs_as_written(service, tmp_path):
+    """The model definition's shell block trains the seq2seq example and predicts a class per
+    step, with the key the quick start reads."""
+    port = int(service["env"]["CAPAS_PORT"])
+    for name, target in ((".venv", VENV), ("examples", ROOT / "examples"),
+                         ("capas-data", service["env"]["CAPAS_DATA_DIR"])):
+        (tmp_path / name).symlink_to(target)
+    key = next(line for block in _blocks("Quick start", "sh") for line in block.splitlines()
+               if line.startswith("KEY="))
+    [sequences] = _blocks("The model definition", "sh")
+    shell = "\n".join(["set -euo pipefail", "source .venv/bin/activate", key, sequences])
+    ran = subprocess.run(["bash", "-c", _on_port(shell, port)], cwd=tmp_path,
+                         env=service["env"], capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
+    answer = json.loads(ran.stdout.splitlines()[-1])
+    assert answer["model"] == "reverse-seq2seq" and answer["classes"] == [str(d) for d in range(10)]
+    [steps] = answer["predictions"]
+    assert len(steps) == 6 and set(steps) <= set(answer["classes"])
+    assert np.array(answer["probabilities"]).shape == (1, 6, 10)

@@ -88,7 +88,9 @@ function card(model, c) {
     ["Aliases", c.aliases.join(", ") || "—"],
     ["Input", `${shape(c.input.shape)} ${c.input.dtype}`],
     ["Output", `${shape(c.output.shape)} ${c.output.dtype}`],
-    ["Task", c.task], ["Classes", c.class_names ? c.class_names.join(", ") : "—"],
+    ["Task", c.task === "classification" && c.output.shape.length > 1
+      ? `classification, a class at each of ${c.output.shape[0]} time steps` : c.task],
+    ["Classes", c.class_names ? c.class_names.join(", ") : "—"],
     ["Parameters", fmt(c.params)],
     ["Preprocessing", c.preprocessing.method],
     ["Dataset", el("span", {}, el("a", { href: `#/datasets/${encodeURIComponent(c.dataset.id)}` },

@@ -1,4 +1,5 @@
-// The predict playground: an 8×8 drawing grid for digit models, a form for tabular inputs.
+// The predict playground: an 8×8 drawing grid for digit models, a form for tabular and sequence
+// inputs; a class per time step is answered step by step.
 
 import { get, send } from "../api.js";
 import { el, errorBox, fmt, mount, shape } from "../ui.js";
@@ -23,8 +24,26 @@ function isDigits(c) {
     || (dims[0] === SIDE && dims[1] === SIDE));
 }
 
+// A class per time step: each step's predicted class, with its probability as a bar.
+function stepsAnswer(out) {
+  const steps = out.predictions[0];
+  const probabilities = out.probabilities[0];
+  return el("div", { class: "answer" },
+    el("p", {}, "Prediction: ", el("strong", { id: "prediction", class: "big" }, steps.join(" ")),
+      el("span", { class: "muted small" }, ` (v${out.version})`)),
+    el("ol", { class: "bars", "aria-label": "predicted class and its probability at each step" },
+      steps.map((name, t) => {
+        const p = Math.max(...probabilities[t]);
+        return el("li", {},
+          el("span", { class: "label" }, `step ${t + 1}: ${name}`),
+          el("span", { class: "bar" }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
+          el("span", { class: "value" }, `${(p * 100).toFixed(1)}%`));
+      })));
+}
+
 // Shows the answer: the predicted class with every class's probability, or the value.
 function answer(out) {
+  if (out.probabilities && Array.isArray(out.probabilities[0][0])) return stepsAnswer(out);
   const prediction = out.predictions[0];
   const probabilities = out.probabilities ? out.probabilities[0] : null;
   const top = probabilities ? Math.max(...probabilities) : null;
