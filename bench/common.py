@@ -83,9 +83,13 @@ def running_service() -> Iterator[RunningService]:
 
 
 @contextmanager
-def cluster_service(postgres_admin_url: str, redis_url: str):
-    """`capas migrate`, `capas api` and `capas worker` on a fresh PostgreSQL database."""
+def cluster_service(postgres_admin_url: str, redis_url: str, workers: int = 1,
+                    worker_env: dict[str, str] | None = None):
+    """`capas migrate`, `capas api` and `workers` workers (each one process, named apart) on a
+    fresh PostgreSQL database; `worker_env` adds to the workers' environment."""
     from sqlalchemy import create_engine, text
+
+    from capas.cli.supervisor import worker_command
 
     name = f"capas_bench_{os.getpid()}"
     admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
@@ -100,8 +104,11 @@ def cluster_service(postgres_admin_url: str, redis_url: str):
                  "stderr": subprocess.DEVNULL}
         subprocess.run([CAPAS, "migrate"], check=True, **quiet)
         processes = [subprocess.Popen([CAPAS, "api", "--host", "127.0.0.1", "--port",
-                                       str(port)], **quiet),
-                     subprocess.Popen([CAPAS, "worker", "-Q", "cpu"], **quiet)]
+                                       str(port)], **quiet)]
+        processes += [subprocess.Popen(worker_command("cpu", 1, f"bench{number}@%h"),
+                                       **{**quiet, "env": {**env, "PYTHONPATH": str(ROOT),
+                                                           **(worker_env or {})}})
+                      for number in range(workers)]
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url)

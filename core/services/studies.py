@@ -360,6 +360,10 @@ class StudyService:
                           for path in distributions})
         return drawn
 
+    def prunes(self, study_id: str) -> bool:
+        study = self.studies.get(study_id)
+        return study is not None and self.definition(study).pruning.type != "none"
+
     def prune_reason(self, job: Job, epoch: int) -> str | None:
         """Whether the trial should stop after `epoch` (its row is written), and why."""
         assert job.study_id is not None

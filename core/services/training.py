@@ -222,9 +222,13 @@ class TrainingService:
             advance_study(self.settings, job.study_id)
 
     def _pruner(self, job: Job) -> Callable[[int], str | None] | None:
-        """A trial's pruning after each epoch, asked of its study in a session of its own."""
+        """A trial's pruning after each epoch, asked of its study in a session of its own
+        (none for a job that is no trial, or whose study prunes nothing)."""
         if job.study_id is None:
             return None
+        with session_scope(self.settings) as session:
+            if not StudyService(session, self.settings).prunes(job.study_id):
+                return None
 
         def prune(epoch: int) -> str | None:
             with session_scope(self.settings) as session:
