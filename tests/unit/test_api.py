@@ -13,6 +13,7 @@ from api.app import create_app
 from core.db import session_scope
 from core.models import Job
 from core.services.auth import AuthService
+from ml.datasets import BUILTINS
 from tests.conftest import example, tiny_job
 
 
@@ -171,9 +172,7 @@ def test_body_size_is_capped_before_spooling(api):
 
 def test_datasets_lists_the_builtins(api):
     ids = [d["id"] for d in api.get("/datasets").json()]
-    assert ids == ["builtin:iris", "builtin:wine", "builtin:breast_cancer", "builtin:digits",
-                   "builtin:moons", "builtin:circles", "builtin:spirals", "builtin:xor",
-                   "builtin:sine"]
+    assert ids == list(BUILTINS)
     assert api.get("/datasets/builtin:digits").json()["feature_shape"] == [8, 8, 1]
 
 
