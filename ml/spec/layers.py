@@ -3,6 +3,7 @@ canonical weights and its multiply-adds. No framework is imported here; each bac
 builder per class (`ml.registry`)."""
 
 import math
+from abc import abstractmethod
 from typing import Annotated, ClassVar, Literal, NamedTuple, get_args
 
 from pydantic import (
@@ -636,8 +637,9 @@ class Nested(Layer):
     """A layer made of a block of layers applied in order; an inner layer's weights are named
     by its place (`layers.0.kernel`)."""
 
+    @abstractmethod
     def members(self) -> list[Member]:
-        raise NotImplementedError
+        """The block's layers, in order."""
 
     def member_shapes(self, shape: Shape) -> list[Shape]:
         """Each member's input shape, and last the block's output shape; a member's error is
