@@ -130,6 +130,10 @@ CASES: dict[str, tuple[list[dict], list[int]]] = {
         "use_bias": False}, {"type": "flatten"}], [4, 5]),
     "residual-dense": ([{"type": "residual", "layers": [
         _dense(units=6, activation="relu"), _dense(units=4, activation="tanh")]}], [4]),
+    "residual-lstm-conv1d": ([{"type": "residual", "layers": [
+        {"type": "gru", "units": 2, "return_sequences": True, "bidirectional": True},
+        {"type": "conv1d", "filters": 3, "kernel_size": 3, "padding": "same"}]},
+        {"type": "flatten"}], [5, 3]),
     "residual-time_distributed": ([{"type": "residual", "layers": [
         {"type": "time_distributed", "layer": _dense(units=3, activation="elliott")}]},
         {"type": "flatten"}], [4, 3]),
