@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,6 +284,18 @@ class Client:
             raise CapasAPIError(0, "corrupt_download",
                                 f"{fmt} of {name} version {version} did not match its sha256")
         return destination
+
+    def torch_model(self, name: str, version: int) -> Any:
+        """The version as a `torch.nn.Module` on raw inputs, giving what `/predict` gives: its
+        spec rebuilt, its safetensors weights loaded, its preprocessing first (needs torch;
+        `capas.native.torch_model` does the same from files already downloaded)."""
+        from capas.native import torch_model
+
+        card = self.model_version(name, version)
+        with tempfile.TemporaryDirectory() as folder:
+            weights = self.download(name, version, "safetensors",
+                                    Path(folder) / "weights.safetensors")
+            return torch_model(card, weights)
 
     def predict(self, model: str, instances: list, version: int | None = None,
                 alias: str | None = None) -> dict:
