@@ -21,6 +21,9 @@ EXPECTED = {
     "lstm-sine.json": ("test_mae", 0.15),
     # Per time step: the share of the reversed sequences' digits right (chance: 0.1).
     "seq2seq-reverse.json": ("test_accuracy", 0.70),
+    # The largest digit of three images (chance: 0.1).
+    "cnn-lstm-digit-sequences.json": ("test_accuracy", 0.85),
+    "transformer-digit-sequences.json": ("test_accuracy", 0.85),
 }
 
 
