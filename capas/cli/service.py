@@ -151,6 +151,9 @@ def api(host: Annotated[str | None, typer.Option(
     _refuse_an_unusable_store()
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
+    # uvicorn binds (in each of its processes) once the app is loaded; a port already held is
+    # said first, in the words `capas up` uses.
+    _listen(host, port).close()
 
     # With several workers uvicorn starts new interpreters: keep the working folder off
     # their import path too.

@@ -163,6 +163,20 @@ def test_a_second_up_on_a_busy_port_fails_before_saying_it_is_up(tmp_path):
                                      "Address already in use"), started.stderr
 
 
+def test_capas_api_listens_where_capas_port_says(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "CAPAS_DATA_DIR": str(tmp_path / "data"), "CAPAS_PORT": str(port),
+               "COLUMNS": "200"}
+        env.pop("CAPAS_ARTIFACT_URL", None)
+        started = subprocess.run([sys.executable, "-m", "capas", "api"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=120)
+    assert started.returncode == 1
+    assert started.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), started.stderr
+
+
 class _EventStream(BaseHTTPRequestHandler):
     """A server whose events use every spelling the format allows: no space after the colon,
     data on several lines, a comment, CRLF line ends."""
