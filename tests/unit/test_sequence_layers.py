@@ -129,6 +129,14 @@ def test_time_distributed_needs_a_time_axis_and_one_block():
             "layers": [{"type": "flatten"}]}
     message, value = _issues([body, {"type": "flatten"}], [3, 2])["model.layers[0]"]
     assert message.startswith("give either layer or layers") and value == body
+    assert _issues([{"type": "time_distributed"}], [3, 2])["model.layers[0]"][0] == (
+        "give either layer or layers, received {'type': 'time_distributed'}")
+    issues = _issues([{"type": "time_distributed", "layers": [
+        {"type": "dense", "unitz": 2}, {"type": "lstmm"}]}], [3, 2])
+    assert issues["model.layers[0].layers[0].unitz"] == (
+        "unknown parameter; did you mean 'units'?", 2)
+    assert issues["model.layers[0].layers[1]"] == (
+        "unknown type 'lstmm'; did you mean 'lstm'?", {"type": "lstmm"})
     # an inner layer's own problem is named by its path inside the block
     issues = _issues([{"type": "time_distributed", "layers": [
         {"type": "conv1d", "filters": 2, "kernel_size": 5}]}, {"type": "flatten"}], [2, 3, 1])
