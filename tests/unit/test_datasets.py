@@ -5,6 +5,7 @@ import pytest
 
 from ml.datasets import BUILTINS, fit_preprocessing, load_builtin, split
 from ml.errors import DataError
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("dataset_id", list(BUILTINS))
@@ -52,3 +53,9 @@ def test_preprocessing_uses_training_statistics_in_the_model_layout():
     assert np.allclose(standard.apply(x.reshape(3, 8)).mean(axis=0), 0, atol=1e-6)
     constant = fit_preprocessing("standardize", "tabular", np.ones((4, 2), np.float32), (2,))
     assert np.all(constant.scale == 1.0)  # no division by zero on constant features
+
+
+def test_the_readme_names_every_builtin():
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
+               if line.startswith("| datasets |"))
+    assert [name for name in BUILTINS if f"`{name}`" not in row] == []
