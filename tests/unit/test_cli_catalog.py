@@ -17,6 +17,7 @@ def test_an_unknown_kind_is_answered_with_every_list_the_catalog_holds(capas, ap
 
 
 def test_the_training_block_is_shown_with_its_descriptions(capas):
-    shown = capas("catalog", "training")
+    # wide enough for the optimizer's default, written out, to leave the descriptions whole
+    shown = capas("catalog", "training", columns=400)
     assert shown.exit_code == 0, shown.output
-    assert "epochs = 10 how many passes over the training split" in _words(shown.stdout)
+    assert "epochs 10 how many passes over the training split" in _words(shown.stdout)
