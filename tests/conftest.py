@@ -136,16 +136,15 @@ def native_outputs(card: dict, weights_file: Path, raw: np.ndarray) -> np.ndarra
     return backend.predict(native, Preprocessing.from_json(card["preprocessing"]).apply(raw))
 
 
-def keras_file_outputs(keras_file: Path, card: dict, raw: np.ndarray) -> np.ndarray:
-    """What a downloaded `.keras` file computes, loaded by Keras in safe mode."""
+def keras_file_outputs(keras_file: Path, raw: np.ndarray) -> np.ndarray:
+    """What a downloaded `.keras` file computes on raw inputs (its first layer scales them),
+    loaded by Keras in safe mode."""
     from ml.backends import get_backend
-    from ml.datasets import Preprocessing
 
     keras = get_backend("tensorflow").keras  # configured as the worker does, torch first
 
     model = keras.saving.load_model(keras_file, safe_mode=True)
-    x = Preprocessing.from_json(card["preprocessing"]).apply(raw)
-    return keras.ops.convert_to_numpy(model(x, training=False))
+    return keras.ops.convert_to_numpy(model(raw, training=False))
 
 
 @pytest.fixture

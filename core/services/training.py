@@ -348,7 +348,7 @@ class TrainingService:
         directory = self.store.job_model_dir(job.id)
         shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
         directory.mkdir(parents=True)
-        native_files = backend.save_native(result.native, directory)
+        native_files = backend.save_native(result.native, directory, data.preprocessing)
         analysis = analyze(spec.model)
         manifest = write_model(directory, spec, weights, data.preprocessing, {
             "job_id": job.id,

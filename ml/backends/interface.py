@@ -3,12 +3,15 @@ to train with. `ml.training`'s classes satisfy the latter; each backend module t
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from ml import spec as S
 from ml.epochs import EpochMetrics
+
+if TYPE_CHECKING:
+    from ml.datasets import Preprocessing
 
 Native = TypeVar("Native")  # a backend's model: what `build` and `fit` return
 
@@ -92,6 +95,8 @@ class Backend(Protocol[Native]):
         """The framework's libraries and their versions, for the model card."""
         ...
 
-    def save_native(self, native: Native, directory: Path) -> tuple[str, ...]:
-        """Write the framework's own format of the model, if any; the files written."""
+    def save_native(self, native: Native, directory: Path,
+                    preprocessing: "Preprocessing") -> tuple[str, ...]:
+        """Write the framework's own format of the model, if any, taking raw inputs (the
+        preprocessing its first step); the files written."""
         ...

@@ -15,6 +15,7 @@ from ml import spec as S
 from ml.artifacts import KERAS_FILE
 from ml.backends.interface import CheckpointStore, TrainingData, TrainingHooks
 from ml.backends.keras_layers import canonical_variables, keras
+from ml.datasets import Preprocessing
 from ml.epochs import EpochMetrics
 from ml.registry import KERAS
 
@@ -274,7 +275,18 @@ def library_versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def save_native(native: KerasModel, directory: Path) -> tuple[str, ...]:
-    """Keras's own format beside the weights, for download only: the service never loads it."""
-    native.model.save(directory / KERAS_FILE)
+def save_native(native: KerasModel, directory: Path,
+                preprocessing: Preprocessing) -> tuple[str, ...]:
+    """Keras's own format beside the weights, for download only (the service never loads it):
+    the model behind a Normalization layer holding the training split's scaling, so that the
+    file takes raw inputs as `/predict` does, with Keras's own layers only."""
+    shape = tuple(native.spec.input.shape)
+    inputs = keras.Input(shape, name="raw_input")
+    # x' = (x - shift) / scale, each value of the input by its own statistics
+    scaling = keras.layers.Normalization(axis=tuple(range(-len(shape), 0)),
+                                         mean=preprocessing.shift,
+                                         variance=np.square(preprocessing.scale),
+                                         name="preprocessing")
+    keras.Model(inputs, native.model(scaling(inputs)), name=native.model.name).save(
+        directory / KERAS_FILE)
     return (KERAS_FILE,)

@@ -14,6 +14,7 @@ from ml import spec as S
 from ml.backends.interface import CheckpointStore, TrainingData, TrainingHooks
 from ml.backends.torch_layers import SpecModule
 from ml.backends.torch_optim import KerasAdagrad, KerasAdam, KerasRMSprop
+from ml.datasets import Preprocessing
 from ml.epochs import EpochMetrics
 from ml.registry import TORCH
 
@@ -189,6 +190,8 @@ def library_versions() -> dict[str, str]:
     return {"torch": torch.__version__}
 
 
-def save_native(native: SpecModule, directory: Path) -> tuple[str, ...]:
-    """Nothing beyond the safetensors weights: a pickled module is never written."""
+def save_native(native: SpecModule, directory: Path,
+                preprocessing: Preprocessing) -> tuple[str, ...]:
+    """Nothing beyond the safetensors weights: a pickled module is never written (the client
+    rebuilds the module from the spec, `capas.native.torch_model`)."""
     return ()

@@ -75,7 +75,7 @@ def test_the_triton_client_works_unchanged_and_matches_the_native_framework(
     np.testing.assert_allclose(served["probabilities"], native, atol=1e-5)
     if framework == "tensorflow":
         save(cluster_api, name, 1, "keras", tmp_path / "model.keras")
-        np.testing.assert_allclose(keras_file_outputs(tmp_path / "model.keras", card, RAW),
+        np.testing.assert_allclose(keras_file_outputs(tmp_path / "model.keras", RAW),
                                    native, atol=1e-5)
     else:
         assert cluster_api.get(f"/models/{name}/versions/1/artifacts/keras").status_code == 404

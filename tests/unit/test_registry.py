@@ -127,7 +127,7 @@ def test_onnx_runtime_predictions_equal_the_native_frameworks(registry, version,
                                atol=1e-5)
     if card["framework"] == "tensorflow":
         download(registry, "iris", version, "keras", tmp_path / "model.keras")
-        np.testing.assert_allclose(keras_file_outputs(tmp_path / "model.keras", card, RAW),
+        np.testing.assert_allclose(keras_file_outputs(tmp_path / "model.keras", RAW),
                                    native, atol=1e-5)
 
 
