@@ -18,7 +18,7 @@ from ml.datasets import BUILTINS, FORECAST_STEPS, load_builtin, split, split_rec
 from ml.errors import SpecError
 from ml.spec import Draft, analyze, check_dataset_fit, parse_job_spec
 from ml.training import prepare, score
-from tests.conftest import native_outputs
+from tests.conftest import example, native_outputs
 
 REVERSE = load_builtin("builtin:reverse_sequence")
 STEPS = REVERSE.schema["feature_shape"][0]
@@ -210,6 +210,15 @@ def test_a_forecast_with_a_trailing_axis_trains_on_targets_of_its_shape(framewor
 # --- training, publishing and serving -------------------------------------------------------
 
 
+def encoder_decoder_job(framework: str) -> dict:
+    """Two epochs of the seq2seq example: embedding, encoder, repeat_vector, decoder and a
+    time_distributed head."""
+    body = example("seq2seq-reverse.json")
+    body["model"]["name"] = "reverse"
+    body["training"]["epochs"] = 2
+    return {**body, "framework": framework}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`reverse` v1 trained by torch and v2 by TensorFlow, each answering a class per step."""
@@ -221,7 +230,7 @@ def served(tmp_path_factory):
     client = TestClient(create_app(settings))
     client.headers["Authorization"] = f"Bearer {key}"
     for framework in ("pytorch", "tensorflow"):
-        response = client.post("/jobs", json=seq2seq_job(framework))
+        response = client.post("/jobs", json=encoder_decoder_job(framework))
         assert response.status_code == 202, response.text
         TrainingService(settings).run(response.json()["id"], "unit-worker")
         job = client.get(f"/jobs/{response.json()['id']}").json()
@@ -241,7 +250,7 @@ def test_a_class_per_step_is_served_as_names_per_step(served, version, tmp_path)
     weights = served.get(f"/models/reverse/versions/{version}/artifacts/safetensors")
     assert hashlib.sha256(weights.content).hexdigest() == weights.headers["X-Capas-Sha256"]
     (tmp_path / "weights.safetensors").write_bytes(weights.content)
-    raw = REVERSE.x[:5]
+    raw = REVERSE.x[:5].reshape(5, STEPS)  # in the model's input shape: ids for the embedding
     native = native_outputs(card, tmp_path / "weights.safetensors", raw)  # [5, steps, 10]
 
     answer = served.post("/models/reverse/predict",
