@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,15 +166,18 @@ class Client:
     def cancel(self, job_id: str) -> dict:
         return self.request("POST", f"/jobs/{job_id}/cancel")
 
-    def events(self, job_id: str, last_event_id: int = 0,
-               retry_s: float = 1.0) -> Iterator[tuple[int, str, dict]]:
+    def events(self, job_id: str, last_event_id: int = 0, retry_s: float = 1.0,
+               on_retry: Callable[[httpx.TransportError], None] | None = None
+               ) -> Iterator[tuple[int, str, dict]]:
         """The job's Server-Sent Events as (id, kind, data) until it ends: `status` and
         `epoch` events, then one `end`. A dropped connection (the API restarting, say) is
-        resumed from the last event received, so nothing is missed or repeated."""
-        return self._stream(f"/jobs/{job_id}/events", last_event_id, retry_s)
+        resumed from the last event received, so nothing is missed or repeated; `on_retry`
+        hears of each failed connection before the next try."""
+        return self._stream(f"/jobs/{job_id}/events", last_event_id, retry_s, on_retry)
 
-    def _stream(self, path: str, last_event_id: int,
-                retry_s: float) -> Iterator[tuple[int, str, dict]]:
+    def _stream(self, path: str, last_event_id: int, retry_s: float,
+                on_retry: Callable[[httpx.TransportError], None] | None = None
+                ) -> Iterator[tuple[int, str, dict]]:
         while True:
             try:
                 with connect_sse(self.http, "GET", path, timeout=None,
@@ -189,7 +192,9 @@ class Client:
                         yield last_event_id, event.event, data
                         if event.event == "end":
                             return
-            except httpx.TransportError:
+            except httpx.TransportError as error:
+                if on_retry is not None:
+                    on_retry(error)
                 time.sleep(retry_s)
 
     def wait(self, job_id: str, timeout_s: float = 600.0) -> dict:

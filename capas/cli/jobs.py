@@ -119,7 +119,14 @@ def _watch(client: Client, submitted: dict) -> None:
     shown = [m["name"] for m in client.catalog()["metrics"] if not m["bookkeeping"]]
     with EpochProgress(*columns, console=console, expand=True) as progress:
         task = progress.add_task("queued", total=submitted["epochs"], stats="")
-        for _, kind, data in client.events(submitted["id"]):
+
+        def reconnecting(error: Exception) -> None:
+            # The job goes on without us: say so, and resume where the stream broke off.
+            progress.update(task, description="reconnecting",
+                            stats=f"the API at {client.url} does not answer "
+                                  f"({type(error).__name__}); trying again every second")
+
+        for _, kind, data in client.events(submitted["id"], on_retry=reconnecting):
             if kind == "epoch":
                 stats = "  ".join(f"{k} {data[k]:.4f}" for k in shown if data.get(k) is not None)
                 progress.update(task, completed=data["epoch"], stats=stats)

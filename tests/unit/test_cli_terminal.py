@@ -179,9 +179,15 @@ def test_capas_api_listens_where_capas_port_says(tmp_path):
 
 class _EventStream(BaseHTTPRequestHandler):
     """A server whose events use every spelling the format allows: no space after the colon,
-    data on several lines, a comment, CRLF line ends."""
+    data on several lines, a comment, CRLF line ends; its first connection drops unanswered."""
+
+    answered: list[str | None] = []
 
     def do_GET(self):  # noqa: N802 (http.server's name)
+        self.answered.append(self.headers.get("Last-Event-ID"))
+        if len(self.answered) == 1:
+            self.close_connection = True
+            return  # no answer at all: the client sees the connection drop
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -199,7 +205,10 @@ def test_the_client_reads_any_spelling_of_server_sent_events():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with Client(f"http://127.0.0.1:{server.server_address[1]}", "capas_x") as client:
-            events = list(client.events("job"))
+            dropped = []
+            events = list(client.events("job", last_event_id=7, retry_s=0,
+                                        on_retry=dropped.append))
     finally:
         server.shutdown()
     assert events == [(1, "epoch", {"epoch": 1, "loss": 0.5}), (2, "end", {})]
+    assert len(dropped) == 1 and _EventStream.answered == ["7", "7"]
