@@ -1,9 +1,10 @@
 """Hosts that share nothing: the API and two workers, each in a network namespace and a data
 dir of its own, reach PostgreSQL, Redis and the S3 server over the network, and nothing else.
 
-Jobs run across the two worker hosts; one is killed mid-job (every process in its namespace)
-and the other finishes the job from the checkpoint the first stored; the API then serves, and
-hands out, a model that only the object store holds.
+A study and jobs run on the two worker hosts; one is killed mid-job (every process in its
+namespace) and the other finishes the job from the checkpoint the first stored; the API then
+serves, and hands out, models that only the object store holds, and answers 503 naming the
+object store when it cannot reach it.
 """
 
 import asyncio
@@ -43,6 +44,7 @@ from tests.conftest import ROOT, free_port, postgres_database, require, tiny_job
 from tests.datafiles import iris_csv
 from tests.integration.conftest import cluster_env, wait_for, wait_for_job, worker_command
 from tests.integration.test_job_guarantees import exactly_once, long_job
+from tests.integration.test_studies import over, wait_for_study
 
 API_PORT = 8000
 WORKERS = ("host-a", "host-b")
@@ -303,12 +305,29 @@ def test_hosts_that_share_nothing_train_resume_and_serve(cluster, tmp_path):
     uploaded = client.post("/datasets", files={"file": ("iris.csv", iris_csv())},
                            data={"target": "species"})
     assert uploaded.status_code == 201, uploaded.text
+    dataset_id = uploaded.json()["id"]
+
+    # A study's trials run on the worker hosts, on the dataset that the API host stored.
+    study = client.post("/studies", json={
+        "name": "across hosts", "base": {**tiny_job(epochs=2, name="study-best"),
+                                         "dataset": dataset_id},
+        "space": {"training.optimizer.learning_rate": {"grid": [0.01, 0.05]}},
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "max_concurrent": 2, "publish": "best"})
+    assert study.status_code == 202, study.text
+    finished = wait_for_study(client, study.json()["id"], over, JOB_S)
+    assert finished["status"] == "finished", finished
+    assert [trial["status"] for trial in finished["trials"]] == ["succeeded"] * 2
+    assert {client.get(f"/jobs/{trial['job_id']}").json()["worker"].split("@")[0]
+            for trial in finished["trials"]} <= set(WORKERS)
+    assert finished["best"]["model_version"] == 1
+
     # Small batches: epochs long enough that the job is still running when its host dies.
     body = long_job("resumed-elsewhere", epochs=15)
     body["training"]["batch_size"] = 8
     resumed = client.post("/jobs", json=body).json()
     quick = client.post("/jobs", json={**tiny_job(epochs=3, name="iris-uploaded"),
-                                       "dataset": uploaded.json()["id"]}).json()
+                                       "dataset": dataset_id}).json()
 
     running = wait_for(client, resumed["id"], lambda job: job["status"] != "queued"
                        and stored_checkpoint_epoch(cluster.store, job["id"]) >= 2, JOB_S)
@@ -353,7 +372,10 @@ def test_hosts_that_share_nothing_train_resume_and_serve(cluster, tmp_path):
     card = client.get("/models/iris-uploaded/versions/1").json()
     assert hashlib.sha256(downloaded.content).hexdigest() == card["files"]["model.onnx"] \
         == downloaded.headers["X-Capas-Sha256"]
-    assert len(list(api_host.data_dir.rglob("model.onnx"))) == 2  # now in the API's cache
+    best = client.post("/models/study-best/predict",
+                       json={"instances": load_builtin("builtin:iris").x[:2].tolist()})
+    assert best.status_code == 200, best.text
+    assert len(list(api_host.data_dir.rglob("model.onnx"))) == 3  # now in the API's cache
 
     # An API host that cannot reach the object store answers 503 naming it, never a 500.
     closed = f"http://127.0.0.1:{free_port()}"
