@@ -18,7 +18,15 @@ from api.bodies import job_body
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.routes.events import MAX_EVENTS_PER_POLL, POLL_S, event_payload
 from api.schemas.base import Count
-from api.schemas.studies import BestOut, PublishBody, Published, StudyList, StudyOut, TrialOut
+from api.schemas.studies import (
+    BestOut,
+    Importance,
+    PublishBody,
+    Published,
+    StudyList,
+    StudyOut,
+    TrialOut,
+)
 from core.db import session_scope
 from core.models import Study, StudyStatus
 from core.services.auth import Principal
@@ -80,6 +88,17 @@ def get_study(study_id: str, principal: PrincipalDep, session: SessionDep,
               settings: SettingsDep) -> StudyOut:
     service = StudyService(session, settings)
     return study_out(service, service.get(principal, study_id))
+
+
+@router.get("/{study_id}/importance", response_model=Importance)
+def study_importance(study_id: str, principal: PrincipalDep, session: SessionDep,
+                     settings: SettingsDep) -> Importance:
+    """Each dimension's share of the objective's variation among the succeeded trials
+    (Optuna's fANOVA); empty before three trials have succeeded."""
+    service = StudyService(session, settings)
+    study = service.get(principal, study_id)
+    return Importance(importance=service.importance(study),
+                      trials=sum(1 for t in service.trials(study) if t.status == "succeeded"))
 
 
 @router.post("/{study_id}/cancel", response_model=StudyOut)

@@ -74,3 +74,9 @@ class Published(BaseModel):
     model: str
     version: int
     alias: str | None
+
+
+class Importance(BaseModel):
+    importance: dict[str, float] = Field(description="each path of the space: its share of "
+                                                     "the objective's variation")
+    trials: int = Field(description="the succeeded trials it is computed from")

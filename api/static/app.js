@@ -10,6 +10,7 @@ import * as newJob from "./views/new-job.js";
 import * as catalog from "./views/catalog.js";
 import * as datasets from "./views/datasets.js";
 import * as models from "./views/models.js";
+import * as studies from "./views/studies.js";
 
 // Each route: a pattern on the hash path and the view that renders it with the captures.
 const ROUTES = [
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^\/catalog$/, catalog],
   [/^\/datasets(?:\/([^/]+))?$/, datasets],
   [/^\/models(?:\/([^/]+))?(?:\/(\d+))?$/, models],
+  [/^\/studies(?:\/([^/]+))?$/, studies],
 ];
 
 const main = document.getElementById("main");

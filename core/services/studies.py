@@ -208,6 +208,28 @@ class StudyService:
         """Each trial's objective per epoch, by job id."""
         return self.studies.metric_values(study.id, self.definition(study).objective.metric)
 
+    def importance(self, study: Study) -> dict[str, float]:
+        """How much of the objective's variation among the succeeded trials each dimension of
+        the space explains (Optuna's fANOVA, the shares summing to 1); empty before three
+        trials have succeeded or while no dimension varies."""
+        definition = self.definition(study)
+        distributions = _distributions(definition, with_grid=True)
+        optimizer = optuna.create_study(direction=definition.objective.direction)
+        for trial in self.trials(study):
+            if trial.status == JobStatus.succeeded and trial.value is not None:
+                optimizer.add_trial(optuna.trial.create_trial(
+                    state=TrialState.COMPLETE, value=trial.value, distributions=distributions,
+                    params={path: _internal(definition, path, trial.params[path])
+                            for path in distributions}))
+        if len(optimizer.trials) < 3:
+            return {}
+        try:
+            found = optuna.importance.get_param_importances(
+                optimizer, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        except (RuntimeError, ValueError, ZeroDivisionError):  # no variation to explain
+            return {}
+        return {path: float(share) for path, share in found.items()}
+
     # Publishing.
 
     def publish_best(self, principal: Principal, study_id: str,
@@ -462,14 +484,16 @@ def _rungs(min_epochs: int, reduction_factor: int, curve: dict[int, float],
         rung += 1
 
 
-def _distributions(definition: StudyDefinition) -> dict[str, BaseDistribution]:
-    """Optuna's distribution of each sampled dimension; a choice is drawn as its index (its
-    values may be objects, which Optuna does not take)."""
+def _distributions(definition: StudyDefinition,
+                   with_grid: bool = False) -> dict[str, BaseDistribution]:
+    """Optuna's distribution of each sampled dimension (and of each grid one, `with_grid`); a
+    list's value is drawn as its index (its values may be objects, which Optuna does not take)."""
     found: dict[str, BaseDistribution] = {}
-    for path in definition.sampled_dimensions():
+    for path in definition.space if with_grid else definition.sampled_dimensions():
         dimension = definition.space[path]
-        if dimension.choice is not None:
-            found[path] = CategoricalDistribution(list(range(len(dimension.choice))))
+        values = dimension.choice or dimension.grid
+        if values is not None:
+            found[path] = CategoricalDistribution(list(range(len(values))))
         elif dimension.integer is not None:
             low, high = dimension.corners()
             found[path] = IntDistribution(low, high, step=dimension.step or 1)
@@ -480,8 +504,8 @@ def _distributions(definition: StudyDefinition) -> dict[str, BaseDistribution]:
 
 
 def _internal(definition: StudyDefinition, path: str, value: Any) -> Any:
-    choices = definition.space[path].choice
-    return choices.index(value) if choices is not None else value
+    values = definition.space[path].choice or definition.space[path].grid
+    return values.index(value) if values is not None else value
 
 
 def _external(definition: StudyDefinition, path: str, value: Any) -> Any:

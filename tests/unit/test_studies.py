@@ -323,3 +323,20 @@ def test_every_example_study_is_accepted(api, name):
     assert response.status_code == 202, response.text
     assert response.json()["trials"], name
     assert api.post(f"/studies/{response.json()['id']}/cancel").status_code == 200
+
+
+def test_importance_says_which_dimension_moves_the_objective(api):
+    settings = api.settings
+    submitted = api.post("/studies", json=study(
+        {"training.batch_size": {"grid": [8, 16]}, "training.seed": {"grid": [1, 2, 3]}},
+        max_concurrent=6)).json()
+    path = f"/studies/{submitted['id']}/importance"
+    assert api.get(path).json() == {"importance": {}, "trials": 0}
+    for job in trial_jobs(settings, submitted["id"]):
+        value = (0.9 if job.trial_params["training.batch_size"] == 8 else 0.5) \
+            + job.trial_params["training.seed"] / 1000
+        finish_trial(settings, job.id, [value])
+    shown = api.get(path).json()
+    assert shown["trials"] == 6
+    assert shown["importance"]["training.batch_size"] > 0.9
+    assert shown["importance"]["training.seed"] < 0.1
