@@ -1,6 +1,7 @@
 """Training overhead: a Capas job against the same training in a plain framework script.
 
-For each framework, the MLP, CNN and LSTM examples (same spec, data split, seed, batch size)
+For each framework, the MLP, CNN and LSTM examples and the sequence ones (seq2seq, CNN → LSTM,
+transformer encoder) (same spec, data split, seed, batch size)
 are trained at three epoch counts by a plain script and as a Capas job (submit → succeeded),
 the two alternating, the median of `--repeats` runs kept. The target,
     Capas seconds ≤ 1.05 × plain seconds + 0.5 s      (per-epoch ratio ≤ 1.05, fixed cost ≤ 0.5 s)
@@ -32,7 +33,9 @@ from ml.training import prepare  # noqa: E402
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # example → the epoch counts it is trained for
 RUNS = {"mlp-digits.json": (10, 25, 40), "cnn-digits.json": (5, 12, 20),
-        "lstm-sine.json": (5, 12, 20)}
+        "lstm-sine.json": (5, 12, 20), "seq2seq-reverse.json": (5, 12, 20),
+        "cnn-lstm-digit-sequences.json": (3, 6, 10),
+        "transformer-digit-sequences.json": (3, 6, 10)}
 PER_EPOCH_RATIO, FIXED_S = 1.05, 0.5  # the target
 
 
@@ -80,6 +83,62 @@ class LastStep(torch.nn.Module):
         return self.lstm(x)[1][0][-1]
 
 
+class Seq2Seq(torch.nn.Module):
+    """Embedding, LSTM encoder, its last state repeated, LSTM decoder, a dense head per step."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 8)
+        self.encoder = torch.nn.LSTM(8, 64, batch_first=True)
+        self.decoder = torch.nn.LSTM(64, 64, batch_first=True)
+        self.head = torch.nn.Linear(64, 10)
+
+    def forward(self, x):  # [n, steps] ids
+        state = self.encoder(self.embedding(x.long()))[1][0][-1]  # [n, 64]
+        return self.head(self.decoder(state[:, None].expand(-1, x.shape[1], -1))[0])
+
+
+class FramesThenLSTM(torch.nn.Module):
+    """A CNN on every frame (folded into the batch), an LSTM over the frames' features."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.frame = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                   nn.Flatten(), nn.Linear(128, 32), nn.ReLU())
+        self.lstm = nn.LSTM(32, 32, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):  # [n, steps, 8, 8, 1]
+        n, steps = x.shape[:2]
+        frames = self.frame(x.reshape(n * steps, 8, 8, 1).permute(0, 3, 1, 2))
+        return self.head(self.lstm(frames.reshape(n, steps, -1))[1][0][-1])
+
+
+class Encoder(torch.nn.Module):
+    """Dense projection, learned positions, residual attention and dense, layernorms, pooling."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.project = nn.Linear(64, 32)
+        self.positions = nn.Parameter(torch.zeros(3, 32).uniform_(-0.05, 0.05))
+        self.attention = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.norm1, self.norm2 = nn.LayerNorm(32, eps=1e-3), nn.LayerNorm(32, eps=1e-3)
+        self.feed = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 32))
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):  # [n, 3, 64]
+        x = torch.relu(self.project(x)) + self.positions
+        x = self.norm1(x + self.attention(x, x, x, need_weights=False)[0])
+        x = self.norm2(x + self.feed(x))
+        return self.head(x.mean(dim=1))
+
+
+def _steps_cross_entropy(out, y):
+    return torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+
+
 def plain_pytorch(example: str, spec, data) -> None:
     from torch import nn
 
@@ -100,11 +159,18 @@ def plain_pytorch(example: str, spec, data) -> None:
         optimizer = torch.optim.SGD(model.parameters(), lr=o.learning_rate, momentum=o.momentum)
         plain_torch_loop(model, optimizer, nn.functional.cross_entropy, spec, data,
                          lambda x: x.permute(0, 3, 1, 2).contiguous(), classify=True)
-    else:
+    elif example == "lstm-sine.json":
         model = nn.Sequential(LastStep(), nn.Linear(32, 1))
         optimizer = torch.optim.RMSprop(model.parameters(), lr=o.learning_rate, alpha=o.rho)
         plain_torch_loop(model, optimizer, nn.functional.mse_loss, spec, data, lambda x: x,
                          classify=False)
+    else:
+        model = {"seq2seq-reverse.json": Seq2Seq, "cnn-lstm-digit-sequences.json": FramesThenLSTM,
+                 "transformer-digit-sequences.json": Encoder}[example]()
+        optimizer = torch.optim.Adam(model.parameters(), lr=o.learning_rate,
+                                     betas=(o.beta_1, o.beta_2), eps=o.epsilon)
+        plain_torch_loop(model, optimizer, _steps_cross_entropy, spec, data, lambda x: x,
+                         classify=True)
 
 
 def plain_keras(example: str, spec, data) -> None:
@@ -125,10 +191,26 @@ def plain_keras(example: str, spec, data) -> None:
                   keras.layers.Dense(64, activation=lambda g: g / (1 + keras.ops.abs(g))),
                   keras.layers.Dense(10)]
         optimizer = keras.optimizers.SGD(o.learning_rate, momentum=o.momentum)
-    else:
+    elif example == "lstm-sine.json":
         layers = [keras.Input((20, 1)), keras.layers.LSTM(32), keras.layers.Dense(1)]
         optimizer = keras.optimizers.RMSprop(o.learning_rate)
-    model = keras.Sequential(layers)
+    elif example == "seq2seq-reverse.json":
+        layers = [keras.Input((6,)), keras.layers.Embedding(10, 8), keras.layers.LSTM(64),
+                  keras.layers.RepeatVector(6), keras.layers.LSTM(64, return_sequences=True),
+                  keras.layers.TimeDistributed(keras.layers.Dense(10))]
+        optimizer = keras.optimizers.Adam(o.learning_rate)
+    elif example == "cnn-lstm-digit-sequences.json":
+        frame = keras.Sequential([keras.Input((8, 8, 1)),
+                                  keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                                  keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+                                  keras.layers.Dense(32, activation="relu")])
+        layers = [keras.Input((3, 8, 8, 1)), keras.layers.TimeDistributed(frame),
+                  keras.layers.LSTM(32), keras.layers.Dense(10)]
+        optimizer = keras.optimizers.Adam(o.learning_rate)
+    else:
+        layers = None
+        optimizer = keras.optimizers.Adam(o.learning_rate)
+    model = keras.Sequential(layers) if layers else _keras_encoder(keras)
     if spec.model.task == "classification":
         model.compile(optimizer=optimizer, metrics=["accuracy"],
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -136,6 +218,26 @@ def plain_keras(example: str, spec, data) -> None:
         model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
     model.fit(data.x_train, data.y_train, batch_size=spec.training.batch_size,
               epochs=spec.training.epochs, validation_data=(data.x_val, data.y_val), verbose=0)
+
+
+def _keras_encoder(keras):
+    """The transformer example's encoder block, as a Keras user writes it."""
+
+    class Positions(keras.layers.Layer):
+        def build(self, shape):
+            self.table = self.add_weight(shape=shape[1:], initializer="random_uniform")
+
+        def call(self, x):
+            return x + self.table
+
+    inputs = keras.Input((3, 64))
+    x = Positions()(keras.layers.Dense(32, activation="relu")(inputs))
+    x = keras.layers.LayerNormalization(epsilon=1e-3)(
+        x + keras.layers.MultiHeadAttention(num_heads=4, key_dim=8)(x, x))
+    feed = keras.layers.Dense(32)(keras.layers.Dense(64, activation="relu")(x))
+    x = keras.layers.LayerNormalization(epsilon=1e-3)(x + feed)
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inputs, outputs)
 
 
 PLAIN = {"pytorch": plain_pytorch, "tensorflow": plain_keras}
@@ -196,19 +298,20 @@ def main() -> None:
                              capas_slope / plain_slope, capas_fixed - plain_fixed))
     print(f"threads={threads}, median of {args.repeats}; times in seconds, submit → succeeded "
           f"for Capas; budget = {PER_EPOCH_RATIO} × plain + {FIXED_S}")
-    print(f"{'example':<16} {'framework':<11} {'epochs':>6} {'plain':>7} {'capas':>7} "
+    width = max(map(len, args.examples))
+    print(f"{'example':<{width}} {'framework':<11} {'epochs':>6} {'plain':>7} {'capas':>7} "
           f"{'budget':>7} {'steps/call':>10}  verdict")
     for example, framework, plain_points, capas_points, steps, _, _ in rows:
         for (epochs, plain), (_, capas), step in zip(plain_points, capas_points, steps,
                                                      strict=True):
             budget = PER_EPOCH_RATIO * plain + FIXED_S
             verdict = "within" if capas <= budget else "OVER"
-            print(f"{example:<16} {framework:<11} {epochs:>6} {plain:>7.3f} {capas:>7.3f} "
+            print(f"{example:<{width}} {framework:<11} {epochs:>6} {plain:>7.3f} {capas:>7.3f} "
                   f"{budget:>7.3f} {step:>10}  {verdict} ({capas - budget:+.3f} s)")
     for example, framework, _, _, steps, ratio, fixed in rows:
         # Points trained at different steps a call lie on different lines.
         caveat = "" if len(set(steps)) == 1 else " (mixes steps a call: not one line)"
-        print(f"{example:<16} {framework:<11} line fit: per-epoch ratio {ratio:.3f}, "
+        print(f"{example:<{width}} {framework:<11} line fit: per-epoch ratio {ratio:.3f}, "
               f"fixed per-job cost {fixed:+.3f} s{caveat}")
 
 
