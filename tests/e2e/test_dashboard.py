@@ -348,6 +348,10 @@ def test_catalog_datasets_and_phone_width(page, browser, link):
     page.goto(page.url.split("#")[0] + "#/datasets/builtin:digits")
     page.wait_for_selector("canvas.sample")
     shot(page, "dataset-images")
+    page.goto(page.url.split("#")[0] + "#/datasets/builtin:digit_sequences")
+    page.wait_for_selector(".frames canvas.sample")
+    assert page.locator(".frames canvas.sample").count() == 5 * 3  # five samples of 3 frames
+    shot(page, "dataset-sequences")
     page.goto(page.url.split("#")[0] + "#/models")
     page.wait_for_selector("main h1:has-text('Models')")
     shot(page, "models")

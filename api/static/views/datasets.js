@@ -97,6 +97,14 @@ function preview(dataset) {
       picture(s.features, `sample ${i + 1}: ${s.target}`),
       el("figcaption", {}, String(s.target)))));
   }
+  // A sequence of images (builtin:digit_sequences): each sample's frames side by side.
+  const isFrames = (features) => Array.isArray(features?.[0]?.[0]?.[0]);
+  if (dataset.kind === "sequence" && samples.every((s) => isFrames(s.features))) {
+    return el("div", { class: "samples" }, samples.map((s, i) => el("figure", {},
+      el("div", { class: "frames" }, s.features.map((frame, t) => picture(frame,
+        `sample ${i + 1}, step ${t + 1}`))),
+      el("figcaption", {}, String(s.target)))));
+  }
   const withFeatures = samples.some((s) => s.features);
   const names = dataset.feature_names;
   const flat = (features) => features.flat(Infinity);
