@@ -1,12 +1,13 @@
 """Queries on studies and their trials (the jobs that name a study), with the trials' per-epoch
 values of one metric and their events."""
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.models import Job, JobEvent, JobMetric, JobStatus, Study, StudyStatus, utcnow
+from core.models import Job, JobEvent, JobMetric, JobStatus, Study, StudyStatus
 from core.repositories.jobs import _rowcount
 
 
@@ -56,11 +57,11 @@ class StudyRepository:
             .values(trials_started=started + count))
         return _rowcount(result) == 1
 
-    def end(self, study_id: str, status: StudyStatus) -> bool:
+    def end(self, study_id: str, status: StudyStatus, at: datetime) -> bool:
         """running → `status`, once: of two processes that end a study, one does."""
         result = self.session.execute(
             update(Study).where(Study.id == study_id, Study.status == StudyStatus.running)
-            .values(status=status, finished_at=utcnow()))
+            .values(status=status, finished_at=at))
         return _rowcount(result) == 1
 
     def active_trials(self, study_id: str) -> list[Job]:

@@ -70,7 +70,7 @@ class Trial(NamedTuple):
     pruned_reason: str | None
     failure_reason: str | None
     epochs_done: int
-    metrics: dict[str, Any] | None  # the last epoch's
+    metrics: dict[str, Any] | None  # the job's final metrics: its last epoch's, the test's
     model_version: int | None
 
 
@@ -169,7 +169,7 @@ class StudyService:
         """No trial starts after this; queued ones are cancelled at once, running ones within a
         batch."""
         study = self.get(principal, study_id)
-        if not self.studies.end(study.id, StudyStatus.cancelled):
+        if not self.studies.end(study.id, StudyStatus.cancelled, self.clock()):
             raise Conflict(f"study '{study_id}' has already {study.status}; nothing to cancel",
                            [{"field": "status", "value": study.status}])
         repository = JobRepository(self.session)
@@ -336,7 +336,7 @@ class StudyService:
     def _conclude(self, study: Study, definition: StudyDefinition) -> None:
         """The study's end once its last trial has; with `publish: best`, its best trial's
         model is published in the same transaction."""
-        if not self.studies.end(study.id, StudyStatus.finished):
+        if not self.studies.end(study.id, StudyStatus.finished, self.clock()):
             return
         if definition.publish == "best":
             best = self.best(study, self.trials(study))

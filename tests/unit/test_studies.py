@@ -270,6 +270,7 @@ def test_no_trial_starts_past_the_wall_time_and_the_study_ends_with_its_last(api
     advance(settings, submitted["id"], clock=later)
     shown = api.get(f"/studies/{submitted['id']}").json()
     assert shown["status"] == "finished" and shown["trials_started"] == 2
+    assert datetime.fromisoformat(shown["finished_at"]) == later()
 
 
 def test_in_a_space_too_large_to_check_an_invalid_trial_fails_alone(api):
