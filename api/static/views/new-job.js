@@ -167,7 +167,9 @@ export async function render(root) {
       el("strong", {}, shape(dataset.feature_shape)),
       dataset.class_names ? `, ${dataset.num_classes} classes (${dataset.class_names.slice(0, 10)
         .join(", ")}${dataset.num_classes > 10 ? ", …" : ""})` : "",
-      dataset.target_shape ? `, target ${shape(dataset.target_shape)}` : "",
+      !dataset.target_shape ? ""
+        : dataset.task === "classification" ? `, a class at each of ${dataset.target_shape[0]} steps`
+          : `, target ${shape(dataset.target_shape)}`,
       " · ", el("a", { href: `#/datasets/${encodeURIComponent(dataset.id)}` }, "preview"))
       : null);
   }
