@@ -298,7 +298,7 @@ def test_the_diagram_draws_wrapped_and_residual_blocks(page):
     assert "added to its input" in page.inner_text("#layer-1 .block-note")
     assert page.inner_text("#layer-1 .shape") == "[4 × 32]"
     # An error inside a block marks its layer there, and is listed on the layer holding it.
-    body["model"]["layers"][0]["layers"][1]["type"] = "lstm"
+    body["model"]["layers"][0]["layers"][1] = {"type": "lstm", "units": 3}
     page.fill("#spec", json.dumps(body, indent=2))
     page.wait_for_selector("#layer-0.bad")
     assert page.locator("#layer-0 .layer.inner.bad .name").all_inner_texts() == ["lstm"]
