@@ -14,11 +14,13 @@ from core.migrate import upgrade
 from core.services.auth import AuthService
 from core.services.training import TrainingService
 from core.settings import Settings
+from ml.backends import get_backend
 from ml.datasets import BUILTINS, FORECAST_STEPS, load_builtin, split, split_record
 from ml.errors import SpecError
 from ml.spec import Draft, analyze, check_dataset_fit, parse_job_spec
-from ml.training import prepare, score
+from ml.training import prepare, score, train
 from tests.conftest import example, native_outputs
+from tests.unit.test_training import Recorder
 
 REVERSE = load_builtin("builtin:reverse_sequence")
 STEPS = REVERSE.schema["feature_shape"][0]
@@ -167,7 +169,6 @@ def test_an_output_of_more_than_two_axes_is_refused_without_a_dataset():
 def test_per_step_losses_and_accuracy_agree_between_the_frameworks():
     import torch
 
-    from ml.backends import get_backend
     from ml.backends.torch_backend import _metric_sum
     from ml.registry import KERAS, TORCH
 
@@ -196,15 +197,20 @@ def test_per_step_losses_and_accuracy_agree_between_the_frameworks():
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
 def test_a_forecast_with_a_trailing_axis_trains_on_targets_of_its_shape(framework):
-    from ml.backends import get_backend
-
     per_step = [{"type": "lstm", "units": 8}, {"type": "dense", "units": 5},
                 {"type": "reshape", "target_shape": [5, 1]}]
     spec = parse_job_spec(forecast_job(per_step, framework))
     data = prepare(spec, load_builtin(spec.dataset))
     assert data.y_train.shape[1:] == (5, 1)
-    native = get_backend(framework).build(spec.model)
-    assert get_backend(framework).predict(native, data.x_val[:3]).shape == (3, 5, 1)
+    recorder = Recorder()
+    result = train(spec, data, recorder)
+    # The mean absolute error of each value, not of a [5, 5] broadcast of them.
+    outputs = get_backend(framework).predict(result.native, data.x_test)
+    assert outputs.shape == (len(data.x_test), 5, 1)
+    expected = float(np.mean(np.abs(outputs - data.y_test)))
+    assert abs(result.test_metrics["test_mae"] - expected) < 1e-6
+    assert [row.epoch for row in recorder.epochs] == [1, 2]
+    assert all(row.mae is not None and row.val_mae is not None for row in recorder.epochs)
 
 
 # --- training, publishing and serving -------------------------------------------------------
