@@ -33,8 +33,8 @@ class DatasetOut(BaseModel):
     num_samples: int
     num_classes: int | None
     class_names: list[str] | None
-    class_counts: list[int] | None
-    target_shape: list[int] | None
+    class_counts: list[int] | None  # of samples, or of time steps for a class per step
+    target_shape: list[int] | None  # regression's; [steps] for a class per step
     target_name: str | None
     # The last this many samples are the test split the data came with (IDX, CIFAR files)
     test_samples: int | None = None
