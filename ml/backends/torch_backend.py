@@ -195,3 +195,21 @@ def save_native(native: SpecModule, directory: Path,
     """Nothing beyond the safetensors weights: a pickled module is never written (the client
     rebuilds the module from the spec, `capas.native.torch_model`)."""
     return ()
+
+
+class RawInputs(torch.nn.Module):
+    """A trained network behind its preprocessing, x' = (x - shift) / scale with the training
+    split's statistics: raw inputs in, what `/predict` answers out (`capas.native`)."""
+
+    shift: torch.Tensor  # model input shape, as buffers: they follow the module's device
+    scale: torch.Tensor
+
+    def __init__(self, network: SpecModule, preprocessing: Preprocessing):
+        super().__init__()
+        self.network = network
+        self.register_buffer("shift", torch.from_numpy(preprocessing.shift))
+        self.register_buffer("scale", torch.from_numpy(preprocessing.scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs: torch.Tensor = self.network((x - self.shift) / self.scale)
+        return outputs
