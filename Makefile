@@ -34,3 +34,4 @@ lint: install
 
 bench: install
 	$(PY) bench/train_overhead.py
+	$(PY) bench/artifact_store.py

@@ -241,6 +241,9 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
     (folder / "data").mkdir()
     command = [weed, "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                "-master.telemetry=false", "-metricsPort=0", "-master.volumeSizeLimitMB=64",
+               # As many volumes as the disk holds: of the default 8, a first growth outside
+               # the bucket's collection can take 7, leaving the bucket 64 MB.
+               "-volume.max=0",
                "-filer", "-s3", f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0",
                "-s3.port.lance=0",
                *(f"-{name}.port={port}" for name, port in ports.items()),
