@@ -1,6 +1,6 @@
 """The README's walkthrough runs as written against `capas up`: the quick start's shell blocks,
-the registry's and the datasets' in one bash session from a folder laid out as the repository
-is, then its Python blocks (the client's and the Triton client's)."""
+the registry's, the datasets' and the users' in one bash session from a folder laid out as the
+repository is, then its Python blocks (the client's and the Triton client's)."""
 
 import json
 import re
@@ -40,7 +40,8 @@ def test_the_walkthrough_runs_as_written(service, tmp_path):
                          ("capas-data", service["env"]["CAPAS_DATA_DIR"])):
         (tmp_path / name).symlink_to(target)
     quick_start = _blocks("Quick start", "sh")[1:]  # the first one is `make run`: running
-    shell = "\n".join(["set -euo pipefail", *quick_start, *_blocks("Datasets", "sh")[:1]])
+    shell = "\n".join(["set -euo pipefail", *quick_start, *_blocks("Datasets", "sh")[:1],
+                       *_blocks("Users and keys", "sh")])
     ran = subprocess.run(["bash", "-c", _on_port(shell, port)], cwd=tmp_path,
                          env=service["env"], capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
