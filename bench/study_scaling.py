@@ -69,6 +69,20 @@ def warm(client: httpx.Client, workers: int) -> None:
     wait_jobs(client, job_ids)
 
 
+def parallelism(jobs: list[dict], span: float) -> str:
+    """How many trials trained at once on average (their summed run time over the span), and
+    how the trials were spread over the workers: the scheduling, apart from how fast the host
+    trains each one."""
+    busy = sum((datetime.fromisoformat(job["finished_at"])
+                - datetime.fromisoformat(job["started_at"])).total_seconds() for job in jobs)
+    spread: dict[str, int] = {}
+    for job in jobs:
+        host = (job["worker"] or "?").split("@")[0]
+        spread[host] = spread.get(host, 0) + 1
+    return (f"{busy / span:.2f} trials at once, {busy / len(jobs):.2f} s a trial, "
+            f"per worker {dict(sorted(spread.items()))}")
+
+
 def study_seconds(workers: int, trials: int, epochs: int) -> float:
     with cluster_service(PG_ADMIN, REDIS, workers=workers, worker_env=ONE_THREAD) as client:
         warm(client, workers)
@@ -79,7 +93,9 @@ def study_seconds(workers: int, trials: int, epochs: int) -> float:
             time.sleep(0.5)
         jobs = wait_jobs(client, [trial["job_id"] for trial in shown["trials"]])
         assert len(jobs) == trials, shown
-        return span_s(shown["created_at"], jobs)
+        span = span_s(shown["created_at"], jobs)
+        print(f"  {workers} worker(s): {span:.2f} s; {parallelism(jobs, span)}")
+        return span
 
 
 def jobs_seconds(trials: int, epochs: int) -> float:
@@ -88,7 +104,10 @@ def jobs_seconds(trials: int, epochs: int) -> float:
         warm(client, 1)
         created = [client.post("/jobs", json=copy.deepcopy(trial_job(epochs, seed))).json()
                    for seed in range(trials)]
-        return span_s(created[0]["created_at"], wait_jobs(client, [j["id"] for j in created]))
+        jobs = wait_jobs(client, [job["id"] for job in created])
+        span = span_s(created[0]["created_at"], jobs)
+        print(f"  jobs one by one: {span:.2f} s; {parallelism(jobs, span)}")
+        return span
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ const ROUTES = [
   [/^\/datasets(?:\/([^/]+))?$/, datasets],
   [/^\/models(?:\/([^/]+))?(?:\/(\d+))?$/, models],
   [/^\/studies(?:\/([^/]+))?$/, studies],
+  [/^\/new-study$/, { render: studies.renderNew }],
 ];
 
 const main = document.getElementById("main");

@@ -13,7 +13,7 @@ def open_new_study(page) -> None:  # noqa: F811
     # changes would be drawn over the next one.
     page.wait_for_selector("h1:has-text('Jobs')")
     page.wait_for_selector(".loading", state="detached")
-    page.goto(page.url.split("#")[0] + "#/studies/new")
+    page.goto(page.url.split("#")[0] + "#/new-study")
     page.wait_for_selector("#study-json")
 
 

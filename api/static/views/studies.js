@@ -34,9 +34,9 @@ async function renderList(root) {
       el("td", {}, when(study.created_at))))));
   mount(root, el("div", { class: "head" }, el("h1", {}, "Studies"),
     el("div", { class: "actions" },
-      el("a", { class: "button primary", href: "#/studies/new" }, "New study"))),
+      el("a", { class: "button primary", href: "#/new-study" }, "New study"))),
   page.items.length ? el("section", { class: "card" }, el("div", { class: "scroll" }, table))
-    : empty("No studies yet.", el("a", { class: "button primary", href: "#/studies/new" },
+    : empty("No studies yet.", el("a", { class: "button primary", href: "#/new-study" },
       "Start a study")));
   return null;
 }
@@ -55,7 +55,7 @@ async function starter() {
   };
 }
 
-async function renderNew(root) {
+export async function renderNew(root) {
   mount(root, loading("Loading an example"));
   const text = el("textarea", { id: "study-json", rows: 28, spellcheck: "false",
     class: "code", "aria-describedby": "study-help" });
@@ -285,7 +285,5 @@ async function renderStudy(root, id) {
 }
 
 export async function render(root, id) {
-  if (id === undefined) return renderList(root);
-  if (id === "new") return renderNew(root);
-  return renderStudy(root, id);
+  return id === undefined ? renderList(root) : renderStudy(root, id);
 }
