@@ -72,6 +72,7 @@ DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/keys/{key_id}"): {409},  # the last admin key
     # A file missing or altered in the artifact store; the object store out of reach.
     ("GET", "/models/{name}/versions/{version}/artifacts/{fmt}"): {409, 503},
+    ("GET", "/jobs/{job_id}/evaluation"): {409, 503},
     ("POST", "/predict"): SERVED,
     ("POST", "/models/{name}/predict"): SERVED,
     ("GET", "/v2/models/{name}/ready"): SERVED,

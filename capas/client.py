@@ -163,6 +163,10 @@ class Client:
     def metrics(self, job_id: str, after_epoch: int = 0) -> list[dict]:
         return self.request("GET", f"/jobs/{job_id}/metrics", params={"after_epoch": after_epoch})
 
+    def evaluation(self, job_id: str) -> dict:
+        """The succeeded job's evaluation report on its test split (DESIGN §11)."""
+        return self.request("GET", f"/jobs/{job_id}/evaluation")
+
     def cancel(self, job_id: str) -> dict:
         return self.request("POST", f"/jobs/{job_id}/cancel")
 

@@ -68,16 +68,16 @@ class Dataset:
         samples = []
         for index in range(min(rows, len(self.x))):
             target = (np.asarray(self.class_names)[self.y[index]].tolist() if self.class_names
-                      else _readable(self.y[index]))
-            sample = {"features": _readable(self.x[index])} if show_features else {}
+                      else readable(self.y[index]))
+            sample = {"features": readable(self.x[index])} if show_features else {}
             samples.append({**sample, "target": target})
         return samples
 
 
-def _readable(values: np.ndarray) -> float | list[Any]:
+def readable(values: np.ndarray) -> float | list[Any]:
     # Through the shortest text of each float32, so 5.1 reads 5.1, not 5.0999999.
-    readable: float | list[Any] = np.asarray(values).astype(str).astype(float).tolist()
-    return readable
+    as_json: float | list[Any] = np.asarray(values).astype(str).astype(float).tolist()
+    return as_json
 
 
 def content_sha256(x: np.ndarray, y: np.ndarray) -> str:

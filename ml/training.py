@@ -38,6 +38,7 @@ class PreparedData:
     x_test: np.ndarray
     y_test: np.ndarray
     preprocessing: Preprocessing
+    test_index: np.ndarray  # int [n_test]: each test sample's place in the dataset
 
 
 def prepare(spec: JobSpec, dataset: Dataset) -> PreparedData:
@@ -72,7 +73,7 @@ def prepare(spec: JobSpec, dataset: Dataset) -> PreparedData:
         x_train=preprocessing.apply(x[parts.train]), y_train=y[parts.train],
         x_val=preprocessing.apply(x[parts.validation]), y_val=y[parts.validation],
         x_test=preprocessing.apply(x[parts.test]), y_test=y[parts.test],
-        preprocessing=preprocessing,
+        preprocessing=preprocessing, test_index=parts.test,
     )
 
 
@@ -116,6 +117,7 @@ class TrainResult:
     device: str
     test_metrics: dict[str, float]
     stopped_early: bool
+    test_outputs: np.ndarray  # the final outputs on `PreparedData.x_test`
 
 
 def score(spec: JobSpec, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -195,7 +197,8 @@ def train(spec: JobSpec, data: PreparedData, hooks: TrainingHooks, device: str =
         if metrics.epoch <= resumed:
             supervisor.observe(metrics)
     native, used_device = backend.fit(spec, data, supervisor, device, checkpoints)
-    test = score(spec, backend.predict(native, data.x_test), data.y_test)
+    outputs = backend.predict(native, data.x_test)
+    test = score(spec, outputs, data.y_test)
     return TrainResult(native=native, device=used_device,
                        test_metrics={f"test_{k}": v for k, v in test.items()},
-                       stopped_early=supervisor.stopped_early)
+                       stopped_early=supervisor.stopped_early, test_outputs=outputs)

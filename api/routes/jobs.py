@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from api.bodies import JobBody
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.schemas.base import Count
+from api.schemas.evaluation import Evaluation
 from api.schemas.jobs import JobList, JobOut, MetricRow
 from core.job_options import parse_options
 from core.models import Job, JobStatus
@@ -78,6 +79,15 @@ def job_metrics_csv(job_id: str, principal: PrincipalDep, session: SessionDep,
         writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in CSV_COLUMNS])
     return PlainTextResponse(out.getvalue(), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{job_id}-metrics.csv"'})
+
+
+@router.get("/{job_id}/evaluation", response_model=Evaluation, response_model_exclude_unset=True)
+def job_evaluation(job_id: str, principal: PrincipalDep, session: SessionDep,
+                   settings: SettingsDep) -> Evaluation:
+    """The succeeded job's report on its held-out test split: confusion matrix, per-class
+    precision, recall and F1, curves for binary tasks, misclassified samples; or regression
+    errors and residuals."""
+    return Evaluation.model_validate(JobService(session, settings).evaluation(principal, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)

@@ -81,6 +81,8 @@ class ModelCard(BaseModel):
     formats: list[str]
     export_parity: ExportParity
     servable: bool
+    # The headline of the test split's evaluation report (`GET /jobs/{job_id}/evaluation`).
+    evaluation: dict[str, Any] | None = None
 
 
 class AliasIn(RequestBody):

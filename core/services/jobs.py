@@ -1,11 +1,13 @@
 """Training jobs: validate and queue (row committed before the message), read, list."""
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
+from core.artifacts import open_store
 from core.errors import Conflict, Invalid, NotFound, TooManyRequests
 from core.job_options import JobOptions
 from core.models import FINISHED_STATUSES, Job, JobEvent, JobMetric, JobStatus, utcnow
@@ -16,7 +18,9 @@ from core.services.auth import Principal
 from core.services.dispatch import dispatch
 from core.services.specs import SpecService
 from core.settings import Settings
+from ml.artifacts import ArtifactIntegrityError
 from ml.datasets import split_record
+from ml.evaluation import EVALUATION_FILE
 from ml.spec import JobSpec
 
 
@@ -140,3 +144,29 @@ class JobService:
 
     def metrics(self, principal: Principal, job_id: str, after_epoch: int) -> list[JobMetric]:
         return self.jobs.metrics(self.get(principal, job_id).id, after_epoch)
+
+    def evaluation(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        """The evaluation report the job's training stored with its model (ml.evaluation)."""
+        job = self.get(principal, job_id)
+        stored = self._stored_model(job)
+        if stored is None or EVALUATION_FILE not in stored[1]["files"]:
+            raise NotFound(f"job '{job_id}' has no evaluation report ({job.status}): one is "
+                           "made when a job succeeds", [{"field": "job_id", "value": job_id}])
+        try:
+            path = open_store(self.settings).model_file(*stored, EVALUATION_FILE)
+        except ArtifactIntegrityError as error:
+            raise Conflict(f"job '{job_id}': {error}") from None
+        report: dict[str, Any] = json.loads(path.read_text())
+        return report
+
+    def _stored_model(self, job: Job) -> tuple[str, dict[str, Any]] | None:
+        """Where the job's model files are stored, and the manifest listing them: in its
+        version's card once published, else in the record a trial keeps for publishing."""
+        if job.unpublished is not None:
+            return job.unpublished["artifact_dir"], job.unpublished["manifest"]
+        if job.model_version is None:
+            return None
+        models = ModelRepository(self.session)
+        model = models.get(job.model_name, with_versions=False)
+        version = models.get_version(model, job.model_version) if model is not None else None
+        return (version.artifact_dir, version.card) if version is not None else None

@@ -1,5 +1,6 @@
 """Runs one claimed job in a worker: train, record epochs, export, publish a model version."""
 
+import json
 import logging
 import os
 import platform
@@ -322,6 +323,7 @@ class TrainingService:
                           history: list[dict[str, Any]]) -> "Trained | None":
         from ml.artifacts import export_max_abs_diff, write_model
         from ml.backends import get_backend
+        from ml.evaluation import EVALUATION_FILE, evaluate, summary
         from ml.spec import JobSpec, analyze
         from ml.training import Checkpoints, prepare, train
 
@@ -349,6 +351,9 @@ class TrainingService:
         shutil.rmtree(directory, ignore_errors=True)  # a previous attempt's partial files
         directory.mkdir(parents=True)
         native_files = backend.save_native(result.native, directory, data.preprocessing)
+        evaluation = evaluate(spec.model.objective, result.test_outputs, data.y_test,
+                              dataset.class_names, dataset.x[data.test_index], data.test_index)
+        (directory / EVALUATION_FILE).write_text(json.dumps(evaluation))
         analysis = analyze(spec.model)
         manifest = write_model(directory, spec, weights, data.preprocessing, {
             "job_id": job.id,
@@ -368,7 +373,8 @@ class TrainingService:
             # (and process) from job to job, and trains with the host's thread count.
             "runtime": {"pid": os.getpid(), "threads": backend.threads()},
             "metrics": {"final": hooks.final, "best": hooks.best, "test": result.test_metrics},
-        }, extra_files=native_files)
+            "evaluation": {**summary(evaluation), "file": EVALUATION_FILE},
+        }, extra_files=(*native_files, EVALUATION_FILE))
         raw_val = data.x_val * data.preprocessing.scale + data.preprocessing.shift
         max_diff = export_max_abs_diff(directory, manifest, raw_val,
                                        backend.predict(result.native, data.x_val))
