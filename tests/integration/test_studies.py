@@ -145,6 +145,7 @@ def test_a_twelve_trial_study_survives_a_worker_killed_mid_study(cluster_api, cl
     assert [t["number"] for t in study["trials"]] == list(range(12))
     assert [t["status"] for t in study["trials"]] == ["succeeded"] * 12
     assert sorted(t["params"]["training.seed"] for t in study["trials"]) == list(range(12))
+    assert all(t["model_version"] is None for t in study["trials"])  # publish: none
     with session_scope(cluster_settings) as session:
         for trial in study["trials"]:
             epochs = list(session.scalars(select(JobMetric.epoch)
