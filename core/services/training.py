@@ -244,10 +244,19 @@ class TrainingService:
             hooks.writer.flush()  # every epoch recorded before the job's end is
         except (OperationalError, StoreUnavailable) as error:  # a service hiccupped: try again
             hooks.writer.settle()
-            log.warning("job %s: transient error, re-queued: %s", job_id, error)
             cause = error.orig if isinstance(error, OperationalError) else None
-            self._requeue(job_id, job.queue, worker, f"re-queued after a transient error: "
-                                                     f"{cause or error}")
+            transient = f"a transient error: {cause or error}"
+            if job.attempt < job.max_attempts:
+                log.warning("job %s: re-queued after %s", job_id, transient)
+                self._requeue(job_id, job.queue, worker, f"re-queued after {transient}")
+                return
+            # A service that stays down must not retrain the job from its start forever.
+            log.warning("job %s failed: %s, attempt %d of %d", job_id, transient, job.attempt,
+                        job.max_attempts)
+            with session_scope(self.settings) as session:
+                JobRepository(session).finish(
+                    job_id, JobStatus.failed, worker=worker,
+                    reason=f"{transient}; gave up after {job.attempt} attempts")
             return
         except Exception as error:  # every failure ends the job with a reason a student reads
             hooks.writer.settle()

@@ -11,7 +11,8 @@ from core.models import Job, JobStatus, utcnow
 from core.repositories.jobs import JobRepository
 from core.repositories.workers import WorkerRepository
 from core.services.reconciler import Reconciler
-from tests.conftest import tiny_job
+from core.services.training import TrainingService
+from tests.conftest import free_port, tiny_job
 
 
 def submit(api, **overrides) -> dict:
@@ -170,3 +171,21 @@ def test_a_member_has_a_limited_number_of_active_jobs(api):
     assert member.post("/jobs", json=tiny_job()).status_code == 202
     admins_own = tiny_job(name="admins-own")  # the name `tiny` is the member's
     assert api.post("/jobs", json=admins_own).status_code == 202  # admins are not limited
+
+
+def test_a_store_that_stays_down_fails_the_job_after_its_attempts(api):
+    job = submit(api, max_attempts=2)
+    # The worker's host reaches no object store: a port nothing listens on.
+    worker_settings = api.settings.model_copy(update={
+        "artifact_url": "s3://capas/jobs", "s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    TrainingService(worker_settings).run(job["id"], "unit-worker")
+    first = api.get(f"/jobs/{job['id']}").json()
+    assert first["status"] == "queued" and first["attempt"] == 1
+    assert "re-queued after a transient error: artifact store" in first["timeline"][-1]["detail"]
+    assert job["id"] in messages_in_flight(api.settings)  # sent again, not left for later
+
+    TrainingService(worker_settings).run(job["id"], "unit-worker")
+    second = api.get(f"/jobs/{job['id']}").json()
+    assert second["status"] == "failed" and second["attempt"] == 2
+    assert second["failure_reason"].startswith("a transient error: artifact store")
+    assert second["failure_reason"].endswith("gave up after 2 attempts")
