@@ -69,16 +69,19 @@ def test_a_study_runs_every_trial_and_publishes_only_the_best(cluster_api, worke
 
 
 def test_a_trial_behind_the_median_is_pruned_and_says_why(cluster_api, worker):
+    """And with `publish: all`, the trial that succeeded published its version as it ended."""
     response = cluster_api.post("/studies", json={
         "name": "pruned", "base": tiny_job(epochs=4, name=unique("study-pruned")),
         "space": {"training.optimizer": {"grid": [{"type": "adam", "learning_rate": 0.05},
                                                   {"type": "sgd", "learning_rate": 1e-5}]}},
         "objective": {"metric": "val_loss", "direction": "minimize"},
-        "max_concurrent": 1, "pruner": {"type": "median", "startup_trials": 1}})
+        "max_concurrent": 1, "pruner": {"type": "median", "startup_trials": 1},
+        "publish": "all"})
     assert response.status_code == 202, response.text
     study = wait_for_study(cluster_api, response.json()["id"], over)
     good, bad = study["trials"]
     assert good["status"] == "succeeded" and good["epochs_done"] == 4
+    assert good["model_version"] == 1 and bad["model_version"] is None  # publish: all
     assert bad["status"] == "pruned", bad
     assert bad["pruned_reason"].startswith("pruned at epoch 1 by the median pruner: val_loss ")
     job = cluster_api.get(f"/jobs/{bad['job_id']}").json()
