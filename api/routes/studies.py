@@ -40,8 +40,8 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 def study_out(service: StudyService, study: Study, counts: dict[str, int] | None = None,
               with_trials: bool = True) -> StudyOut:
     definition = service.definition(study)
-    trials = service.trials(study) if with_trials else []
     curves = service.curves(study) if with_trials else {}
+    trials = service.trials(study, curves) if with_trials else []
     best = service.best(study, trials)
     return StudyOut(
         id=study.id, name=study.name, status=study.status,

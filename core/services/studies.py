@@ -183,10 +183,11 @@ class StudyService:
     def definition(self, study: Study) -> StudyDefinition:
         return StudyDefinition.model_validate(study.definition)
 
-    def trials(self, study: Study) -> list[Trial]:
-        definition = self.definition(study)
-        metric = definition.objective.metric
-        values = self.studies.metric_values(study.id, metric)
+    def trials(self, study: Study,
+               curves: dict[str, dict[int, float]] | None = None) -> list[Trial]:
+        """Every trial, in order; `curves` (`self.curves(study)`) if the caller has them."""
+        metric = self.definition(study).objective.metric
+        values = curves if curves is not None else self.curves(study)
         trials = [Trial(job.trial_number or 0, job.id, job.trial_params or {}, trial_status(job),
                         _value(job, metric, values.get(job.id, {})), job.pruned_reason,
                         None if job.pruned_reason else job.failure_reason, job.epochs_done,
