@@ -341,3 +341,15 @@ def test_importance_says_which_dimension_moves_the_objective(api):
     assert shown["trials"] == 6
     assert shown["importance"]["training.batch_size"] > 0.9
     assert shown["importance"]["training.seed"] < 0.1
+
+
+def test_the_reconciler_starts_the_next_trials_when_no_worker_did(api):
+    from core.services.reconciler import Reconciler
+
+    settings = api.settings
+    submitted = api.post("/studies", json=study({"training.seed": {"grid": [1, 2]}},
+                                                max_concurrent=1)).json()
+    (first,) = trial_jobs(settings, submitted["id"])
+    finish_trial(settings, first.id, [0.5])  # its worker died before it started the next
+    Reconciler(settings, "reconciler-test", ["cpu"]).run_once()
+    assert [job.trial_number for job in trial_jobs(settings, submitted["id"])] == [0, 1]
