@@ -70,7 +70,7 @@ async function list(root) {
 }
 
 // An image sample drawn as stored (high values bright), scaled to the sample's brightest pixel.
-function picture(features, label) {
+export function picture(features, label) {
   const [height, width] = [features.length, features[0].length];
   const canvas = el("canvas", { width, height, class: "sample", role: "img", "aria-label": label });
   const context = canvas.getContext("2d");

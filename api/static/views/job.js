@@ -6,6 +6,7 @@ import {
   FINISHED, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
 } from "../ui.js";
 import { drawCurves } from "./curves.js";
+import { evaluationSection } from "./evaluation.js";
 import { cancelJob, progress } from "./jobs.js";
 
 function summary(job) {
@@ -61,6 +62,7 @@ export async function render(root, id) {
   const header = el("div");
   const side = el("div");
   const table = el("section", { class: "card" });
+  const evaluation = el("div");  // the report, once the job has succeeded
 
   function drawHeader() {
     mount(header, el("div", { class: "head" },
@@ -84,6 +86,12 @@ export async function render(root, id) {
           el("pre", {}, JSON.stringify(job.spec, null, 2)))));
   }
 
+  function drawEvaluation() {
+    if (job.status === "succeeded" && !evaluation.childElementCount) {
+      mount(evaluation, evaluationSection(job));
+    }
+  }
+
   function drawRows() {
     const sorted = [...rows.values()].sort((a, b) => a.epoch - b.epoch);
     drawCurves(lossChart, qualityChart, [{ label: job.model_name, rows: sorted }],
@@ -105,6 +113,7 @@ export async function render(root, id) {
     job = await get(`/jobs/${id}`);
     drawHeader();
     drawRows();
+    drawEvaluation();
   }
 
   // The job's events from the caller's stream. Rows are keyed by epoch: an epoch trained again
@@ -140,10 +149,11 @@ export async function render(root, id) {
   job = { ...job, epochs_done: Math.max(job.epochs_done, ...rows.keys()) };
   mount(root, header, el("div", { class: "columns" },
     el("div", { class: "wide" }, el("section", { class: "card charts" }, lossChart, qualityChart),
-      table),
+      evaluation, table),
     side));
   drawHeader();
   drawRows();
+  drawEvaluation();
   drawn = true;
   if (changed) await refresh();
   if (FINISHED.has(job.status)) { stop(); return null; }
