@@ -83,7 +83,10 @@ def _record_url(settings) -> None:
 
 @app.command()
 def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)")] = None,
-       port: Annotated[int | None, typer.Option(help="API port (else CAPAS_PORT)")] = None
+       port: Annotated[int | None, typer.Option(help="API port (else CAPAS_PORT)")] = None,
+       workers: Annotated[int | None, typer.Option(
+           min=1, help="jobs (a study's trials among them) trained at once "
+                       "(else CAPAS_WORKER_CONCURRENCY, 1)")] = None
        ) -> None:
     """Start the embedded service: migrations, API and one worker, in one process tree."""
     import uvicorn
@@ -102,12 +105,12 @@ def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)
     key = _migrate_and_bootstrap(settings)
     _record_url(settings)
     url = f"http://{settings.host}:{settings.port}"
-    workers = [WorkerSupervisor(worker_command("cpu", settings.worker_concurrency,
-                                               "capas-embedded@%h"))]
-    workers += [WorkerSupervisor(worker_command("cuda", 1, f"capas-cuda{gpu}@%h"),
-                                 {"CUDA_VISIBLE_DEVICES": str(gpu)})
-                for gpu in range(visible_gpus())]
-    for worker in workers:
+    supervised = [WorkerSupervisor(worker_command("cpu", workers or settings.worker_concurrency,
+                                                  "capas-embedded@%h"))]
+    supervised += [WorkerSupervisor(worker_command("cuda", 1, f"capas-cuda{gpu}@%h"),
+                                    {"CUDA_VISIBLE_DEVICES": str(gpu)})
+                   for gpu in range(visible_gpus())]
+    for worker in supervised:
         worker.start()
     console.print(f"Capas is up: API on {url}, data in {settings.resolved_data_dir}. "
                   "Ctrl-C stops it.")
@@ -118,7 +121,7 @@ def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)
                   soft_wrap=True)
     server = _server(uvicorn.Config("api.app:create_app", factory=True, host=settings.host,
                                     port=settings.port, log_level="warning",
-                                    timeout_graceful_shutdown=REQUESTS_GRACE_S), workers)
+                                    timeout_graceful_shutdown=REQUESTS_GRACE_S), supervised)
     # uvicorn re-raises the signal after its own graceful shutdown; turn SIGTERM into an exit
     # that runs the `finally` below instead of the default handler's immediate death.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -128,7 +131,7 @@ def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)
         pass  # the Ctrl-C uvicorn handled, raised again
     finally:
         deadline = time.monotonic() + WORKER_STOP_S
-        for worker in workers:
+        for worker in supervised:
             worker.stop(deadline)
         console.print("Capas stopped.")
 

@@ -1,5 +1,6 @@
 """`capas up` as a process: Ctrl-C with a job running hands the job back and stops within
-seconds, the next start finishes it; and nothing is imported from the folder it runs in."""
+seconds, the next start finishes it; nothing is imported from the folder it runs in; and
+`--workers N` trains N jobs at once."""
 
 import json
 import os
@@ -24,8 +25,10 @@ CAPAS = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-P", "-m", "ca
 UNINSTALLED = {} if _SCRIPT.exists() else {"PYTHONPATH": str(ROOT)}
 
 
-def start_up(data_dir: Path, cwd: Path = ROOT) -> tuple[subprocess.Popen, Client]:
-    """`capas up` on a free port, once it answers: its process and a client with its key."""
+def start_up(data_dir: Path, cwd: Path = ROOT,
+             options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Client]:
+    """`capas up [options]` on a free port, once it answers: its process and a client with its
+    key."""
     port = free_port()
     env = {**os.environ, "CAPAS_DATA_DIR": str(data_dir), "CAPAS_PORT": str(port),
            **UNINSTALLED}
@@ -33,7 +36,7 @@ def start_up(data_dir: Path, cwd: Path = ROOT) -> tuple[subprocess.Popen, Client
         env.pop(name, None)
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "up.log").open("a")
-    process = subprocess.Popen([*CAPAS, "up"], cwd=cwd, env=env, stdout=log,
+    process = subprocess.Popen([*CAPAS, "up", *options], cwd=cwd, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -116,6 +119,27 @@ def test_nothing_is_imported_from_the_working_folder(tmp_path):
         job = client.submit(tiny_job("pytorch", name="from-a-crowded-folder"))
         done = finished(client, job["id"], timeout_s=180)
         assert done["status"] == "succeeded", done["failure_reason"]
+        ctrl_c(process)
+    finally:
+        client.close()
+        if process.poll() is None:
+            process.kill()
+
+
+def test_workers_option_trains_that_many_jobs_at_once(tmp_path):
+    process, client = start_up(tmp_path / "data", options=("--workers", "2"))
+    try:
+        # Long enough that both are still training when the second one starts.
+        jobs = [client.submit(tiny_job("pytorch", epochs=1000, name=f"side-by-side-{n}"))
+                for n in range(2)]
+        deadline = time.monotonic() + 180  # a bound, not an expectation
+        while [client.job(job["id"])["status"] for job in jobs] != ["running", "running"]:
+            assert time.monotonic() < deadline, "the two jobs never ran at the same time"
+            time.sleep(0.3)
+        for job in jobs:
+            client.cancel(job["id"])
+        for job in jobs:
+            assert finished(client, job["id"], timeout_s=120)["status"] == "cancelled"
         ctrl_c(process)
     finally:
         client.close()
