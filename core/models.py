@@ -143,6 +143,9 @@ class Job(Base):
     # `unpublished` holds (the manifest, the stored files' name, the export's difference).
     publish: Mapped[bool] = mapped_column(default=True, server_default=true())
     unpublished: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the training coach (`ml.coach`) found in its epochs once it succeeded: a list of
+    # flags, empty when none; None before it ends.
+    coach: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class StudyStatus(enum.StrEnum):

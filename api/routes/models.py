@@ -29,9 +29,11 @@ def model_out(service: RegistryService, model: RegisteredModel) -> ModelOut:
     }) for v in model.versions]
     by_id = {v.id: v.version for v in model.versions}
     policy = service.policy(model)
+    default = service.default_version(model)
     return ModelOut(name=model.name, owner_id=model.owner_id, public=model.public,
                     created_at=model.created_at,
                     latest_version=versions[-1].version if versions else None,
+                    default_version=default.version if default is not None else None,
                     aliases={a.alias: by_id[a.version_id] for a in model.aliases},
                     batching={"max_batch_size": policy.max_batch_size,
                               "max_delay_ms": policy.max_delay_ms},

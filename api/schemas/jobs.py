@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from api.schemas.base import Orm, Timestamp
+from api.schemas.models import CoachFlag
 from ml.epochs import METRIC_FIELDS
 
 
@@ -41,6 +42,10 @@ class JobOut(Orm):
     finished_at: Timestamp
     timeline: list[Event] = []
     spec: dict[str, Any]
+    coach: list[CoachFlag] | None = Field(None, description=(
+        "what the training coach found in the epochs of a succeeded job (diverged, stayed at "
+        "chance level, overfit), each with the catalog entries that help; [] when nothing, "
+        "null before the job succeeds"))
 
 
 class JobList(BaseModel):

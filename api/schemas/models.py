@@ -33,6 +33,9 @@ class ModelOut(BaseModel):
     public: bool  # every member may read it and predict with it
     created_at: Timestamp
     latest_version: int | None
+    # What a prediction naming no version gets: `production`, else the latest version the
+    # training coach did not flag.
+    default_version: int | None
     aliases: dict[str, int]
     batching: Batching
     versions: list[VersionSummary]
@@ -50,6 +53,23 @@ class ModelPatch(RequestBody):
 
     batching: BatchingIn | None = None
     public: StrictBool | None = None  # open the model to every member, or close it
+
+
+class CoachLink(BaseModel):
+    """A catalog entry that helps: `GET /catalog`'s `section`, the entry's `name`."""
+
+    section: str
+    name: str
+    label: str
+
+
+class CoachFlag(BaseModel):
+    """One thing the training coach found: "diverged", "chance" (accuracy at the majority
+    class's share) or "overfit", in plain words, with the catalog entries that help."""
+
+    code: str
+    message: str
+    links: list[CoachLink]
 
 
 class ExportParity(BaseModel):
@@ -83,6 +103,10 @@ class ModelCard(BaseModel):
     servable: bool
     # The headline of the test split's evaluation report (`GET /jobs/{job_id}/evaluation`).
     evaluation: dict[str, Any] | None = None
+    coach: list[CoachFlag] = Field(description="what the training coach found in the run's "
+                                   "epochs; a flagged version is not served by default")
+    served_by_default: bool  # a prediction naming no version or alias gets this version
+    publishing: str  # why it is, or is not, served by default
 
 
 class AliasIn(RequestBody):

@@ -18,7 +18,7 @@ const ROUTES = [
   [/^\/jobs\/([^/]+)$/, job],
   [/^\/compare(?:\/([^/]+))?$/, compare],
   [/^\/new$/, newJob],
-  [/^\/catalog$/, catalog],
+  [/^\/catalog(?:\/([^/]+))?$/, catalog],
   [/^\/datasets(?:\/([^/]+))?$/, datasets],
   [/^\/models(?:\/([^/]+))?(?:\/(\d+))?$/, models],
   [/^\/studies(?:\/([^/]+))?$/, studies],

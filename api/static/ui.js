@@ -108,6 +108,23 @@ export function statusBadge(status) {
 }
 
 // The metric a job is judged by: accuracy for classification, mean absolute error otherwise.
+// The training coach's flags (`coach` on a job and on a model card), each in plain words with
+// links to the catalog entries that help; `brief` shows only a badge per flag (the jobs list).
+const COACH_BADGES = { diverged: "diverged", chance: "at chance level", overfit: "overfit" };
+
+export function coachFlags(flags, brief = false) {
+  if (!flags || !flags.length) return null;
+  if (brief) {
+    return el("span", { class: "coach-badges" }, flags.map((f) => el("span",
+      { class: "badge coach", title: f.message, dataset: { flag: f.code } },
+      COACH_BADGES[f.code] || f.code)));
+  }
+  return el("ul", { class: "coach", "aria-label": "What the training coach found" },
+    flags.map((f) => el("li", { dataset: { flag: f.code } }, f.message, " ",
+      el("span", { class: "small" }, "See ", f.links.map((l, i) => [i ? ", " : "",
+        el("a", { href: `#/catalog/${l.section}` }, l.label)]), "."))));
+}
+
 export function qualityMetric(rows) {
   return rows.some((r) => r.accuracy !== null && r.accuracy !== undefined) ? "accuracy" : "mae";
 }

@@ -137,6 +137,9 @@ def _watch(client: Client, submitted: dict) -> None:
         test = {k: round(v, 4) for k, v in job["final_metrics"].items() if k.startswith("test_")}
         say(f"succeeded: model {job['model_name']} version {job['model_version']}; "
                       f"{test}")
+        for flag in job.get("coach") or []:
+            err.print(f"coach: {_coach_line(flag)}", style="yellow", markup=False,
+                      highlight=False, soft_wrap=True)
     else:
         fail(f"job {job['status']}: {job['failure_reason']}")
 
@@ -147,12 +150,24 @@ def jobs(status: str | None = None, limit: int = 20) -> None:
     with api_client() as client:
         items = client.jobs(status=status, limit=limit)
     print_table(["id", "status", "model", "framework", "epochs", "best", "created"],
-                ([job["id"], job["status"], job["model_name"], job["framework"],
+                ([job["id"], _status(job), job["model_name"], job["framework"],
                   f"{job['epochs_done']}/{job['epochs']}",
                   ", ".join(f"{k} {v:.4g}" for k, v in (job["best_metrics"] or {}).items()
                             if not k.endswith("_epoch")),
                   job["created_at"][:16].replace("T", " ")] for job in items),
                 droppable=("created", "framework"))
+
+
+def _status(job: dict) -> str:
+    """The status, with what the training coach flagged (`capas job ID` says it in words)."""
+    flags = [flag["code"] for flag in job.get("coach") or []]
+    return job["status"] + (f" ({', '.join(flags)})" if flags else "")
+
+
+def _coach_line(flag: dict) -> str:
+    helps = ", ".join(f"{link['label']} (capas catalog {link['section']})"
+                      for link in flag["links"])
+    return f"{flag['message']} See: {helps}."
 
 
 @app.command()
@@ -166,6 +181,10 @@ def cancel(job_id: str) -> None:
 
 @app.command()
 def job(job_id: str) -> None:
-    """Show one job as JSON."""
+    """Show one job as JSON, then what the training coach flagged in words."""
     with api_client() as client:
-        console.print_json(data=client.job(job_id))
+        found = client.job(job_id)
+    console.print_json(data=found)
+    for flag in found.get("coach") or []:
+        err.print(f"coach: {_coach_line(flag)}", style="yellow", markup=False, highlight=False,
+                  soft_wrap=True)

@@ -65,11 +65,11 @@ class ModelRepository:
                                        ModelVersion.version == version)
         )
 
-    def latest_version(self, model: RegisteredModel) -> ModelVersion | None:
-        return self.session.scalar(
+    def versions_newest_first(self, model: RegisteredModel) -> list[ModelVersion]:
+        return list(self.session.scalars(
             select(ModelVersion).where(ModelVersion.model_id == model.id)
-            .order_by(ModelVersion.version.desc()).limit(1)
-        )
+            .order_by(ModelVersion.version.desc())
+        ))
 
     def aliased_version(self, model: RegisteredModel, alias: str) -> ModelVersion | None:
         return self.session.scalar(

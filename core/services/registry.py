@@ -145,7 +145,7 @@ class RegistryService:
 
     def resolve(self, principal: Principal, name: str, version: int | None = None,
                 alias: str | None = None) -> ModelVersion:
-        """`version`, else `alias`, else the `production` alias if set, else the latest."""
+        """`version`, else `alias`, else the default version (`default_version`)."""
         model = self.get(principal, name, with_versions=False)
         if version is not None:
             found = self.models.get_version(model, version)
@@ -159,22 +159,35 @@ class RegistryService:
                 raise NotFound(f"model '{name}' has no alias '{alias}'",
                                [{"field": "alias", "value": alias}])
             return found
-        found = (self.models.aliased_version(model, DEFAULT_ALIAS)
-                 or self.models.latest_version(model))
+        found = self.default_version(model)
         if found is None:
             raise NotFound(f"model '{name}' has no version yet",
                            [{"field": "version", "value": None}])
         return found
 
+    def default_version(self, model: RegisteredModel) -> ModelVersion | None:
+        """What a prediction naming no version gets: the `production` alias's version, else the
+        latest version the training coach did not flag, else (every one flagged) the latest."""
+        aliased = self.models.aliased_version(model, DEFAULT_ALIAS)
+        if aliased is not None:
+            return aliased
+        versions = self.models.versions_newest_first(model)
+        return next((v for v in versions if not v.card.get("coach")),
+                    versions[0] if versions else None)
+
     def card(self, principal: Principal, name: str, version: int) -> dict[str, Any]:
         model = self.get(principal, name)
         found = self.resolve(principal, name, version=version)
+        default = self.resolve(principal, name)
         return {
             **found.card,
             "name": name, "version": found.version, "job_id": found.job_id,
             "created_at": found.created_at, "servable": found.servable,
             "aliases": [a.alias for a in model.aliases if a.version_id == found.id],
             "formats": available_formats(found.card),
+            "coach": found.card.get("coach", []),
+            "served_by_default": default.id == found.id,
+            "publishing": _publishing(found, default),
         }
 
     def set_alias(self, principal: Principal, name: str, alias: str,
@@ -243,3 +256,17 @@ class RegistryService:
             raise Conflict(f"model '{name}' version {found.version}: {error}") from None
         return ServingTarget(model=name, version=found, predictor=predictor,
                              policy=self.policy(found.model))
+
+
+def _publishing(version: ModelVersion, default: ModelVersion) -> str:
+    """Why the version is, or is not, what a prediction naming no version gets."""
+    flagged = bool(version.card.get("coach"))
+    if default.id == version.id:
+        return ("Served by default." if not flagged else
+                "Served by default although the training coach flagged it: no other version "
+                "is unflagged.")
+    if flagged:
+        return (f"Not served by default: the training coach flagged it (see `coach`); version "
+                f"{default.version} is. Ask for version {version.version}, or point the "
+                f"`{DEFAULT_ALIAS}` alias at it, to serve it.")
+    return f"Not served by default: version {default.version} is."

@@ -27,6 +27,7 @@ from core.services.registry import RegistryService
 from core.services.studies import StudyService, advance_study
 from core.settings import Settings
 from ml.catalog import OBJECTIVES
+from ml.coach import coach
 from ml.epochs import METRIC_FIELDS, EpochMetrics
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,7 @@ class Trained:
     max_abs_diff: float
     device: str
     final_metrics: dict[str, Any]
+    class_counts: list[int] | None  # the dataset's, for the coach's chance level
 
 
 class TrainingService:
@@ -309,17 +311,23 @@ class TrainingService:
                             reason=f"exceeded max_runtime_s ({job.max_runtime_s} s)")
             else:
                 assert trained is not None  # only a training that was stopped leaves none
+                flags = coach([{k: getattr(row, k) for k in ("epoch", *METRIC_FIELDS)}
+                               for row in jobs.metrics(job.id)], trained.class_counts)
+                # The card carries the flags: they decide whether the version serves by default.
+                manifest = {**trained.manifest, "coach": flags}
                 if not job.publish:
                     jobs.finish(job.id, JobStatus.succeeded, worker=worker,
                                 device=trained.device, final_metrics=trained.final_metrics,
-                                unpublished={"manifest": trained.manifest,
+                                coach=flags,
+                                unpublished={"manifest": manifest,
                                              "artifact_dir": trained.artifact_dir,
                                              "max_abs_diff": trained.max_abs_diff})
                 elif jobs.finish(job.id, JobStatus.succeeded, worker=worker,
-                               device=trained.device, final_metrics=trained.final_metrics):
+                               device=trained.device, final_metrics=trained.final_metrics,
+                               coach=flags):
                     # Same transaction: never succeeded without its version, nor twice.
                     version = RegistryService(session, self.settings).publish(
-                        job, trained.manifest, trained.artifact_dir, trained.max_abs_diff)
+                        job, manifest, trained.artifact_dir, trained.max_abs_diff)
                     jobs.set_model_version(job.id, version)
 
     def _requeue(self, job_id: str, queue: str, worker: str, reason: str) -> None:
@@ -390,7 +398,8 @@ class TrainingService:
         return Trained(manifest=manifest, artifact_dir=self.store.store_model(job.id),
                        max_abs_diff=max_diff,
                        device=result.device,
-                       final_metrics={**hooks.final, **result.test_metrics})
+                       final_metrics={**hooks.final, **result.test_metrics},
+                       class_counts=dataset.schema["class_counts"])
 
 
 def _is_user_error(error: Exception) -> bool:

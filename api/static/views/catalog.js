@@ -58,7 +58,8 @@ function table(headers, rows) {
     el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c)))))));
 }
 
-export async function render(root) {
+// `section`: the one to scroll to (the training coach links to them).
+export async function render(root, section) {
   mount(root, loading("Loading the catalog"));
   const catalog = await loadCatalog();
   const aliases = Object.entries(catalog.activation_aliases)
@@ -105,5 +106,7 @@ export async function render(root) {
       table(["block", "parameters"], [["job", catalog.job], ["model", catalog.model],
         ["training", catalog.training]].map(([block, params]) =>
         [el("code", {}, block), parameters(params)]))));
+  if (section) document.getElementById(`section-${section === "training" ? "job" : section}`)
+    ?.scrollIntoView();
   return null;
 }

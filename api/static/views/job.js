@@ -3,7 +3,7 @@
 import { download, get } from "../api.js";
 import { listen } from "../live.js";
 import {
-  FINISHED, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
+  FINISHED, coachFlags, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
 } from "../ui.js";
 import { drawCurves } from "./curves.js";
 import { evaluationSection } from "./evaluation.js";
@@ -75,6 +75,8 @@ export async function render(root, id) {
     job.failure_reason ? el("div", { class: "error", role: "alert" },
       el("strong", {}, `${job.status === "cancelled" ? "Cancelled" : "Failed"}: `),
       job.failure_reason) : null,
+    job.coach && job.coach.length ? el("section", { class: "warning", id: "coach",
+      role: "status" }, el("strong", {}, "The training coach: "), coachFlags(job.coach)) : null,
     summary(job));
     mount(side, el("section", { class: "card" }, el("h2", {}, "Timeline"), timeline(job)),
       finalMetrics(job),

@@ -3,7 +3,7 @@
 import { get, send } from "../api.js";
 import { listen } from "../live.js";
 import {
-  FINISHED, el, empty, errorBox, fmt, loading, mount, statusBadge, toast, when,
+  FINISHED, coachFlags, el, empty, errorBox, fmt, loading, mount, statusBadge, toast, when,
 } from "../ui.js";
 
 function bestMetric(job) {
@@ -60,7 +60,7 @@ export async function render(root) {
       el("td", {}, el("a", { href: `#/jobs/${job.id}` }, el("code", {}, job.id.slice(0, 8))),
         el("div", { class: "muted small" }, when(job.created_at))),
       el("td", {}, job.model_name),
-      el("td", {}, statusBadge(job.status),
+      el("td", {}, statusBadge(job.status), " ", coachFlags(job.coach, true),
         job.failure_reason ? el("div", { class: "reason" }, job.failure_reason) : null),
       el("td", {}, job.framework),
       el("td", {}, job.device || job.requested_device),

@@ -2,7 +2,7 @@
 
 import { download, get, send } from "../api.js";
 import {
-  el, empty, errorBox, fmt, loadCatalog, loading, mount, publicToggle, resultMetrics, shape, toast,
+  coachFlags, el, empty, errorBox, fmt, loadCatalog, loading, mount, publicToggle, resultMetrics, shape, toast,
   when,
 } from "../ui.js";
 import { playground } from "./playground.js";
@@ -101,6 +101,8 @@ function card(model, c) {
       + `(tolerance ${fmt(c.export_parity.tolerance, 3)})`],
     ["Served", c.servable ? "yes" : "no: the export does not match the trained model"],
     ["Formats", c.formats.join(", ")],
+    ["Served by default", c.publishing],
+    ["Training coach", coachFlags(c.coach) || "nothing to flag"],
     ...metrics,
   ];
   return el("section", { class: "card", id: "model-card" },
@@ -124,7 +126,7 @@ async function show(root, name, versionText) {
     mount(root, el("h1", {}, model.name), empty("This model has no version yet."));
     return null;
   }
-  const version = versionText ? Number(versionText) : model.latest_version;
+  const version = versionText ? Number(versionText) : model.default_version;
   const { formats } = await loadCatalog();
   const cardBox = el("div", {}, loading("Loading the card"));
   const play = el("section", { class: "card", id: "playground" });
@@ -148,7 +150,8 @@ async function show(root, name, versionText) {
                   show(root, name, versionText);
                 } catch (error) { toast(error.message); }
               } }, "remove"))))
-          : el("p", { class: "muted" }, "No alias: predictions use the latest version."),
+          : el("p", { class: "muted" }, "No alias: predictions use the latest version "
+            + "the training coach did not flag."),
         aliasForm(model, () => show(root, name, versionText)),
         el("p", { class: "muted small" }, `Batching: up to ${model.batching.max_batch_size} `
           + `instances, waiting at most ${model.batching.max_delay_ms} ms.`)),
