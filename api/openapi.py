@@ -61,6 +61,7 @@ SERVED = {404, 409, 503}
 DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
     ("POST", "/jobs"): {409, 429},  # the model name is another's, no CUDA worker; job quota
     ("POST", "/jobs/{job_id}/cancel"): {409},  # already finished
+    ("GET", "/jobs/{job_id}/code"): {422},  # a layer no script is written for
     ("POST", "/studies"): {409},  # a trial's model name is another's, no CUDA worker
     ("POST", "/studies/{study_id}/cancel"): {409},  # already over
     ("POST", "/studies/{study_id}/publish"): {409},  # no succeeded trial yet
@@ -93,6 +94,7 @@ MEDIA_TYPES = {
     ("GET", "/jobs/{job_id}/events"): ["text/event-stream"],
     ("GET", "/events"): ["text/event-stream"],
     ("GET", "/jobs/{job_id}/metrics.csv"): ["text/csv"],
+    ("GET", "/jobs/{job_id}/code"): ["text/x-python"],
     ("GET", "/studies/{study_id}/events"): ["text/event-stream"],
     ("GET", "/studies/{study_id}/trials.csv"): ["text/csv"],
     # JSON, or with binary tensor data: the JSON header then the raw bytes.

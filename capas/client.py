@@ -167,6 +167,14 @@ class Client:
         """The succeeded job's evaluation report on its test split (DESIGN §11)."""
         return self.request("GET", f"/jobs/{job_id}/evaluation")
 
+    def job_code(self, job_id: str, framework: str | None = None) -> str:
+        """The job as a standalone plain PyTorch or Keras script (default: its framework)."""
+        params = {"framework": framework} if framework else {}
+        response = self.http.get(f"/jobs/{job_id}/code", params=params)
+        if response.is_error:
+            self._raise(response)
+        return response.text
+
     def cancel(self, job_id: str) -> dict:
         return self.request("POST", f"/jobs/{job_id}/cancel")
 

@@ -3,7 +3,7 @@
 
 import csv
 import io
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
@@ -15,6 +15,7 @@ from api.schemas.evaluation import Evaluation
 from api.schemas.jobs import JobList, JobOut, MetricRow
 from core.job_options import parse_options
 from core.models import Job, JobStatus
+from core.services.code import job_code
 from core.services.jobs import JobService
 from ml.epochs import METRIC_FIELDS
 
@@ -88,6 +89,19 @@ def job_evaluation(job_id: str, principal: PrincipalDep, session: SessionDep,
     precision, recall and F1, curves for binary tasks, misclassified samples; or regression
     errors and residuals."""
     return Evaluation.model_validate(JobService(session, settings).evaluation(principal, job_id))
+
+
+@router.get("/{job_id}/code", response_class=PlainTextResponse)
+def job_script(job_id: str, principal: PrincipalDep, session: SessionDep,
+               settings: SettingsDep,
+               framework: Annotated[Literal["pytorch", "tensorflow"] | None, Query(
+                   description="the script's framework (default: the job's)")] = None,
+               ) -> PlainTextResponse:
+    """The job as a standalone plain PyTorch or Keras script: the same network, data, split,
+    preprocessing, optimizer, epochs, batch size and seed."""
+    script = job_code(session, settings, principal, job_id, framework)
+    return PlainTextResponse(script, media_type="text/x-python", headers={
+        "Content-Disposition": f'inline; filename="{job_id}-{framework or "script"}.py"'})
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)

@@ -41,6 +41,13 @@ export async function get(path) {
   return unwrap(await fetch(path, { headers: headers() }));
 }
 
+// A text answer (a script, a CSV); an error answer is thrown as an ApiError.
+export async function getText(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) await unwrap(response);
+  return response.text();
+}
+
 export async function send(method, path, body) {
   const isForm = body instanceof FormData;
   const response = await fetch(path, {

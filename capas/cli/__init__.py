@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from capas.cli import console, datasets, evaluation, jobs, models, service, studies, users
+from capas.cli import code, console, datasets, evaluation, jobs, models, service, studies, users
 
 app = typer.Typer(help="Train and serve neural networks from a declarative layer spec.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -29,6 +29,7 @@ def connect(url: Annotated[str | None, typer.Option(
 app.add_typer(service.app)
 app.add_typer(jobs.app)
 app.add_typer(evaluation.app)
+app.add_typer(code.app)
 app.add_typer(models.app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(studies.app, name="study")

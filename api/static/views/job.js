@@ -5,6 +5,7 @@ import { listen } from "../live.js";
 import {
   FINISHED, coachFlags, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
 } from "../ui.js";
+import { codeCard } from "./code.js";
 import { drawCurves } from "./curves.js";
 import { evaluationSection } from "./evaluation.js";
 import { cancelJob, progress } from "./jobs.js";
@@ -85,7 +86,8 @@ export async function render(root, id) {
           `${job.spec.model.layers.length} layers, objective ${job.spec.model.objective}, `,
           `optimizer ${job.spec.training.optimizer?.type || "adam"}`),
         el("details", {}, el("summary", {}, "JSON"),
-          el("pre", {}, JSON.stringify(job.spec, null, 2)))));
+          el("pre", {}, JSON.stringify(job.spec, null, 2)))),
+      codeCard(job));
   }
 
   function drawEvaluation() {

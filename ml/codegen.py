@@ -1,0 +1,706 @@
+"""A job spec as a standalone script in plain PyTorch or plain Keras 3: the same network, data,
+split, preprocessing, optimizer, loss, epochs, batch size and seed, for a person to read and run.
+
+Text only: no framework is imported here. Each layer type has one code writer per framework,
+registered by spec class in a `ml.registry.LayerRegistry` (a class is written by the writer of
+its nearest base); a layer type without one is refused, naming the layer.
+"""
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ml import catalog
+from ml import spec as S
+from ml.datasets import TEST_FRACTION
+from ml.errors import SpecError, SpecIssue
+from ml.registry import LayerRegistry, MissingBuilder
+from ml.spec.layers import same_padding
+
+FRAMEWORKS = ("pytorch", "tensorflow")
+TORCH_CODE = LayerRegistry("pytorch script")
+KERAS_CODE = LayerRegistry("keras script")
+WRITERS = {"pytorch": TORCH_CODE, "tensorflow": KERAS_CODE}
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class Script:
+    """What the layer writers add to: lines of the model, and helper definitions it needs."""
+
+    framework: str
+    helpers: dict[str, str] = field(default_factory=dict)  # name → its definition, once each
+    lines: list[str] = field(default_factory=list)
+    layout: str = "last"  # torch only: "first" after a ChannelsFirst (convolutions' layout)
+
+    def helper(self, name: str, definition: str) -> str:
+        self.helpers.setdefault(name, definition)
+        return name
+
+    def add(self, code: str, comment: str = "") -> None:
+        self.lines.append(f"{code},  # {comment}" if comment else f"{code},")
+
+
+class Refused(ValueError):
+    """The layer cannot be written in this framework as Capas trains it; says why."""
+
+
+# --- activations ------------------------------------------------------------------------------
+
+# The frameworks' own activations; the others are written out in the script from the catalog's
+# formula: torch expression, Keras expression, of the net input g.
+TORCH_ACTIVATIONS = {
+    "identity": "nn.Identity()", "relu": "nn.ReLU()", "tanh": "nn.Tanh()",
+    "logistic": "nn.Sigmoid()", "elu": "nn.ELU()", "selu": "nn.SELU()", "gelu": "nn.GELU()",
+    "softplus": "nn.Softplus()", "silu": "nn.SiLU()",
+    "leaky_relu": f"nn.LeakyReLU({catalog.LEAKY_RELU_SLOPE})",
+}
+KERAS_ACTIVATIONS = {
+    "identity": "linear", "relu": "relu", "tanh": "tanh", "logistic": "sigmoid",
+    "softmax": "softmax", "elu": "elu", "selu": "selu", "softplus": "softplus", "silu": "silu",
+    "exponential": "exponential",
+}
+WRITTEN_OUT = {  # name: (torch of g, keras of g)
+    "exponential": ("torch.exp(g)", "ops.exp(g)"),
+    "reciprocal": ("1 / g", "1 / g"),
+    "square": ("g * g", "g * g"),
+    "gauss": ("torch.exp(-g * g)", "ops.exp(-g * g)"),
+    "sine": ("torch.sin(g)", "ops.sin(g)"),
+    "cosine": ("torch.cos(g)", "ops.cos(g)"),
+    "elliott": ("g / (1 + g.abs())", "g / (1 + ops.abs(g))"),
+    "arctan": ("2 / math.pi * torch.atan(g)", "2 / math.pi * ops.arctan(g)"),
+    # Keras's leaky_relu slopes 0.2 by default; Capas's slopes as torch's.
+    "leaky_relu": ("", f"ops.leaky_relu(g, negative_slope={catalog.LEAKY_RELU_SLOPE})"),
+    # Keras's gelu defaults to the tanh approximation; Capas's is the exact one.
+    "gelu": ("", "ops.gelu(g, approximate=False)"),
+}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def torch_activation(script: Script, name: str) -> str:
+    """A module applying the activation `name` (the catalog's name)."""
+    if name == "softmax":  # over the units: the last axis, or the channels when first
+        return f"nn.Softmax(dim={1 if script.layout == 'first' else -1})"
+    if name in TORCH_ACTIVATIONS:
+        return TORCH_ACTIVATIONS[name]
+    formula, expression = catalog.ACTIVATIONS[name].formula, WRITTEN_OUT[name][0]
+    return script.helper(_camel(name), f'''class {_camel(name)}(nn.Module):
+    """{formula}: Capas's {name} activation, which torch lacks."""
+
+    def forward(self, g):
+        return {expression}
+''') + "()"
+
+
+def keras_activation(script: Script, name: str) -> str:
+    """The `activation=` argument for `name`: a Keras name, or a function written out."""
+    if name in KERAS_ACTIVATIONS and name not in WRITTEN_OUT:
+        return json.dumps(KERAS_ACTIVATIONS[name])
+    formula, expression = catalog.ACTIVATIONS[name].formula, WRITTEN_OUT[name][1]
+    return script.helper(name, f'''def {name}(g):
+    """{formula}: Capas's {name} activation, as Capas computes it."""
+    return {expression}
+''')
+
+
+# --- initializers: torch's defaults differ from Keras's, so the script sets them ----------------
+
+TORCH_INITIALIZERS = {
+    "glorot_uniform": "nn.init.xavier_uniform_",
+    "glorot_normal": "nn.init.xavier_normal_",
+    "he_uniform": "partial(nn.init.kaiming_uniform_, nonlinearity='relu')",
+    "he_normal": "partial(nn.init.kaiming_normal_, nonlinearity='relu')",
+    "lecun_uniform": "partial(nn.init.kaiming_uniform_, nonlinearity='linear')",
+    "lecun_normal": "partial(nn.init.kaiming_normal_, nonlinearity='linear')",
+    "orthogonal": "nn.init.orthogonal_",
+    "random_normal": "partial(nn.init.normal_, std=0.05)",
+    "random_uniform": "partial(nn.init.uniform_, a=-0.05, b=0.05)",
+    "zeros": "nn.init.zeros_",
+    "ones": "nn.init.ones_",
+}
+
+INITIALIZED = '''def initialized(layer, kernel_init, bias_init):
+    """The layer with Keras's initial weights (torch's own defaults differ)."""
+    kernel_init(layer.weight)
+    if layer.bias is not None:
+        bias_init(layer.bias)
+    return layer
+'''
+
+
+def torch_initialized(script: Script, module: str, layer: Any) -> str:
+    script.helper("initialized", INITIALIZED)
+    return (f"initialized({module}, {TORCH_INITIALIZERS[layer.kernel_initializer]}, "
+            f"{TORCH_INITIALIZERS[layer.bias_initializer]})")
+
+
+# --- the layer writers: one per spec class and framework --------------------------------------
+
+LayoutWriter = Callable[[Script, Any, Shape], None]
+
+CHANNELS_FIRST = '''class ChannelsFirst(nn.Module):
+    """[batch, *spatial, channels] → [batch, channels, *spatial]: Capas's shapes are channels
+    last (as Keras's), torch's convolutions read the channels first."""
+
+    def forward(self, x):
+        return x.movedim(-1, 1)
+'''
+CHANNELS_LAST = '''class ChannelsLast(nn.Module):
+    """[batch, channels, *spatial] → [batch, *spatial, channels]: back to Capas's layout, so
+    that a flatten orders the values as Keras does."""
+
+    def forward(self, x):
+        return x.movedim(1, -1)
+'''
+
+
+def torch_layout(script: Script, wanted: str) -> None:
+    if script.layout != wanted:
+        name = "ChannelsFirst" if wanted == "first" else "ChannelsLast"
+        script.add(script.helper(name, CHANNELS_FIRST if wanted == "first" else CHANNELS_LAST)
+                   + "()")
+        script.layout = wanted
+
+
+def _pair(value: int | list[int], rank: int) -> Shape:
+    return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
+def _shape(shape: Shape) -> str:
+    return f"[{', '.join(map(str, shape))}]"
+
+
+@TORCH_CODE(S.Dense)
+def _torch_dense(script: Script, layer: S.Dense, shape: Shape) -> None:
+    if layer.combination != "linear":
+        raise Refused(f"the {layer.combination} combination is written for the linear one only")
+    torch_layout(script, "last")
+    linear = f"nn.Linear({shape[-1]}, {layer.units}, bias={layer.use_bias})"
+    script.add(torch_initialized(script, linear, layer))
+    _torch_activation(script, layer.activation)
+
+
+def _torch_activation(script: Script, name: str) -> None:
+    if name != "identity":
+        script.add(torch_activation(script, name))
+
+
+@TORCH_CODE(S.Conv, ranks=(1, 2))
+def _torch_conv(script: Script, layer: S.Conv, shape: Shape) -> None:
+    torch_layout(script, "first")
+    rank = layer.rank
+    strides = _pair(layer.strides, rank)
+    padding = f'"{layer.padding}"'
+    if layer.padding == "same" and max(strides) > 1:
+        # torch's "same" needs strides 1: pad as Keras does, the odd cell after.
+        pads = same_padding(shape[:-1], _pair(layer.kernel_size, rank), strides,
+                            _pair(layer.dilation, rank))
+        last_axis_first = tuple(pad for axis in reversed(pads) for pad in axis)
+        script.add(f"nn.ZeroPad{rank}d({last_axis_first})", "Keras's 'same' padding")
+        padding = "0"
+    conv = (f"nn.Conv{rank}d({shape[-1]}, {layer.filters}, "
+            f"kernel_size={_pair(layer.kernel_size, rank)}, stride={strides}, "
+            f"padding={padding}, dilation={_pair(layer.dilation, rank)}, bias={layer.use_bias})")
+    script.add(torch_initialized(script, conv, layer))
+    _torch_activation(script, layer.activation)
+
+
+@TORCH_CODE(S.Pool, ranks=(1, 2))
+def _torch_pool(script: Script, layer: S.Pool, shape: Shape) -> None:
+    if layer.padding == "same":
+        raise Refused("torch's pooling has no 'same' padding")
+    torch_layout(script, "first")
+    window, strides = layer.window()
+    kind = "Max" if isinstance(layer, S.MaxPool) else "Avg"
+    script.add(f"nn.{kind}Pool{layer.rank}d(kernel_size={window}, stride={strides})")
+
+
+GLOBAL_POOL = '''class Global{kind}Pool(nn.Module):
+    """The {kind_lower} over every axis but the (last) channels: [batch, ..., channels] →
+    [batch, channels]."""
+
+    def forward(self, x):
+        return x.flatten(1, -2).{method}(dim=1){index}
+'''
+
+
+@TORCH_CODE(S.GlobalPool)
+def _torch_global_pool(script: Script, layer: S.GlobalPool, shape: Shape) -> None:
+    torch_layout(script, "last")
+    is_max = isinstance(layer, S.GlobalMaxPool)
+    kind = "Max" if is_max else "Avg"
+    definition = GLOBAL_POOL.format(kind=kind, kind_lower="maximum" if is_max else "mean",
+                                    method="max" if is_max else "mean",
+                                    index=".values" if is_max else "")
+    script.add(script.helper(f"Global{kind}Pool", definition) + "()")
+
+
+@TORCH_CODE(S.Flatten)
+def _torch_flatten(script: Script, layer: S.Flatten, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add("nn.Flatten()")
+
+
+RESHAPE = '''class Reshape(nn.Module):
+    """The same values in another shape (each sample's, the batch axis kept)."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(len(x), *self.shape)
+'''
+
+
+@TORCH_CODE(S.Reshape)
+def _torch_reshape(script: Script, layer: S.Reshape, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add(script.helper("Reshape", RESHAPE) + f"({', '.join(map(str, layer.target_shape))})")
+
+
+@TORCH_CODE(S.Dropout)
+def _torch_dropout(script: Script, layer: S.Dropout, shape: Shape) -> None:
+    script.add(f"nn.Dropout({layer.rate})")
+
+
+@TORCH_CODE(S.BatchNorm)
+def _torch_batchnorm(script: Script, layer: S.BatchNorm, shape: Shape) -> None:
+    # torch normalizes axis 1: the channels of an image or sequence must come first.
+    torch_layout(script, "first" if len(shape) > 1 else "last")
+    rank = 2 if len(shape) == 3 else 1
+    script.add(f"nn.BatchNorm{rank}d({shape[-1]}, eps={layer.epsilon}, "
+               f"momentum={round(1 - layer.momentum, 10)})",
+               f"torch's momentum is 1 − Keras's {layer.momentum}")
+
+
+@TORCH_CODE(S.LayerNorm)
+def _torch_layernorm(script: Script, layer: S.LayerNorm, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add(f"nn.LayerNorm({shape[-1]}, eps={layer.epsilon})")
+
+
+@TORCH_CODE(S.Activation)
+def _torch_activation_layer(script: Script, layer: S.Activation, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add(torch_activation(script, layer.function))
+
+
+def _keras_initializers(layer: Any) -> str:
+    return (f'kernel_initializer="{layer.kernel_initializer}", '
+            f'bias_initializer="{layer.bias_initializer}"')
+
+
+@KERAS_CODE(S.Dense)
+def _keras_dense(script: Script, layer: S.Dense, shape: Shape) -> None:
+    if layer.combination != "linear":
+        raise Refused(f"the {layer.combination} combination is written for the linear one only")
+    activation = keras_activation(script, layer.activation)
+    script.add(f"layers.Dense({layer.units}, activation={activation}, "
+               f"use_bias={layer.use_bias}, {_keras_initializers(layer)})")
+
+
+@KERAS_CODE(S.Conv, ranks=(1, 2))
+def _keras_conv(script: Script, layer: S.Conv, shape: Shape) -> None:
+    rank = layer.rank
+    script.add(f"layers.Conv{rank}D({layer.filters}, kernel_size={_pair(layer.kernel_size, rank)}"
+               f", strides={_pair(layer.strides, rank)}, padding=\"{layer.padding}\", "
+               f"dilation_rate={_pair(layer.dilation, rank)}, "
+               f"activation={keras_activation(script, layer.activation)}, "
+               f"use_bias={layer.use_bias}, {_keras_initializers(layer)})")
+
+
+@KERAS_CODE(S.Pool, ranks=(1, 2))
+def _keras_pool(script: Script, layer: S.Pool, shape: Shape) -> None:
+    window, strides = layer.window()
+    kind = "Max" if isinstance(layer, S.MaxPool) else "Average"
+    script.add(f"layers.{kind}Pooling{layer.rank}D(pool_size={window}, strides={strides}, "
+               f"padding=\"{layer.padding}\")")
+
+
+@KERAS_CODE(S.GlobalPool)
+def _keras_global_pool(script: Script, layer: S.GlobalPool, shape: Shape) -> None:
+    kind = "Max" if isinstance(layer, S.GlobalMaxPool) else "Average"
+    rank = len(shape) - 1
+    if rank in (1, 2):
+        script.add(f"layers.Global{kind}Pooling{rank}D()")
+    else:  # [steps, height, width, channels]: every axis but the channels
+        reduce = "max" if kind == "Max" else "mean"
+        script.add(f"layers.Lambda(lambda x: ops.{reduce}(x, axis={tuple(range(1, rank + 1))}))")
+
+
+@KERAS_CODE(S.Flatten)
+def _keras_flatten(script: Script, layer: S.Flatten, shape: Shape) -> None:
+    script.add("layers.Flatten()")
+
+
+@KERAS_CODE(S.Reshape)
+def _keras_reshape(script: Script, layer: S.Reshape, shape: Shape) -> None:
+    script.add(f"layers.Reshape({tuple(layer.target_shape)})")
+
+
+@KERAS_CODE(S.Dropout)
+def _keras_dropout(script: Script, layer: S.Dropout, shape: Shape) -> None:
+    script.add(f"layers.Dropout({layer.rate})")
+
+
+@KERAS_CODE(S.BatchNorm)
+def _keras_batchnorm(script: Script, layer: S.BatchNorm, shape: Shape) -> None:
+    script.add(f"layers.BatchNormalization(momentum={layer.momentum}, epsilon={layer.epsilon})")
+
+
+@KERAS_CODE(S.LayerNorm)
+def _keras_layernorm(script: Script, layer: S.LayerNorm, shape: Shape) -> None:
+    script.add(f"layers.LayerNormalization(epsilon={layer.epsilon})")
+
+
+@KERAS_CODE(S.Activation)
+def _keras_activation_layer(script: Script, layer: S.Activation, shape: Shape) -> None:
+    script.add(f"layers.Activation({keras_activation(script, layer.function)})")
+
+
+# --- the whole script -------------------------------------------------------------------------
+
+# Built-in datasets a script loads as Capas does, from scikit-learn: code that sets x and y.
+BUILTIN_LOADERS = {
+    "builtin:iris": "x, y = datasets.load_iris(return_X_y=True)",
+    "builtin:wine": "x, y = datasets.load_wine(return_X_y=True)",
+    "builtin:breast_cancer": "x, y = datasets.load_breast_cancer(return_X_y=True)",
+    "builtin:digits": "bunch = datasets.load_digits()\n"
+                      "x, y = bunch.images[..., None], bunch.target  # [1797, 8, 8, 1], 0..16",
+    "builtin:moons": "x, y = datasets.make_moons(n_samples=1000, noise=0.2, random_state=0)",
+    "builtin:circles": "x, y = datasets.make_circles(n_samples=1000, noise=0.1, factor=0.5, "
+                       "random_state=0)",
+}
+
+
+def npz_name(dataset: str) -> str:
+    """The file a script reads a dataset from when it cannot make it itself."""
+    return dataset.replace(":", "-") + ".npz"
+
+
+def _data_section(spec: S.JobSpec, schema: Mapping[str, Any]) -> str:
+    if spec.dataset in BUILTIN_LOADERS:
+        load = BUILTIN_LOADERS[spec.dataset]
+    else:
+        load = (f'# The dataset as Capas stores it: arrays x and y in "{npz_name(spec.dataset)}".\n'
+                f'with np.load("{npz_name(spec.dataset)}") as arrays:\n'
+                '    x, y = arrays["x"], arrays["y"]')
+    training = spec.training
+    classes = spec.model.objective == "categorical_crossentropy"
+    stratified = schema["task"] == "classification" and not schema.get("target_shape")
+    test_samples = schema.get("test_samples")
+    if test_samples:
+        test_split = (f"# The last {test_samples} samples are the test split the data came with.\n"
+                      f"rest, test = np.split(indices, [len(indices) - {test_samples}])")
+    else:
+        test_split = (f"rest, test = train_test_split(indices, test_size={TEST_FRACTION}, "
+                      f"random_state=SEED{', stratify=y' if stratified else ''})")
+    method = training.preprocessing
+    if spec.model.layers[0].type == "embedding":
+        method = "none"  # ids are not scaled
+    if method == "auto":
+        method = "minmax" if schema["kind"] == "image" else "standardize"
+    if method == "standardize" and schema["kind"] == "sequence":
+        scaling = ("# One mean and deviation for all time steps: the series is one quantity.\n"
+                   "shift, scale = x[train].mean(), x[train].std()")
+    elif method == "standardize":
+        scaling = "shift, scale = x[train].mean(axis=0), x[train].std(axis=0)"
+    elif method == "minmax":
+        scaling = ("# One range for all pixels: per-pixel ranges would blow up always-dark "
+                   "borders.\nshift, scale = x[train].min(), x[train].max() - x[train].min()")
+    else:
+        scaling = "shift, scale = 0.0, 1.0"
+    targets = ("y = y.astype(np.int64)  # class indices" if classes else
+               f"y = y.astype(np.float32).reshape(len(y), *{_output_shape(spec)})")
+    return f'''# --- the data: {spec.dataset}, split and scaled as Capas does ---
+{load}
+x = np.asarray(x, dtype=np.float32)
+{targets}
+
+# Seeded splits: a {TEST_FRACTION:.0%} test split, then {training.validation_split} of the rest
+# validates{"; both keep the classes' shares" if stratified else ""}.
+indices = np.arange(len(x))
+{test_split}
+train, validation = train_test_split(rest, test_size=VALIDATION_SPLIT, random_state=SEED{
+    ", stratify=y[rest]" if stratified else ""})
+train, validation, test = np.sort(train), np.sort(validation), np.sort(test)
+
+# Scaling ({method}) with the training split's statistics only.
+{scaling}
+scale = np.where(np.asarray(scale) < 1e-8, 1.0, scale)
+x = ((x - shift) / scale).astype(np.float32).reshape(len(x), *INPUT_SHAPE)
+'''
+
+
+def _output_shape(spec: S.JobSpec) -> Shape:
+    return tuple(S.analyze(spec.model).output_shape)
+
+
+def _layers(spec: S.JobSpec, framework: str, script: Script) -> None:
+    """Write each layer; the last one's activation stays out of the model when the loss reads
+    logits."""
+    shape: Shape = tuple(spec.model.input.shape)
+    registry = WRITERS[framework]
+    last = len(spec.model.layers) - 1
+    for index, layer in enumerate(spec.model.layers):
+        if index == last and spec.model.from_logits:
+            field = "function" if isinstance(layer, S.Activation) else "activation"
+            layer = layer.model_copy(update={field: "identity"})
+        try:
+            writer = registry[layer]
+            script.lines.append(f"# layers[{index}] {layer.type}: {_shape(shape)} → "
+                                f"{_shape(layer.output_shape(shape))}")
+            writer(script, layer, shape)
+        except (MissingBuilder, Refused) as error:
+            raise SpecError([SpecIssue(f"model.layers[{index}].type",
+                                       f"'{layer.type}' cannot be written as a {framework} "
+                                       f"script: {error}", layer.type)]) from None
+        shape = layer.output_shape(shape)
+    if framework == "pytorch":
+        torch_layout(script, "last")
+
+
+def _torch_optimizer(optimizer: Any) -> str:
+    kind = optimizer.type
+    rate = f"lr={optimizer.learning_rate}"
+    if kind == "sgd":
+        return (f"torch.optim.SGD(model.parameters(), {rate}, momentum={optimizer.momentum}, "
+                f"nesterov={optimizer.nesterov})")
+    if kind == "adadelta":
+        return (f"torch.optim.Adadelta(model.parameters(), {rate}, rho={optimizer.rho}, "
+                f"eps={optimizer.epsilon})")
+    if kind == "adagrad":
+        return (f"torch.optim.Adagrad(model.parameters(), {rate}, "
+                f"initial_accumulator_value={optimizer.initial_accumulator_value}, "
+                f"eps={optimizer.epsilon})")
+    if kind == "rmsprop":
+        return (f"torch.optim.RMSprop(model.parameters(), {rate}, alpha={optimizer.rho}, "
+                f"eps={optimizer.epsilon}, momentum={optimizer.momentum}, "
+                f"centered={optimizer.centered})")
+    betas = f"betas=({optimizer.beta_1}, {optimizer.beta_2}), eps={optimizer.epsilon}"
+    if kind == "adamw":
+        return (f"torch.optim.AdamW(model.parameters(), {rate}, {betas}, "
+                f"weight_decay={optimizer.weight_decay})")
+    return f"torch.optim.Adam(model.parameters(), {rate}, {betas})"
+
+
+def _keras_optimizer(optimizer: Any) -> str:
+    names = {"sgd": "SGD", "adadelta": "Adadelta", "adagrad": "Adagrad", "rmsprop": "RMSprop",
+             "adam": "Adam", "adamw": "AdamW"}
+    arguments = ", ".join(f"{name}={value!r}" for name, value in optimizer.model_dump().items()
+                          if name != "type")
+    return f"keras.optimizers.{names[optimizer.type]}({arguments})"
+
+
+# The loss of each objective, from logits where the last activation is folded into it.
+TORCH_LOSSES = {"categorical_crossentropy": "nn.CrossEntropyLoss()",
+                "binary_crossentropy": "nn.BCEWithLogitsLoss()", "mse": "nn.MSELoss()",
+                "mae": "nn.L1Loss()", "huber": "nn.HuberLoss(delta=1.0)"}
+KERAS_LOSSES = {"categorical_crossentropy": "keras.losses.SparseCategoricalCrossentropy"
+                                            "(from_logits=True)",
+                "binary_crossentropy": "keras.losses.BinaryCrossentropy(from_logits=True)",
+                "mse": "keras.losses.MeanSquaredError()",
+                "mae": "keras.losses.MeanAbsoluteError()",
+                "huber": "keras.losses.Huber(delta=1.0)"}
+
+
+def _check_objective(spec: S.JobSpec) -> None:
+    objective = spec.model.objective
+    if catalog.OBJECTIVES[objective].task == "classification" and not spec.model.from_logits:
+        activation = {v: k for k, v in catalog.LOGIT_ACTIVATIONS.items()}[objective]
+        raise SpecError([SpecIssue("model.objective", f"{objective} is written as a script "
+                                   f"only after a {activation} output", objective)])
+
+
+def _metric(spec: S.JobSpec) -> str:
+    return {"categorical_crossentropy": "accuracy",
+            "binary_crossentropy": "accuracy"}.get(spec.model.objective, "mae")
+
+
+def _header(spec: S.JobSpec, framework: str, imports: str) -> str:
+    training = spec.training
+    if spec.dataset in BUILTIN_LOADERS:
+        imports = imports.replace("from sklearn.model_selection",
+                                  "from sklearn import datasets\nfrom sklearn.model_selection")
+    return f'''"""{spec.model.name}: the Capas job spec as a plain {
+        "PyTorch" if framework == "pytorch" else "Keras 3"} script.
+
+Capas trained this network from its JSON declaration; this script builds the same network,
+loads the same data with the same split and scaling, and trains it with the same optimizer,
+epochs, batch size and seed. The numbers come close to the job's, not equal: the frameworks
+draw their random numbers in their own ways.
+"""
+
+{imports}
+
+SEED = {training.seed}
+EPOCHS = {training.epochs}
+BATCH_SIZE = {training.batch_size}
+VALIDATION_SPLIT = {training.validation_split}
+INPUT_SHAPE = {tuple(spec.model.input.shape)}  # one sample, channels last
+'''
+
+
+def _torch_script(spec: S.JobSpec, schema: Mapping[str, Any]) -> str:
+    script = Script("pytorch")
+    _layers(spec, "pytorch", script)
+    metric = _metric(spec)
+    objective = spec.model.objective
+    output_activation = spec.model.output_activation or "identity"
+    if spec.model.from_logits:
+        predict = torch_activation(Script("pytorch"), output_activation)
+        predict_note = (f"# The loss reads the logits; predictions apply the {output_activation}."
+                        f"\nto_outputs = {predict}")
+    else:
+        predict_note = "to_outputs = nn.Identity()"
+    if objective == "categorical_crossentropy":
+        loss_of = "loss_fn(outputs.flatten(0, -2), targets.flatten())  # a class per row"
+        score = "(outputs.argmax(-1) == targets).float().mean()"
+    elif objective == "binary_crossentropy":
+        loss_of = "loss_fn(outputs, targets.reshape(outputs.shape).float())"
+        score = "((outputs > 0.5) == (targets.reshape(outputs.shape) > 0.5)).float().mean()"
+    else:
+        loss_of = "loss_fn(outputs, targets)"
+        score = "(outputs - targets).abs().mean()"
+    stopping = spec.training.early_stopping
+    imports = ("import json\nimport math\nfrom functools import partial\n\nimport numpy as np\n"
+               "import torch\nfrom sklearn.model_selection import train_test_split\n"
+               "from torch import nn")
+    helpers = "\n\n".join(script.helpers.values())
+    body = "\n".join(f"            {line}" for line in script.lines)
+    stop_code = ""
+    if stopping is not None:
+        better = "<" if stopping.monitor.endswith("loss") else ">"
+        sign = "-" if better == "<" else "+"
+        stop_code = f'''
+    # Early stopping on {stopping.monitor}: {stopping.patience} epochs without a change of
+    # {stopping.min_delta} or more.
+    current = metrics["{stopping.monitor}"]
+    if best is None or current {better} best {sign} {stopping.min_delta}:
+        best, waited = current, 0
+    else:
+        waited += 1
+        if waited >= {stopping.patience}:
+            break'''
+    return f'''{_header(spec, "pytorch", imports)}
+
+{_data_section(spec, schema)}
+
+# --- the network ---
+{helpers}
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(
+{body}
+        )
+
+    def forward(self, x):  # x: [batch, *INPUT_SHAPE]
+        return self.layers(x)
+
+
+torch.manual_seed(SEED)  # the initial weights, the batches' order and the dropout
+model = Net()
+{predict_note}
+loss_fn = {TORCH_LOSSES[objective]}
+optimizer = {_torch_optimizer(spec.training.optimizer)}
+x_all, y_all = torch.from_numpy(x), torch.from_numpy(y)
+
+
+def evaluate(part):
+    """The loss, and the {metric} of the predictions, on the samples `part`."""
+    model.eval()
+    with torch.no_grad():
+        outputs = model(x_all[part])
+        targets = y_all[part]
+        loss = {loss_of}
+        outputs = to_outputs(outputs)
+        return loss.item(), {score}.item()
+
+
+# --- training ---
+{"best, waited = None, 0  # early stopping's best and the epochs since" if stopping else ""}
+for epoch in range(1, EPOCHS + 1):
+    model.train()
+    total, order = 0.0, torch.from_numpy(train)[torch.randperm(len(train))]
+    for start in range(0, len(order), BATCH_SIZE):
+        batch = order[start:start + BATCH_SIZE]
+        outputs, targets = model(x_all[batch]), y_all[batch]
+        loss = {loss_of}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch)
+    val_loss, val_metric = evaluate(validation)
+    metrics = {{"loss": total / len(train), "val_loss": val_loss, "val_{metric}": val_metric}}
+    print(f"epoch {{epoch}}: " + ", ".join(f"{{k}} {{v:.4f}}" for k, v in metrics.items()))
+{stop_code}
+
+test_loss, test_metric = evaluate(test)
+print(json.dumps({{"test_{metric}": test_metric, "test_loss": test_loss}}))
+'''
+
+
+def _keras_script(spec: S.JobSpec, schema: Mapping[str, Any]) -> str:
+    script = Script("tensorflow")
+    _layers(spec, "tensorflow", script)
+    metric = _metric(spec)
+    objective = spec.model.objective
+    output_activation = spec.model.output_activation or "identity"
+    stopping = spec.training.early_stopping
+    callbacks = ("[]" if stopping is None else
+                 f'[keras.callbacks.EarlyStopping(monitor="{stopping.monitor}", '
+                 f"patience={stopping.patience}, min_delta={stopping.min_delta})]")
+    metrics = ('[keras.metrics.SparseCategoricalAccuracy(name="accuracy")]'
+               if objective == "categorical_crossentropy" else
+               '[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)]'
+               if objective == "binary_crossentropy" else
+               '[keras.metrics.MeanAbsoluteError(name="mae")]')
+    imports = ("import json\nimport math\n\nimport keras\nimport numpy as np\n"
+               "from keras import layers, ops\n"
+               "from sklearn.model_selection import train_test_split")
+    helpers = "\n\n".join(script.helpers.values())
+    body = "\n".join(f"    {line}" for line in script.lines)
+    logits_note = (f"# The last layer gives logits: the loss applies the {output_activation} "
+                   "itself, more stably.\n" if spec.model.from_logits else "")
+    return f'''{_header(spec, "tensorflow", imports)}
+
+{_data_section(spec, schema)}
+
+# --- the network ---
+{helpers}
+
+keras.utils.set_random_seed(SEED)  # the initial weights, the batches' order and the dropout
+{logits_note}model = keras.Sequential([
+    keras.Input(shape=INPUT_SHAPE),
+{body}
+])
+model.compile(optimizer={_keras_optimizer(spec.training.optimizer)},
+              loss={KERAS_LOSSES[objective]},
+              metrics={metrics})
+model.summary()
+
+# --- training ---
+model.fit(x[train], y[train], validation_data=(x[validation], y[validation]), epochs=EPOCHS,
+          batch_size=BATCH_SIZE, shuffle=True, verbose=2, callbacks={callbacks})
+test_loss, test_metric = model.evaluate(x[test], y[test], batch_size=BATCH_SIZE, verbose=0)
+print(json.dumps({{"test_{metric}": test_metric, "test_loss": test_loss}}))
+'''
+
+
+def generate(spec: S.JobSpec, schema: Mapping[str, Any], framework: str | None = None) -> str:
+    """The script for `spec` in `framework` (default: the job's), for a dataset of `schema`
+    (`ml.datasets.Dataset.schema`: task, kind, target_shape, test_samples)."""
+    framework = framework or spec.framework
+    if framework not in FRAMEWORKS:
+        raise SpecError([SpecIssue("framework", f"must be one of {', '.join(FRAMEWORKS)}",
+                                   framework)])
+    _check_objective(spec)
+    return (_torch_script if framework == "pytorch" else _keras_script)(spec, schema)
