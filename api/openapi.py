@@ -74,6 +74,8 @@ DOMAIN_STATUSES: dict[tuple[str, str], set[int]] = {
     # A file missing or altered in the artifact store; the object store out of reach.
     ("GET", "/models/{name}/versions/{version}/artifacts/{fmt}"): {409, 503},
     ("GET", "/jobs/{job_id}/evaluation"): {409, 503},
+    # Not servable, or its file altered; the object store that holds it, or the data, out of reach.
+    ("POST", "/models/{name}/versions/{version}/evaluate"): {409, 503},
     ("POST", "/predict"): SERVED,
     ("POST", "/models/{name}/predict"): SERVED,
     ("GET", "/v2/models/{name}/ready"): SERVED,

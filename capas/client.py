@@ -284,6 +284,11 @@ class Client:
         """Let every member read the model and predict with it (`False` closes it again)."""
         return self.request("PATCH", f"/models/{name}", json={"public": public})
 
+    def evaluate(self, name: str, version: int, dataset: str) -> dict:
+        """Your version's evaluation report on a dataset, computed by its served ONNX graph."""
+        return self.request("POST", f"/models/{name}/versions/{version}/evaluate",
+                            json={"dataset": dataset})
+
     def download(self, name: str, version: int, fmt: str, destination: Path) -> Path:
         """Save an artifact (`onnx`, `safetensors`, `keras`) and check it against its sha256."""
         digest = hashlib.sha256()

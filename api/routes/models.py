@@ -6,6 +6,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import InferenceDep, PrincipalDep, SessionDep, SettingsDep
 from api.schemas.base import VersionText
+from api.schemas.evaluation import EvaluateIn, Evaluation
 from api.schemas.models import (
     AliasIn,
     AliasOut,
@@ -15,6 +16,7 @@ from api.schemas.models import (
     VersionSummary,
 )
 from core.models import RegisteredModel
+from core.services.evaluation import EvaluationService
 from core.services.registry import RegistryService, positive_version
 from ml.artifacts import available_formats
 
@@ -71,6 +73,18 @@ def update_model(name: str, body: ModelPatch, principal: PrincipalDep, session: 
 def get_version(name: str, version: VersionText, principal: PrincipalDep, session: SessionDep,
                 settings: SettingsDep) -> dict:
     return RegistryService(session, settings).card(principal, name, positive_version(version))
+
+
+@router.post("/models/{name}/versions/{version}/evaluate", response_model=Evaluation,
+             response_model_exclude_unset=True)
+def evaluate_version(name: str, version: VersionText, body: EvaluateIn, principal: PrincipalDep,
+                     session: SessionDep, settings: SettingsDep,
+                     inference: InferenceDep) -> Evaluation:
+    """Your version's report on a dataset with the version's schema, computed by its served
+    ONNX graph: on the test split of the data it was trained on, else on every sample."""
+    return Evaluation.model_validate(EvaluationService(session, settings, inference.predictors)
+                                     .evaluate(principal, name, positive_version(version),
+                                               body.dataset))
 
 
 @router.get("/models/{name}/versions/{version}/artifacts/{fmt}",

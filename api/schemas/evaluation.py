@@ -1,8 +1,15 @@
-"""The body of `GET /jobs/{id}/evaluation`: the report `ml.evaluation` makes (DESIGN §11)."""
+"""The evaluation report `ml.evaluation` makes (DESIGN §11): of a job on its test split
+(`GET /jobs/{id}/evaluation`), or of a version on a dataset (`POST .../evaluate`)."""
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.base import Name, RequestBody
+
+
+class EvaluateIn(RequestBody):
+    dataset: Name  # a built-in or an upload the caller may read, with the version's schema
 
 
 class ClassMetrics(BaseModel):
@@ -53,7 +60,11 @@ class Evaluation(BaseModel):
     `residuals`."""
 
     task: Literal["classification", "regression"]
-    split: Literal["test"]
+    # The test split of the data the model was trained on; "all": every sample of another.
+    split: Literal["test", "all"]
+    dataset: str | None = None  # of a version evaluated on a dataset: which, and the version
+    model: str | None = None
+    version: int | None = None
     samples: int
     per_time_step: bool | None = None
     steps: int | None = None

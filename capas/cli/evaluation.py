@@ -1,4 +1,5 @@
-"""`capas evaluation JOB`: a finished job's report on its test split, as tables."""
+"""`capas evaluation JOB` and `capas evaluate MODEL VERSION --dataset ID`: an evaluation report
+(a job's on its test split, a version's on a dataset) as tables."""
 
 from typing import Annotated
 
@@ -19,18 +20,36 @@ def evaluation(job_id: str, as_json: Annotated[bool, typer.Option(
     recall and F1, misclassified samples (classification); MAE, RMSE, R² (regression)."""
     with api_client() as client:
         report = client.evaluation(job_id)
+    _print(job_id, report, as_json)
+
+
+@app.command()
+def evaluate(model: str, version: int,
+             dataset: Annotated[str, typer.Option(
+                 help="a built-in or an upload with the version's features and classes")],
+             as_json: Annotated[bool, typer.Option(
+                 "--json", help="print the whole report as JSON")] = False) -> None:
+    """Evaluate a version of yours on a dataset with its served ONNX graph (the test split
+    when it is the data the version was trained on, else every sample)."""
+    with api_client() as client:
+        report = client.evaluate(model, version, dataset)
+    _print(f"{model} v{version} on {dataset} ({report['split']})", report, as_json)
+
+
+def _print(title: str, report: dict, as_json: bool) -> None:
     if as_json:
         console.print_json(data=report)
     elif report["task"] == "classification":
-        _classification(job_id, report)
+        _classification(title, report)
     else:
-        _regression(job_id, report)
+        _regression(title, report)
 
 
-def _classification(job_id: str, report: dict) -> None:
-    counted = (f"{report['samples']} test samples × {report['steps']} time steps, each "
-               "counted" if report["per_time_step"] else f"{report['samples']} test samples")
-    say(f"{job_id}: classification, {counted}")
+def _classification(title: str, report: dict) -> None:
+    part = "test " if report["split"] == "test" else ""
+    counted = (f"{report['samples']} {part}samples × {report['steps']} time steps, each "
+               "counted" if report["per_time_step"] else f"{report['samples']} {part}samples")
+    say(f"{title}: classification, {counted}")
     say(f"accuracy {report['accuracy']:.4f}   macro F1 {report['macro']['f1']:.4f}   "
         f"weighted F1 {report['weighted']['f1']:.4f}")
     if report["roc"]:
@@ -70,8 +89,9 @@ def _classification(job_id: str, report: dict) -> None:
                     whole=("index",))
 
 
-def _regression(job_id: str, report: dict) -> None:
-    say(f"{job_id}: regression, {report['samples']} test samples"
+def _regression(title: str, report: dict) -> None:
+    say(f"{title}: regression, {report['samples']} "
+        + ("test " if report["split"] == "test" else "") + "samples"
         + (f" × {report['outputs_per_sample']} outputs, each counted"
            if report["outputs_per_sample"] > 1 else ""))
     r2 = "—" if report["r2"] is None else f"{report['r2']:.4f}"

@@ -24,7 +24,9 @@ def test_the_evaluation_section_runs_as_written(service, tmp_path):
                          env=service["env"], capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
     assert "confusion matrix (rows: true class, columns: predicted)" in ran.stdout
-    report = json.loads(ran.stdout[ran.stdout.index("\n{") + 1:])  # the --json answer
+    assert "iris-rbf v1 on builtin:iris (test): classification, 30 test samples" in ran.stdout
+    start = ran.stdout.index("\n{") + 1  # the --json answer
+    report = json.loads(ran.stdout[start:ran.stdout.index("\n}", start) + 2])
     assert report["classes"] == ["setosa", "versicolor", "virginica"]
     assert sum(map(sum, report["confusion_matrix"])) == report["samples"] == 30
     (code,) = _blocks("Evaluation", "python")
@@ -32,3 +34,4 @@ def test_the_evaluation_section_runs_as_written(service, tmp_path):
                          env=service["env"], capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, code + ran.stderr[-4000:]
     assert ran.stdout.splitlines()[1].split()[0] == "setosa"
+    assert ran.stdout.splitlines()[-1] == "test True"

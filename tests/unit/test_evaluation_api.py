@@ -24,6 +24,7 @@ from core.settings import Settings
 from ml.datasets import load_builtin, split
 from ml.serving import Predictor
 from tests.conftest import tiny_job
+from tests.datafiles import iris_csv
 
 COLUMNS = 80
 
@@ -184,3 +185,75 @@ def test_capas_evaluation_of_a_regression_and_of_a_job_without_one(lab, monkeypa
     missing = run_capas(lab, monkeypatch, "evaluation", "no-such-job")
     assert missing.exit_code == 1
     assert "error 404 (not_found): job 'no-such-job' not found" in missing.stderr
+
+
+def upload(client: TestClient, name: str, rows: list[str]) -> str:
+    response = client.post("/datasets", files={"file": (name, "\n".join(rows) + "\n")},
+                           data={"target": "species"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_a_version_evaluated_on_its_own_data_uses_the_test_split_through_onnx(lab):
+    ada, job = lab["ada"], lab["jobs"]["iris"]
+    response = ada.post("/models/iris/versions/1/evaluate", json={"dataset": "builtin:iris"})
+    assert response.status_code == 200, response.text
+    served = response.json()
+    assert (served["split"], served["dataset"], served["model"], served["version"]) == (
+        "test", "builtin:iris", "iris", 1)
+    trained = ada.get(f"/jobs/{job['id']}/evaluation").json()
+    assert served["confusion_matrix"] == trained["confusion_matrix"]
+    assert served["per_class"] == trained["per_class"]  # from the same matrix
+    assert [m["index"] for m in served["misclassified"]] == \
+        [m["index"] for m in trained["misclassified"]]
+
+
+def test_a_version_evaluated_on_an_upload_counts_every_sample(lab):
+    ada = lab["ada"]
+    csv = iris_csv().decode().splitlines()
+    dataset = upload(ada, "two-species.csv", csv[:101])  # setosa and versicolor, 50 each
+    report = ada.post("/models/iris/versions/1/evaluate", json={"dataset": dataset}).json()
+    assert report["split"] == "all" and report["samples"] == 100
+    assert [c["support"] for c in report["per_class"]] == [50, 50, 0]  # the model's classes
+    iris = load_builtin("builtin:iris")
+    assert all(m["features"] == pytest.approx(iris.x[m["index"]].tolist())
+               for m in report["misclassified"])
+
+
+def test_a_dataset_that_does_not_fit_is_refused_naming_the_mismatch(lab):
+    ada = lab["ada"]
+    error = ada.post("/models/iris/versions/1/evaluate", json={"dataset": "builtin:wine"})
+    assert error.status_code == 422, error.text
+    assert error.json()["error"]["message"] == (
+        "dataset: 'builtin:wine' has 13 features per sample [13]; the model takes 4 [4]")
+    assert error.json()["error"]["details"] == [
+        {"field": "dataset", "value": "builtin:wine", "expected": 4, "received": 13}]
+    csv = iris_csv().decode().splitlines()
+    roses = upload(ada, "roses.csv", [csv[0], *(row.replace("setosa", "rose")
+                                                 for row in csv[1:101])])
+    error = ada.post("/models/iris/versions/1/evaluate", json={"dataset": roses}).json()["error"]
+    assert error["code"] == "invalid" and "class labels the model does not know: ['rose']" \
+        in error["message"]
+    assert error["details"][0]["received"] == ["rose"]
+    sine = ada.post("/models/iris/versions/1/evaluate", json={"dataset": "builtin:moons"})
+    assert sine.status_code == 422 and "has 2 features" in sine.json()["error"]["message"]
+
+
+def test_only_the_owner_evaluates_a_version(lab):
+    refused = lab["bo"].post("/models/iris/versions/1/evaluate", json={"dataset": "builtin:iris"})
+    assert refused.status_code == 403, refused.text
+    assert "confusion_matrix" not in refused.text
+    missing = lab["ada"].post("/models/iris/versions/7/evaluate",
+                              json={"dataset": "builtin:iris"})
+    assert missing.status_code == 404 and missing.json()["error"]["details"] == [
+        {"field": "version", "value": 7}]
+
+
+def test_capas_evaluate_prints_a_version_on_a_dataset(lab, monkeypatch):
+    result = run_capas(lab, monkeypatch, "evaluate", "iris", "1", "--dataset", "builtin:iris")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == \
+        "iris v1 on builtin:iris (test): classification, 30 test samples"
+    assert all(len(line) <= COLUMNS for line in result.stdout.splitlines())
+    refused = run_capas(lab, monkeypatch, "evaluate", "iris", "1", "--dataset", "builtin:wine")
+    assert refused.exit_code == 1 and "has 13 features per sample" in refused.stderr
