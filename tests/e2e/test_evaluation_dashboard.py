@@ -68,3 +68,20 @@ def test_a_cell_of_the_matrix_lists_its_misclassified_rows(page, service):  # no
                                         "h.innerText.toLowerCase())")
     assert headers[0] == "index" and headers[1].startswith("sepal length")
     shot(page, "job-evaluation-iris")
+
+
+def test_a_binary_job_draws_its_roc_and_precision_recall_curves(page, service):  # noqa: F811
+    body = json.loads((EXAMPLES / "moons-playground.json").read_text())
+    body["training"]["epochs"] = 3
+    body["model"]["name"] = "moons-evaluated"
+    job_id = submit(service, body)
+    wait(service, job_id)
+    report = report_of(service, job_id)
+    open_job(page, job_id)
+    page.wait_for_function("document.getElementById('roc-chart')?.data?.length === 1")
+    drawn = page.evaluate("document.getElementById('roc-chart').data[0].x.length")
+    assert drawn == len(report["roc"]["fpr"])
+    title = page.evaluate("document.getElementById('pr-chart').layout.title.text")
+    auc = float(f"{report['pr']['auc']:.3g}")  # as the page rounds it: 3 digits
+    assert title == f"Precision-recall (AUC {auc:g})"
+    shot(page, "job-evaluation-binary")
