@@ -175,13 +175,88 @@ def _shape(shape: Shape) -> str:
     return f"[{', '.join(map(str, shape))}]"
 
 
+# Radial combinations: the weights each has beyond its centres (name, shape), and its net input
+# g from the squared distances d = Σᵢ (wᵢⱼ − xᵢ)² [..., units] and the fan-in f.
+RADIAL = {
+    "xradial": ((("widths", "units"), ("altitudes", "units")), "f * log|altitudes| - widths² d"),
+    "ehradial": ((("widths", "units"),), "-widths² d"),
+    "evradial": ((("widths", "units"),), "f * log|widths| - widths² d"),
+    "ewradial": ((("widths", "1"), ("altitudes", "units")), "f * log|altitudes| - widths² d"),
+    "eqradial": ((("widths", "1"),), "-widths² d"),
+}
+# What a 1-D weight (a width or altitude per unit) may start from in a script: the others
+# compute fans that a vector has not.
+VECTOR_INITIALIZERS = ("zeros", "ones", "random_normal", "random_uniform")
+
+
+def _radial_net(combination: str, framework: str) -> str:
+    """The net input as code: `d` the squared distances, `f` the fan-in, `self.` weights."""
+    net = RADIAL[combination][1]
+    if framework == "pytorch":
+        return (net.replace("log|altitudes|", "torch.log(self.altitudes.abs())")
+                .replace("log|widths|", "torch.log(self.widths.abs())")
+                .replace("widths² d", "self.widths.square() * d"))
+    return (net.replace("log|altitudes|", "ops.log(ops.abs(self.altitudes))")
+            .replace("log|widths|", "ops.log(ops.abs(self.widths))")
+            .replace("widths² d", "ops.square(self.widths) * d"))
+
+
+def _radial_weights(layer: S.Dense) -> tuple[tuple[str, str], ...]:
+    if layer.combination not in RADIAL:
+        raise Refused(f"the {layer.combination} combination is not written as a script yet")
+    extra = RADIAL[layer.combination][0]
+    for name, _ in extra:
+        initializer = getattr(layer, f"{name[:-1]}_initializer")
+        if initializer not in VECTOR_INITIALIZERS:
+            raise Refused(f"its {name} start from {initializer}, which a script draws only for "
+                          "a matrix")
+    return extra
+
+
+def _fan_in(layer: S.Dense) -> str:
+    """The line that names the fan-in f, where the combination uses it."""
+    uses_fan_in = "f *" in RADIAL[layer.combination][1]
+    return "        f = x.shape[-1]  # the fan-in\n" if uses_fan_in else ""
+
+
+def _radial_doc(layer: S.Dense) -> str:
+    weights = ", ".join(["centres w", *(f"{'widths b' if name == 'widths' else 'altitudes a'}"
+                                        for name, _ in RADIAL[layer.combination][0])])
+    return (f"g = {catalog.COMBINATIONS[layer.combination].formula}, then the activation:\n"
+            f"    Capas's {layer.combination} combination ({weights}), which the framework lacks")
+
+
 @TORCH_CODE(S.Dense)
 def _torch_dense(script: Script, layer: S.Dense, shape: Shape) -> None:
-    if layer.combination != "linear":
-        raise Refused(f"the {layer.combination} combination is written for the linear one only")
     torch_layout(script, "last")
-    linear = f"nn.Linear({shape[-1]}, {layer.units}, bias={layer.use_bias})"
-    script.add(torch_initialized(script, linear, layer))
+    if layer.combination == "linear":
+        linear = f"nn.Linear({shape[-1]}, {layer.units}, bias={layer.use_bias})"
+        script.add(torch_initialized(script, linear, layer))
+    else:
+        extra = _radial_weights(layer)
+        name = f"{_camel(layer.combination)}Dense"
+        weights = "\n".join(
+            f"        self.{weight} = nn.Parameter(torch.empty({size}))\n"
+            f"        {weight[:-1]}_init(self.{weight})" for weight, size in extra)
+        inits = "".join(f", {weight[:-1]}_init" for weight, _ in extra)
+        script.helper(name, f'''class {name}(nn.Module):
+    """{_radial_doc(layer)}."""
+
+    def __init__(self, fan_in, units, center_init{inits}):
+        super().__init__()
+        self.centers = nn.Parameter(torch.empty(fan_in, units))
+        # torch reads the fans from [units, fan_in], Keras from [fan_in, units]: the same ones.
+        center_init(self.centers.T)
+{weights}
+
+    def forward(self, x):
+        d = (x.unsqueeze(-1) - self.centers).square().sum(dim=-2)  # Σᵢ (wᵢⱼ − xᵢ)²: [..., units]
+{_fan_in(layer)}        return {_radial_net(layer.combination, "pytorch")}
+''')
+        arguments = "".join(f", {TORCH_INITIALIZERS[getattr(layer, weight[:-1] + '_initializer')]}"
+                            for weight, _ in extra)
+        script.add(f"{name}({shape[-1]}, {layer.units}, "
+                   f"{TORCH_INITIALIZERS[layer.kernel_initializer]}{arguments})")
     _torch_activation(script, layer.activation)
 
 
@@ -298,9 +373,40 @@ def _keras_initializers(layer: Any) -> str:
 
 @KERAS_CODE(S.Dense)
 def _keras_dense(script: Script, layer: S.Dense, shape: Shape) -> None:
-    if layer.combination != "linear":
-        raise Refused(f"the {layer.combination} combination is written for the linear one only")
     activation = keras_activation(script, layer.activation)
+    if layer.combination != "linear":
+        extra = _radial_weights(layer)
+        name = f"{_camel(layer.combination)}Dense"
+        weights = "\n".join(
+            f"        self.{weight} = self.add_weight("
+            f"shape=({size.replace('units', 'self.units')},), "
+            f"initializer=self.{weight[:-1]}_initializer)" for weight, size in extra)
+        parameters = "".join(f", {weight[:-1]}_initializer" for weight, _ in extra)
+        kept = "".join(f"\n        self.{weight[:-1]}_initializer = {weight[:-1]}_initializer"
+                       for weight, _ in extra)
+        script.helper(name, f'''class {name}(layers.Layer):
+    """{_radial_doc(layer)}."""
+
+    def __init__(self, units, activation, kernel_initializer{parameters}):
+        super().__init__()
+        self.units, self.activation = units, keras.activations.get(activation)
+        self.kernel_initializer = kernel_initializer{kept}
+
+    def build(self, input_shape):
+        self.centers = self.add_weight(shape=(input_shape[-1], self.units),
+                                       initializer=self.kernel_initializer)
+{weights}
+
+    def call(self, x):
+        d = ops.sum(ops.square(ops.expand_dims(x, -1) - self.centers), axis=-2)  # [..., units]
+{_fan_in(layer)}        return self.activation({_radial_net(layer.combination, "tensorflow")})
+''')
+        initializers = "".join(f', {weight[:-1]}_initializer="'
+                               f'{getattr(layer, weight[:-1] + "_initializer")}"'
+                               for weight, _ in extra)
+        script.add(f"{name}({layer.units}, activation={activation}, "
+                   f'kernel_initializer="{layer.kernel_initializer}"{initializers})')
+        return
     script.add(f"layers.Dense({layer.units}, activation={activation}, "
                f"use_bias={layer.use_bias}, {_keras_initializers(layer)})")
 

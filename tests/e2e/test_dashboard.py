@@ -249,6 +249,22 @@ def test_a_failed_job_says_why(page, service):
     shot(page, "job-failed")
 
 
+def test_the_job_view_shows_the_spec_as_code(page, service):
+    body = json.loads((EXAMPLES / "cnn-digits.json").read_text())
+    body["model"]["name"] = "as-code"
+    job_id = submit(service, body)
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")
+    page.click("button:has-text('Code: PyTorch')")
+    script = page.inner_text("pre[aria-label='pytorch script']")
+    assert "class Net(nn.Module):" in script and "ChannelsFirst()" in script
+    page.click("button:has-text('Code: Keras')")
+    assert "keras.Sequential" in page.inner_text("pre[aria-label='tensorflow script']")
+    with page.expect_download() as downloaded:
+        page.click("a:has-text('Download as-code-tensorflow.py')")
+    assert downloaded.value.suggested_filename == "as-code-tensorflow.py"
+    shot(page, "job-code")
+
+
 def test_a_validation_error_is_placed_on_its_layer(page):
     page.goto(page.url.split("#")[0] + "#/new")
     body = json.loads((EXAMPLES / "cnn-digits.json").read_text())

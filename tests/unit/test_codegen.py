@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ml import spec as S
-from ml.codegen import FRAMEWORKS, WRITERS, generate, npz_name
+from ml.catalog import COMBINATIONS
+from ml.codegen import FRAMEWORKS, RADIAL, WRITERS, generate, npz_name
 from ml.datasets import load_builtin
 from ml.errors import SpecError
 from ml.registry import MissingBuilder
@@ -64,7 +65,7 @@ def test_examples_compile_or_are_refused_naming_the_layer(name, framework):
     spec = parse_job_spec(example(name))
     unwritten = [i for i, layer in enumerate(spec.model.layers)
                  if layer.type in NOT_WRITTEN
-                 or getattr(layer, "combination", "linear") != "linear"]
+                 or getattr(layer, "combination", "linear") not in ("linear", *RADIAL)]
     if not unwritten:
         compile(generate(spec, _schema(spec), framework), name, "exec")
         return
@@ -98,12 +99,30 @@ def test_every_written_layer_type_runs_in_one_script(framework, tmp_path):
         {"type": "layernorm"}, {"type": "activation", "function": "arctan"},
         {"type": "global_maxpool"}, {"type": "reshape", "target_shape": [2, 2]},
         {"type": "global_avgpool"}, {"type": "flatten"}, {"type": "dropout", "rate": 0.1},
+        {"type": "dense", "units": 6, "combination": "xradial", "activation": "gauss"},
         {"type": "dense", "units": 10, "activation": "softmax"}],
         "objective": "categorical_crossentropy"}, "training": {"epochs": 1},
         "dataset": "builtin:digits"}
     spec = parse_job_spec(job)
     printed = run_script(generate(spec, _schema(spec), framework), tmp_path)
     assert 0.0 <= printed["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
+def test_each_combination_is_written_out_or_refused_naming_the_layer(combination, framework):
+    job = example("rbf-iris.json")
+    job["model"]["layers"][0]["combination"] = combination
+    spec = parse_job_spec(job)
+    if combination in ("linear", *RADIAL):
+        code = generate(spec, _schema(spec), framework)
+        compile(code, combination, "exec")
+        assert combination == "linear" or f"class {combination.capitalize()}Dense" in code
+        return
+    with pytest.raises(SpecError) as refused:
+        generate(spec, _schema(spec), framework)
+    assert refused.value.issues[0].path == "model.layers[0].type"
+    assert combination in refused.value.issues[0].message
 
 
 def test_an_upload_is_read_from_the_npz_the_script_names():
