@@ -140,10 +140,11 @@ class Client:
 
     def submit(self, body: dict, *, framework: str | None = None,
                submission_id: str | None = None, max_runtime_s: int | None = None,
-               max_attempts: int | None = None) -> dict:
+               max_attempts: int | None = None, name: str | None = None,
+               note: str | None = None) -> dict:
         """Queue a job; the options are `JobOptions`', refused here as the API would refuse them."""
         given = {"submission_id": submission_id, "max_runtime_s": max_runtime_s,
-                 "max_attempts": max_attempts}
+                 "max_attempts": max_attempts, "name": name, "note": note}
         try:
             options, _ = parse_options({k: v for k, v in given.items() if v is not None})
         except Invalid as error:

@@ -30,6 +30,13 @@ class JobOptions(BaseModel):
         description="how many times a job whose worker died is tried in all (default: the "
                     "server's setting)")] = None
 
+    name: Annotated[StrictStr | None, Field(
+        min_length=1, max_length=200,
+        description="a label for this run, shown in the jobs list (e.g. 'lr 0.1, no dropout')")
+    ] = None
+    note: Annotated[StrictStr | None, Field(
+        max_length=2000, description="what this run tries or found, shown with the job")] = None
+
     @classmethod
     def split(cls, body: dict[str, Any]) -> tuple["JobOptions", dict[str, Any]]:
         """The options found in a job body, and the body without them (the spec)."""

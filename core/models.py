@@ -146,6 +146,9 @@ class Job(Base):
     # What the training coach (`ml.coach`) found in its epochs once it succeeded: a list of
     # flags, empty when none; None before it ends.
     coach: Mapped[list[Any] | None] = mapped_column(JSON)
+    # The submitter's label for the run and what it tries, to tell runs of one model apart.
+    name: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class StudyStatus(enum.StrEnum):

@@ -19,6 +19,8 @@ class JobOut(Orm):
     id: str
     status: str
     submission_id: str | None
+    name: str | None = None  # the submitter's label for the run
+    note: str | None = None
     model_name: str
     framework: str
     requested_device: str

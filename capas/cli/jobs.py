@@ -90,11 +90,16 @@ def submit(spec_file: Path,
                help="tensorflow or pytorch; overrides the file's framework")] = None,
            watch: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
            submission_id: Annotated[str | None, typer.Option(
-               help="idempotency key: resubmitting returns the same job")] = None) -> None:
+               help="idempotency key: resubmitting returns the same job")] = None,
+           name: Annotated[str | None, typer.Option(
+               help="a label for this run, shown in `capas jobs`")] = None,
+           note: Annotated[str | None, typer.Option(
+               help="what this run tries, shown with the job")] = None) -> None:
     """Queue a training job from a JSON file."""
     body = read_json(spec_file, "spec file")
     with api_client() as client:
-        job = client.submit(body, framework=framework, submission_id=submission_id)
+        job = client.submit(body, framework=framework, submission_id=submission_id,
+                            name=name, note=note)
         say(f"job {job['id']} queued ({job['framework']}, model {job['model_name']})")
         if watch:
             _watch(client, job)
@@ -149,13 +154,14 @@ def jobs(status: str | None = None, limit: int = 20) -> None:
     """List recent jobs; a narrow terminal drops the creation time, then the framework."""
     with api_client() as client:
         items = client.jobs(status=status, limit=limit)
-    print_table(["id", "status", "model", "framework", "epochs", "best", "created"],
-                ([job["id"], _status(job), job["model_name"], job["framework"],
+    print_table(["id", "status", "model", "name", "framework", "epochs", "best", "created"],
+                ([job["id"], _status(job), job["model_name"], job["name"] or "",
+                  job["framework"],
                   f"{job['epochs_done']}/{job['epochs']}",
                   ", ".join(f"{k} {v:.4g}" for k, v in (job["best_metrics"] or {}).items()
                             if not k.endswith("_epoch")),
                   job["created_at"][:16].replace("T", " ")] for job in items),
-                droppable=("created", "framework"))
+                droppable=("created", "framework", "name"))
 
 
 def _status(job: dict) -> str:

@@ -109,7 +109,7 @@ class JobService:
             dataset_sha256=dataset["sha256"],
             split=split_record(dataset, spec.training.seed, spec.training.validation_split),
             spec=spec.model_dump(mode="json"), max_runtime_s=runtime, max_attempts=attempts,
-            **link,
+            name=options.name, note=options.note, **link,
         ))
         return job
 

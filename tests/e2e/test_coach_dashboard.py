@@ -1,8 +1,15 @@
-"""The training coach in headless Chromium on `capas up`: a run with learning rate 1000 is
-flagged on its page, in the jobs list and on its model card, which serves the earlier version."""
+"""Experiments in headless Chromium on `capas up`: the training coach flags a run with learning
+rate 1000 on its page, in the jobs list and on its model card, which serves the earlier version;
+a run's name and note, "Run on the other framework", "Edit as a new job", and Compare's diff."""
 
-from tests.conftest import example
+import json
+
+import httpx
+
+from tests.conftest import example, tiny_job
 from tests.e2e.test_dashboard import (  # noqa: F401 (fixtures)
+    LAPTOP,
+    TIMEOUT_MS,
     browser,
     link,
     page,
@@ -46,3 +53,64 @@ def test_a_flagged_run_is_shown_and_not_served_by_default(page, service):  # noq
     assert "Not served by default: the training coach flagged it" in card
     assert "Stayed at chance level" in card
     shot(page, "coach-card")
+
+
+def test_name_rerun_on_the_other_framework_edit_and_compare_the_bodies(page, service):  # noqa: F811
+    body = {**tiny_job("pytorch", epochs=3, name="experiment"), "name": "tanh, lr 0.05",
+            "note": "the workshop's first try"}
+    first = submit(service, body)
+    wait(service, first)
+    page.wait_for_selector(f"#job-{first} .job-name:has-text('tanh, lr 0.05')")
+    assert "the workshop's first try" in page.inner_text(f"#job-{first}")
+
+    page.goto(page.url.split("#")[0] + f"#/jobs/{first}")
+    page.wait_for_selector("#job-note:has-text('the workshop')")
+    page.click("#other-framework")
+    page.wait_for_function(f"!location.hash.endsWith('{first}') && "
+                           "location.hash.startsWith('#/jobs/')")
+    second = page.evaluate("location.hash").split("/")[-1]
+    rerun = wait(service, second)
+    assert (rerun["framework"], rerun["name"], rerun["note"]) == (
+        "tensorflow", "tanh, lr 0.05", "the workshop's first try")
+    assert rerun["spec"]["model"] == wait(service, first)["spec"]["model"]
+
+    page.wait_for_selector("h1 .badge.succeeded")
+    page.click("#edit-as-new")
+    page.wait_for_selector("#spec")
+    page.wait_for_function("document.getElementById('spec').value.includes('experiment')")
+    edited = json.loads(page.input_value("#spec"))
+    assert edited["framework"] == "tensorflow" and edited["model"]["name"] == "experiment"
+    shot(page, "edit-as-new")
+
+    page.goto(page.url.split("#")[0] + f"#/compare/{first},{second}")
+    page.wait_for_selector("#spec-diff")
+    rows = {row.query_selector("th").inner_text(): row
+            for row in page.query_selector_all("#spec-diff tbody tr")}
+    assert set(rows) == {"framework"}  # the one setting that differs
+    assert rows["framework"].query_selector("td.changed").inner_text() == '"tensorflow"'
+    # The diff comes before the curves.
+    assert page.evaluate("document.getElementById('spec-diff').compareDocumentPosition("
+                         "document.getElementById('compare-loss')) & 4")
+    shot(page, "compare-diff")
+
+
+def test_compare_with_on_a_members_only_job_offers_the_other_framework(browser, link,  # noqa: F811
+                                                                       service):
+    created = httpx.post(f"{service['url']}/users", json={"name": "only-one", "role": "member"},
+                         headers={"Authorization": f"Bearer {service['key']}"})
+    assert created.status_code == 201, created.text
+    member = {**service, "key": created.json()["api_key"]}
+    only = submit(member, tiny_job("pytorch", epochs=2, name="only-one-model"))
+    context = browser.new_context(viewport=LAPTOP)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.goto(link.split("#")[0] + f"#key={member['key']}")
+    tab.wait_for_selector("#who >> text=only-one")
+    tab.goto(link.split("#")[0] + f"#/jobs/{only}")
+    tab.click("a:has-text('Compare with…')")
+    tab.click("#compare-other")
+    tab.wait_for_selector("#compare-loss[data-jobs='2']")
+    other = tab.evaluate("location.hash").split("/")[-1].split(",")[1]
+    assert wait(member, other)["framework"] == "tensorflow"
+    shot(tab, "compare-only-job")
+    context.close()

@@ -48,8 +48,8 @@ def test_jobs_and_datasets_read_whole_at_80_columns(capas, tmp_path):
     assert row.split()[:5] == ["builtin:breast_cancer", "breast_cancer", "classification",
                                "30", "569"]
     # wide, every column is there
-    assert capas("jobs").stdout.split()[:7] == ["id", "status", "model", "framework", "epochs",
-                                                "best", "created"]
+    assert capas("jobs").stdout.split()[:8] == ["id", "status", "model", "name", "framework",
+                                                "epochs", "best", "created"]
 
 
 def test_watch_shows_the_bar_the_epochs_and_the_metrics_at_80_columns(capas, api, tmp_path):

@@ -6,11 +6,48 @@ import {
   statusBadge, when,
 } from "../ui.js";
 import { drawCurves } from "./curves.js";
+import { runOnOtherFramework } from "./job.js";
 
 const REFRESH_MS = 2000;  // while a compared job still runs
 
 function label(job) {
-  return `${job.model_name} · ${job.framework} · ${job.id.slice(0, 8)}`;
+  return `${job.name || job.model_name} · ${job.framework} · ${job.id.slice(0, 8)}`;
+}
+
+// A body as its leaves: "training.optimizer.learning_rate" → 0.01, "model.layers[2].units" → 64.
+function leaves(value, path = "", out = new Map()) {
+  if (value !== null && typeof value === "object") {
+    for (const [key, inner] of Object.entries(value)) {
+      leaves(inner, Array.isArray(value) ? `${path}[${key}]` : (path ? `${path}.${key}` : key),
+        out);
+    }
+  } else {
+    out.set(path, value);
+  }
+  return out;
+}
+
+// What differs between the jobs' bodies (spec, name and note), a row per setting, the values
+// that differ from the first job's highlighted; the settings they share are only counted.
+function specDiff(entries) {
+  const bodies = entries.map(({ job }) => leaves({ ...job.spec, name: job.name,
+    note: job.note }));
+  const paths = [...new Set(bodies.flatMap((b) => [...b.keys()]))];
+  const text = (body, path) => (body.has(path) ? JSON.stringify(body.get(path)) : "—");
+  const differing = paths.filter((p) => new Set(bodies.map((b) => text(b, p))).size > 1);
+  const same = paths.length - differing.length;
+  if (!differing.length) {
+    return el("p", { id: "spec-diff", class: "muted" },
+      `The bodies are the same (${same} settings).`);
+  }
+  return el("div", { class: "scroll" }, el("table", { id: "spec-diff", class: "numbers diff" },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "setting"),
+      entries.map(({ job }) => el("th", { scope: "col" }, label(job))))),
+    el("tbody", {}, differing.map((path) => el("tr", {}, el("th", { scope: "row" },
+      el("code", {}, path)), bodies.map((body, i) => el("td",
+      { class: i > 0 && text(body, path) !== text(bodies[0], path) ? "changed" : null },
+      text(body, path))))))),
+  el("p", { class: "muted small" }, `${same} other settings are the same.`));
 }
 
 function mean(values) {
@@ -62,15 +99,28 @@ function sideBySide(entries) {
       entries.map((entry) => el("td", {}, cell(entry))))))));
 }
 
+// With one job only: train it on the other framework and compare the two (no dead end).
+async function nothingToCompare(id) {
+  const only = id ? await get(`/jobs/${id}`) : null;
+  if (!only) {
+    return empty("Compare needs at least two jobs.", el("a", { class: "button primary",
+      href: "#/new" }, "Submit a job"));
+  }
+  return empty("This is your only job: train the same spec on the other framework, then "
+    + "compare the two.", el("button", { type: "button", class: "primary", id: "compare-other",
+    onclick: async () => {
+      const copy = await runOnOtherFramework(only);
+      if (copy) location.hash = `#/compare/${only.id},${copy.id}`;
+    } }, "Train it on the other framework"));
+}
+
 export async function render(root, idList) {
   mount(root, loading("Loading jobs"));
   const ids = idList ? idList.split(",").filter(Boolean) : [];
   const all = (await get("/jobs?limit=100")).items;
   const head = el("div", { class: "head" }, el("h1", {}, "Compare"));
   if (ids.length < 2) {
-    mount(root, head, all.length >= 2 ? picker(all, ids)
-      : empty("Compare needs at least two jobs.", el("a", { class: "button primary",
-        href: "#/new" }, "Submit a job")));
+    mount(root, head, all.length >= 2 ? picker(all, ids) : await nothingToCompare(ids[0]));
     return null;
   }
   const lossChart = el("div", { class: "chart", id: "compare-loss", role: "img",
@@ -80,7 +130,8 @@ export async function render(root, idList) {
   const timeChart = el("div", { class: "chart", id: "compare-time", role: "img",
     "aria-label": "seconds per epoch of each job" });
   const table = el("section", { class: "card" });
-  mount(root, head, el("section", { class: "card charts" }, lossChart, qualityChart),
+  const diff = el("section", { class: "card" });
+  mount(root, head, diff, el("section", { class: "card charts" }, lossChart, qualityChart),
     el("div", { class: "columns even" }, table,
       el("section", { class: "card" }, timeChart)),
     el("details", { class: "card" }, el("summary", {}, "Change the jobs"), picker(all, ids)));
@@ -105,6 +156,7 @@ export async function render(root, idList) {
       marker: { color: PALETTE[i % PALETTE.length] } })),
     { title: { text: "Seconds per epoch" }, barmode: "group",
       xaxis: { title: { text: "epoch" } } });
+    mount(diff, el("h2", {}, "What differs"), specDiff(entries));
     mount(table, el("h2", {}, "Side by side"), sideBySide(entries));
     lossChart.dataset.jobs = String(entries.length);
     if (entries.some(({ job }) => !FINISHED.has(job.status))) timer = setTimeout(load, REFRESH_MS);

@@ -1,14 +1,31 @@
 // One job: its learning curves growing live, timeline, metrics and a link to its model card.
 
-import { download, get } from "../api.js";
+import { download, get, send } from "../api.js";
 import { listen } from "../live.js";
 import {
-  FINISHED, coachFlags, el, fmt, loading, mount, resultMetrics, seconds, shape, statusBadge, when,
+  FINISHED, coachFlags, el, fmt, loadCatalog, loading, mount, resultMetrics, seconds, shape,
+  statusBadge, toast, when,
 } from "../ui.js";
 import { codeCard } from "./code.js";
 import { drawCurves } from "./curves.js";
 import { evaluationSection } from "./evaluation.js";
 import { cancelJob, progress } from "./jobs.js";
+import { editAsNewJob } from "./new-job.js";
+
+// The job's spec queued again on the catalog's other framework, with its name and note; the
+// new job, or null once a refusal was shown.
+export async function runOnOtherFramework(job) {
+  const { job: parameters } = await loadCatalog();
+  const frameworks = parameters.find((p) => p.name === "framework").schema.enum;
+  const other = frameworks.find((f) => f !== job.framework);
+  try {
+    return await send("POST", "/jobs", { ...job.spec, framework: other,
+      ...(job.name ? { name: job.name } : {}), ...(job.note ? { note: job.note } : {}) });
+  } catch (error) {
+    toast(error.message);
+    return null;
+  }
+}
 
 function summary(job) {
   const facts = [
@@ -67,8 +84,16 @@ export async function render(root, id) {
 
   function drawHeader() {
     mount(header, el("div", { class: "head" },
-      el("h1", {}, `Job `, el("code", {}, job.id.slice(0, 8)), " ", statusBadge(job.status)),
+      el("h1", {}, job.name ? `${job.name} ` : "Job ", el("code", {}, job.id.slice(0, 8)), " ",
+        statusBadge(job.status)),
       el("div", { class: "actions" },
+        el("button", { type: "button", id: "edit-as-new", onclick: () => editAsNewJob(job.spec) },
+          "Edit as a new job"),
+        el("button", { type: "button", id: "other-framework",
+          onclick: async () => {
+            const copy = await runOnOtherFramework(job);
+            if (copy) location.hash = `#/jobs/${copy.id}`;
+          } }, "Run on the other framework"),
         el("a", { class: "button", href: `#/compare/${job.id}` }, "Compare with…"),
         FINISHED.has(job.status) ? null : el("button", { type: "button", class: "danger",
           onclick: async () => { const out = await cancelJob(job.id); if (out) refresh(); } },
@@ -78,6 +103,7 @@ export async function render(root, id) {
       job.failure_reason) : null,
     job.coach && job.coach.length ? el("section", { class: "warning", id: "coach",
       role: "status" }, el("strong", {}, "The training coach: "), coachFlags(job.coach)) : null,
+    job.note ? el("p", { class: "note", id: "job-note" }, job.note) : null,
     summary(job));
     mount(side, el("section", { class: "card" }, el("h2", {}, "Timeline"), timeline(job)),
       finalMetrics(job),

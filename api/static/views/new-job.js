@@ -106,6 +106,13 @@ function blockOf(layer, path, errors, reports) {
     el("p", { class: "block-note muted" }, BLOCKS[layer.type]));
 }
 
+// Opens the editor on `body` (a job's spec, to change and submit as a new job); the draft it
+// replaces is one Back away no more: the caller asked for this one.
+export function editAsNewJob(body) {
+  sessionStorage.setItem(DRAFT, pretty(body));
+  location.hash = "#/new";
+}
+
 export async function render(root) {
   mount(root, loading("Loading the catalog"));
   const [catalog, datasets, examples] = await Promise.all([
