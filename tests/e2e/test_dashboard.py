@@ -182,6 +182,23 @@ def test_draw_a_digit_and_get_a_prediction(page, service):
     page.keyboard.press("Space")
     page.wait_for_function(f"document.querySelector('.bars').innerText !== {json.dumps(before)}")
     shot(page, "models-playground")
+    # A second stroke that starts on an inked cell draws too: nothing is erased but by the
+    # Erase pen.
+    ink = "[...document.querySelectorAll('.pixel')].map(c => c.style.getPropertyValue('--ink'))"
+    inked = page.evaluate(ink)
+    middle = cells.nth(3 * 8 + 4).bounding_box()
+    page.mouse.move(middle["x"] + middle["width"] / 2, middle["y"] + middle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(middle["x"] + 3 * middle["width"], middle["y"] + middle["height"] / 2,
+                    steps=6)
+    page.mouse.up()
+    after = page.evaluate(ink)
+    assert all(float(b) >= float(a) for a, b in zip(inked, after, strict=True))
+    assert after[3 * 8 + 4] == "1" and float(after[3 * 8 + 6]) > float(inked[3 * 8 + 6])
+    page.click("#grid-erase")
+    page.mouse.click(middle["x"] + middle["width"] / 2, middle["y"] + middle["height"] / 2)
+    assert page.evaluate(ink)[3 * 8 + 4] == "0"
+    page.click("#grid-ink")
     # An alias set from the page steers the registry.
     page.fill("#alias-name", "production")
     page.select_option("#alias-version", "1")
@@ -189,7 +206,8 @@ def test_draw_a_digit_and_get_a_prediction(page, service):
     page.wait_for_selector(".badge.alias:has-text('production')")
     assert "production → v1" in page.inner_text("main")
     page.click("button[aria-label='Remove production']")
-    page.wait_for_selector("text=No alias: predictions use the latest version.")
+    page.wait_for_selector("text=No alias: predictions use the latest version the training "
+                           "coach did not flag.")
 
 
 def test_predict_tabular_features_from_a_form(page, service):

@@ -83,6 +83,9 @@ function drawingGrid(c, output) {
   const predict = predictor(c, output);
   const pixels = new Array(SIDE * SIDE).fill(0);
   let painting = null;  // "ink" or "erase" while a pointer is down
+  // Drawing draws, wherever a stroke starts; erasing is a mode of its own (or Shift, or the
+  // right button, for one stroke).
+  let mode = "ink";
   // One tab stop for the whole grid (the first cell); arrows move within it.
   const cells = pixels.map((_, i) => el("button", { type: "button", class: "pixel",
     tabindex: i ? "-1" : "0", dataset: { i: String(i) },
@@ -111,12 +114,12 @@ function drawingGrid(c, output) {
   }
   const grid = el("div", { class: "grid8", role: "group",
     "aria-label": "8 by 8 drawing grid: draw with the mouse or a finger; with the keyboard, "
-      + "arrows move and space inks or erases a cell",
+      + "arrows move and space inks a cell (erases it in erase mode)",
     onpointerdown: (event) => {
       const i = cellAt(event);
       if (i === null) return;
       event.preventDefault();
-      painting = event.button === 2 || event.shiftKey || pixels[i] === INK ? "erase" : "ink";
+      painting = event.button === 2 || event.shiftKey ? "erase" : mode;
       stroke(i, painting === "erase");
     },
     onpointermove: (event) => {
@@ -138,19 +141,25 @@ function drawingGrid(c, output) {
         cells[j].focus();
       } else if (event.key === " " || event.key === "Enter") {
         event.preventDefault();
-        stroke(i, pixels[i] === INK);
+        stroke(i, mode === "erase");
       }
     } }, cells);
   const stop = () => { painting = null; };
   window.addEventListener("pointerup", stop);
   cells.forEach((_, i) => show(i));
+  const modes = ["ink", "erase"].map((name) => el("button", { type: "button",
+    id: `grid-${name}`, "aria-pressed": String(name === mode), onclick: () => {
+      mode = name;
+      modes.forEach((b) => b.setAttribute("aria-pressed", String(b.id === `grid-${name}`)));
+    } }, name === "ink" ? "Draw" : "Erase"));
   const clear = el("button", { type: "button", onclick: () => {
     pixels.fill(0);
     cells.forEach((_, i) => show(i));
     mount(output, el("p", { class: "muted" }, "Draw a digit."));
   } }, "Clear");
   mount(output, el("p", { class: "muted" }, "Draw a digit."));
-  return { node: el("div", { class: "draw" }, grid, el("div", { class: "actions" }, clear)),
+  return { node: el("div", { class: "draw" }, grid, el("div", { class: "actions" },
+    el("span", { role: "group", "aria-label": "Pen" }, modes), clear)),
     cleanup: () => window.removeEventListener("pointerup", stop) };
 }
 
@@ -199,8 +208,8 @@ export async function playground(root, c) {
   if (isDigits(c)) {
     const { node, cleanup } = drawingGrid(c, output);
     mount(root, title, el("p", { class: "muted" },
-      "Draw a digit: click or drag to ink, click a full cell (or hold Shift, or right-click) to "
-      + "erase. The prediction follows each stroke."), el("div", { class: "play" }, node, output));
+      "Draw a digit: click or drag to ink, in as many strokes as you like; erase with the "
+      + "Erase pen (or hold Shift, or right-click). The prediction follows each stroke."), el("div", { class: "play" }, node, output));
     return cleanup;
   }
   if (size(c.input.shape) > FORM_LIMIT) {
