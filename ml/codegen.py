@@ -13,7 +13,14 @@ from typing import Any
 
 from ml import catalog
 from ml import spec as S
-from ml.datasets import TEST_FRACTION
+from ml.datasets import (
+    FORECAST_STEPS,
+    REVERSE_STEPS,
+    REVERSE_VOCABULARY,
+    SEQUENCES,
+    SINE_WINDOW,
+    TEST_FRACTION,
+)
 from ml.errors import SpecError, SpecIssue
 from ml.registry import LayerRegistry, MissingBuilder
 from ml.spec.layers import same_padding
@@ -366,6 +373,100 @@ def _torch_activation_layer(script: Script, layer: S.Activation, shape: Shape) -
     script.add(torch_activation(script, layer.function))
 
 
+@TORCH_CODE(S.UpSample, ranks=(2,))
+def _torch_upsample(script: Script, layer: S.UpSample, shape: Shape) -> None:
+    torch_layout(script, "first")
+    script.add(f"nn.Upsample(scale_factor={_pair(layer.size, layer.rank)}, mode=\"nearest\")")
+
+
+REPEAT_VECTOR = '''class RepeatVector(nn.Module):
+    """[batch, features] → [batch, n, features]: the vector at every one of n time steps."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        return x.unsqueeze(1).expand(-1, self.n, -1)
+'''
+
+
+@TORCH_CODE(S.RepeatVector)
+def _torch_repeat_vector(script: Script, layer: S.RepeatVector, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add(script.helper("RepeatVector", REPEAT_VECTOR) + f"({layer.n})")
+
+
+EMBEDDING = '''class Embedding(nn.Embedding):
+    """Ids → vectors: [batch, ...] → [batch, ..., output_dim]. The ids come as the float
+    features of the dataset; torch looks them up as integers."""
+
+    def __init__(self, input_dim, output_dim, init):
+        super().__init__(input_dim, output_dim)
+        init(self.weight.T)  # torch reads the fans from [output_dim, input_dim], as Keras
+
+    def forward(self, x):
+        return super().forward(x.long())
+'''
+
+
+@TORCH_CODE(S.Embedding)
+def _torch_embedding(script: Script, layer: S.Embedding, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add(script.helper("Embedding", EMBEDDING) + f"({layer.input_dim}, {layer.output_dim}, "
+               f"{TORCH_INITIALIZERS[layer.embeddings_initializer]})")
+
+
+RECURRENT = '''class Recurrent(nn.Module):
+    """A torch recurrent layer answering as Keras's: the last state, or the state at every
+    step ([batch, steps, units]); a bidirectional one joins the forward state after the last
+    step with the backward state after the first (it reads the sequence backwards)."""
+
+    def __init__(self, rnn, return_sequences, merge_mode, kernel_init, recurrent_init,
+                 bias_init, forget_bias=False):
+        super().__init__()
+        self.rnn, self.return_sequences, self.merge_mode = rnn, return_sequences, merge_mode
+        units = rnn.hidden_size
+        for name, weight in rnn.named_parameters():
+            if name.startswith("weight_ih"):
+                kernel_init(weight)  # [gates·units, features]: Keras's fans, transposed
+            elif name.startswith("weight_hh"):
+                recurrent_init(weight)
+            elif name.startswith("bias_ih"):
+                bias_init(weight)
+                if forget_bias:  # Keras's unit_forget_bias: the cell remembers from the start
+                    nn.init.ones_(weight[units:2 * units])
+            else:  # torch's second bias (bias_hh): Keras's LSTM and SimpleRNN have one
+                nn.init.zeros_(weight)
+
+    def forward(self, x):  # x: [batch, steps, features]
+        outputs, _ = self.rnn(x)  # [batch, steps, directions·units]
+        if not self.rnn.bidirectional:
+            return outputs if self.return_sequences else outputs[:, -1]
+        forward, backward = outputs.chunk(2, dim=-1)
+        if not self.return_sequences:
+            forward, backward = forward[:, -1], backward[:, 0]
+        if self.merge_mode == "sum":
+            return forward + backward
+        return torch.cat([forward, backward], dim=-1)
+'''
+TORCH_RNNS = {"simple_rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}
+
+
+@TORCH_CODE(S.Recurrent)
+def _torch_recurrent(script: Script, layer: S.Recurrent, shape: Shape) -> None:
+    torch_layout(script, "last")
+    rnn = (f"{TORCH_RNNS[layer.type]}({shape[-1]}, {layer.units}, batch_first=True, "
+           f"bidirectional={layer.bidirectional})")
+    forget = ", forget_bias=True" if getattr(layer, "unit_forget_bias", False) else ""
+    script.add(script.helper("Recurrent", RECURRENT)
+               + f"({rnn}, return_sequences={layer.return_sequences}, "
+               f"merge_mode=\"{layer.merge_mode}\", "
+               f"kernel_init={TORCH_INITIALIZERS[layer.kernel_initializer]}, "
+               f"recurrent_init={TORCH_INITIALIZERS[layer.recurrent_initializer]}, "
+               f"bias_init={TORCH_INITIALIZERS[layer.bias_initializer]}{forget})")
+
+
 def _keras_initializers(layer: Any) -> str:
     return (f'kernel_initializer="{layer.kernel_initializer}", '
             f'bias_initializer="{layer.bias_initializer}"')
@@ -470,6 +571,39 @@ def _keras_activation_layer(script: Script, layer: S.Activation, shape: Shape) -
     script.add(f"layers.Activation({keras_activation(script, layer.function)})")
 
 
+@KERAS_CODE(S.UpSample, ranks=(2,))
+def _keras_upsample(script: Script, layer: S.UpSample, shape: Shape) -> None:
+    script.add(f"layers.UpSampling2D(size={_pair(layer.size, layer.rank)})")
+
+
+@KERAS_CODE(S.RepeatVector)
+def _keras_repeat_vector(script: Script, layer: S.RepeatVector, shape: Shape) -> None:
+    script.add(f"layers.RepeatVector({layer.n})")
+
+
+@KERAS_CODE(S.Embedding)
+def _keras_embedding(script: Script, layer: S.Embedding, shape: Shape) -> None:
+    script.add(f"layers.Embedding({layer.input_dim}, {layer.output_dim}, "
+               f"embeddings_initializer=\"{layer.embeddings_initializer}\")")
+
+
+KERAS_RNNS = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+@KERAS_CODE(S.Recurrent)
+def _keras_recurrent(script: Script, layer: S.Recurrent, shape: Shape) -> None:
+    forget = (f", unit_forget_bias={layer.unit_forget_bias}" if isinstance(layer, S.LSTM)
+              else "")
+    rnn = (f"layers.{KERAS_RNNS[layer.type]}({layer.units}, "
+           f"return_sequences={layer.return_sequences}, "
+           f"kernel_initializer=\"{layer.kernel_initializer}\", "
+           f"recurrent_initializer=\"{layer.recurrent_initializer}\", "
+           f"bias_initializer=\"{layer.bias_initializer}\"{forget})")
+    script.add(f"layers.Bidirectional({rnn}, merge_mode=\"{layer.merge_mode}\")"
+               if layer.bidirectional else rnn)
+
+
+
 # --- the whole script -------------------------------------------------------------------------
 
 # Built-in datasets a script loads as Capas does, from scikit-learn: code that sets x and y.
@@ -482,6 +616,33 @@ BUILTIN_LOADERS = {
     "builtin:moons": "x, y = datasets.make_moons(n_samples=1000, noise=0.2, random_state=0)",
     "builtin:circles": "x, y = datasets.make_circles(n_samples=1000, noise=0.1, factor=0.5, "
                        "random_state=0)",
+    "builtin:spirals": """# Two interleaved arms: the radius grows with the angle.
+rng = np.random.default_rng(0)
+t = np.sqrt(rng.uniform(0, 1, 500)) * 3 * np.pi
+arms = [np.stack([t * np.cos(t + shift), t * np.sin(t + shift)], axis=1)
+        for shift in (0.0, np.pi)]
+x = np.concatenate(arms) + rng.normal(0, 0.3, (1000, 2))
+y = np.repeat([0, 1], 500)""",
+    "builtin:xor": """rng = np.random.default_rng(0)
+x = rng.uniform(-1, 1, (1000, 2))
+y = x[:, 0] * x[:, 1] > 0  # the signs of x1 and x2 differ: class 0""",
+    "builtin:sine": f"""# Windows of {SINE_WINDOW} steps of a noisy sine → the value after each.
+rng = np.random.default_rng(0)
+series = np.sin(np.linspace(0, 60, 1020)) + rng.normal(0, 0.05, 1020)
+count = len(series) - {SINE_WINDOW}
+x = np.stack([series[i:i + {SINE_WINDOW}] for i in range(count)])[..., None]
+y = series[{SINE_WINDOW}:].reshape(-1, 1)""",
+    "builtin:sine_forecast": f"""# Noisy sine windows → the {FORECAST_STEPS} next values.
+rng = np.random.default_rng(0)
+series = np.sin(np.linspace(0, 60, 1020)) + rng.normal(0, 0.05, 1020)
+count = len(series) - {SINE_WINDOW} - {FORECAST_STEPS} + 1
+x = np.stack([series[i:i + {SINE_WINDOW}] for i in range(count)])[..., None]
+y = np.stack([series[i + {SINE_WINDOW}:i + {SINE_WINDOW + FORECAST_STEPS}]
+              for i in range(count)])""",
+    "builtin:reverse_sequence": f"""# Integer sequences → the same reversed (a class per step).
+rng = np.random.default_rng(0)
+ids = rng.integers(0, {REVERSE_VOCABULARY}, ({SEQUENCES}, {REVERSE_STEPS}))
+x, y = ids[..., None], ids[:, ::-1]  # [n, steps, 1], [n, steps]""",
 }
 
 
