@@ -77,7 +77,7 @@ def test_name_rerun_on_the_other_framework_edit_and_compare_the_bodies(page, ser
     page.wait_for_selector("h1 .badge.succeeded")
     page.click("#edit-as-new")
     page.wait_for_selector("#spec")
-    page.wait_for_function("document.getElementById('spec').value.includes('experiment')")
+    page.wait_for_function("document.getElementById('spec')?.value.includes('experiment')")
     edited = json.loads(page.input_value("#spec"))
     assert edited["framework"] == "tensorflow" and edited["model"]["name"] == "experiment"
     shot(page, "edit-as-new")
@@ -114,3 +114,22 @@ def test_compare_with_on_a_members_only_job_offers_the_other_framework(browser, 
     assert wait(member, other)["framework"] == "tensorflow"
     shot(tab, "compare-only-job")
     context.close()
+
+
+def test_an_example_or_a_jobs_spec_that_replaces_an_edit_is_one_undo_away(page):  # noqa: F811
+    page.wait_for_selector("h1:has-text('Jobs')")
+    page.wait_for_selector(".loading", state="detached")
+    page.goto(page.url.split("#")[0] + "#/new")
+    page.wait_for_function("document.getElementById('spec')?.value.includes('model')")
+    page.click("button.chip:has-text('MLP on digits')")  # an unedited example: nothing to undo
+    page.wait_for_function("document.getElementById('spec')?.value.includes('digits-mlp')")
+    assert not page.query_selector("#undo-replace")
+    edited = page.input_value("#spec").replace("digits-mlp", "my-edited-mlp")
+    page.fill("#spec", edited)
+    page.locator("button.chip").nth(1).click()
+    page.wait_for_selector("#undo-replace")
+    assert "my-edited-mlp" not in page.input_value("#spec")
+    page.click("#undo-replace")
+    assert page.input_value("#spec") == edited
+    assert not page.query_selector("#undo-replace")
+    shot(page, "example-undo")

@@ -7,6 +7,7 @@ import { el, errorBox, fmt, loadCatalog, loading, mount, shape } from "../ui.js"
 
 const VALIDATE_DELAY_MS = 300;
 const DRAFT = "capas.draft";  // the editor's text survives a reload of the tab
+const REPLACED = "capas.replaced";  // a draft that "Edit as a new job" replaced, to undo
 const LAYER_FIELD = /^model\.layers\[(\d+)\]/;
 const WIDTH = 88;  // the editor's line length when it rewrites the spec
 
@@ -109,6 +110,8 @@ function blockOf(layer, path, errors, reports) {
 // Opens the editor on `body` (a job's spec, to change and submit as a new job); the draft it
 // replaces is one Back away no more: the caller asked for this one.
 export function editAsNewJob(body) {
+  const draft = sessionStorage.getItem(DRAFT);
+  if (draft) sessionStorage.setItem(REPLACED, draft);
   sessionStorage.setItem(DRAFT, pretty(body));
   location.hash = "#/new";
 }
@@ -298,12 +301,28 @@ export async function render(root) {
     if (spec) setText({ ...spec, [name]: value });
   }
 
-  async function loadExample(file) {
-    editor.value = await fetch(`/static/examples/${file}`).then((r) => r.text());
+  // An example replaces the editor's text; an edit it replaced stays one click away.
+  const undo = el("div", { class: "undo", "aria-live": "polite" });
+  let loaded = null;  // the example the editor holds unedited, if any
+  function offerUndo(previous, what) {
+    mount(undo, el("p", {}, `${what} replaced your spec. `,
+      el("button", { type: "button", id: "undo-replace", onclick: () => {
+        editor.value = previous;
+        loaded = null;
+        mount(undo);
+        changed();
+      } }, "Undo")));
+  }
+  async function loadExample(e) {
+    const previous = editor.value;
+    editor.value = await fetch(`/static/examples/${e.file}`).then((r) => r.text());
     changed();
+    const edited = previous.trim() !== "" && previous !== loaded;
+    loaded = editor.value;
+    if (edited) offerUndo(previous, `"${e.name}"`); else mount(undo);
   }
 
-  editor.addEventListener("input", changed);
+  editor.addEventListener("input", () => { mount(undo); changed(); });
   editor.addEventListener("click", suggest);
   editor.addEventListener("keyup", (event) => { if (event.key.startsWith("Arrow")) suggest(); });
   datasetSelect.addEventListener("change", () => setField("dataset", datasetSelect.value));
@@ -331,7 +350,7 @@ export async function render(root) {
       el("section", { class: "card" },
         el("h2", {}, "Examples"),
         el("div", { class: "examples" }, examples.map((e) => el("button", { type: "button",
-          class: "chip", onclick: () => loadExample(e.file), title: e.title }, e.name)))),
+          class: "chip", onclick: () => loadExample(e), title: e.title }, e.name))), undo),
       el("section", { class: "card" },
         el("label", { for: "spec" }, el("h2", {}, "Spec")), editor, jsonStatus, hints)),
     el("div", {},
@@ -344,6 +363,9 @@ export async function render(root) {
         submit, submitBox))));
   mount(root, el("div", { class: "head" }, el("h1", {}, "New job")), form);
   const draft = sessionStorage.getItem(DRAFT);
-  if (draft) { editor.value = draft; changed(); } else await loadExample(examples[0].file);
+  if (draft) { editor.value = draft; changed(); } else await loadExample(examples[0]);
+  const replaced = sessionStorage.getItem(REPLACED);
+  sessionStorage.removeItem(REPLACED);
+  if (replaced && replaced !== draft) offerUndo(replaced, "The job's spec");
   return () => clearTimeout(timer);
 }
