@@ -133,3 +133,17 @@ def test_an_example_or_a_jobs_spec_that_replaces_an_edit_is_one_undo_away(page):
     assert page.input_value("#spec") == edited
     assert not page.query_selector("#undo-replace")
     shot(page, "example-undo")
+
+
+def test_the_upload_form_offers_the_csv_headers_columns_as_target(page, tmp_path):  # noqa: F811
+    page.goto(page.url.split("#")[0] + "#/datasets")
+    chosen = tmp_path / "plants.csv"
+    chosen.write_bytes(b'petal length,"width, in cm",species\n1,2,x\n')
+    page.set_input_files("#file", str(chosen))
+    page.wait_for_function("document.querySelectorAll('#target-columns option').length === 3")
+    offered = page.eval_on_selector_all("#target-columns option", "os => os.map(o => o.value)")
+    assert offered == ["petal length", "width, in cm", "species"]
+    assert page.get_attribute("#target", "list") == "target-columns"
+    assert page.get_attribute("#target", "placeholder") == "one of its 3 columns"
+    page.set_input_files("#file", [])  # no file, no columns
+    page.wait_for_function("!document.querySelector('#target-columns option')")

@@ -5,8 +5,32 @@ import {
   el, empty, errorBox, fmt, loading, mount, publicToggle, shape, toast, when,
 } from "../ui.js";
 
+// The column names of a CSV's first line (quoted names may hold commas).
+function csvHeader(line) {
+  const names = [];
+  let name = "", quoted = false;
+  for (const char of line.replace(/^\uFEFF/, "")) {
+    if (char === '"') quoted = !quoted;
+    else if (char === "," && !quoted) { names.push(name.trim()); name = ""; } else name += char;
+  }
+  return [...names, name.trim()].filter(Boolean);
+}
+
+// A chosen CSV's columns, offered for the target column it needs.
+async function offerColumns(file, target, columns) {
+  mount(columns);
+  if (!file || !file.name.toLowerCase().endsWith(".csv")) return;
+  const head = await file.slice(0, 65536).text();
+  const names = csvHeader(head.split(/\r?\n/, 1)[0]);
+  mount(columns, names.map((n) => el("option", { value: n })));
+  target.placeholder = names.length ? `one of its ${names.length} columns` : "";
+}
+
 function uploadForm(onDone) {
   const result = el("div", { "aria-live": "polite" });
+  const columns = el("datalist", { id: "target-columns" });
+  const target = el("input", { id: "target", name: "target", list: "target-columns",
+    autocomplete: "off" });
   const field = (id, text, input, help) => [el("label", { for: id }, text), input,
     help ? el("p", { class: "muted small" }, help) : null];
   const form = el("form", { class: "card upload", onsubmit: async (event) => {
@@ -29,9 +53,10 @@ function uploadForm(onDone) {
   el("h2", {}, "Upload"),
   field("file", "File (.csv, .npz, .zip of class folders, or .zip/.tar.gz of IDX or CIFAR files)",
     el("input", { id: "file", name: "file", type: "file", required: true,
-      accept: ".csv,.npz,.zip,.tar,.gz,.tgz" })),
-  field("target", "Target column (CSV; CIFAR-100: fine or coarse)",
-    el("input", { id: "target", name: "target" })),
+      accept: ".csv,.npz,.zip,.tar,.gz,.tgz",
+      onchange: (event) => offerColumns(event.target.files[0], target, columns) })),
+  field("target", "Target column (CSV: its header's columns are offered; CIFAR-100: fine or "
+    + "coarse)", [target, columns]),
   field("name", "Name", el("input", { id: "name", name: "name" }),
     "Shown in lists; the file name otherwise."),
   field("description", "Description", el("input", { id: "description", name: "description" })),
