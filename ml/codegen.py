@@ -7,13 +7,15 @@ its nearest base); a layer type without one is refused, naming the layer.
 """
 
 import json
-from collections.abc import Callable, Mapping
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ml import catalog
 from ml import spec as S
 from ml.datasets import (
+    DIGIT_SEQUENCE_STEPS,
     FORECAST_STEPS,
     REVERSE_STEPS,
     REVERSE_VOCABULARY,
@@ -639,6 +641,16 @@ count = len(series) - {SINE_WINDOW} - {FORECAST_STEPS} + 1
 x = np.stack([series[i:i + {SINE_WINDOW}] for i in range(count)])[..., None]
 y = np.stack([series[i + {SINE_WINDOW}:i + {SINE_WINDOW + FORECAST_STEPS}]
               for i in range(count)])""",
+    "builtin:digit_sequences": f"""# Sequences of digit images → the largest digit: the labels
+# first, then digits up to the label, with the label at a random step.
+rng = np.random.default_rng(0)
+digits = datasets.load_digits()
+labels = rng.integers(0, 10, {SEQUENCES})
+steps = (rng.random(({SEQUENCES}, {DIGIT_SEQUENCE_STEPS})) * (labels[:, None] + 1)).astype(int)
+steps[np.arange({SEQUENCES}), rng.integers(0, {DIGIT_SEQUENCE_STEPS}, {SEQUENCES})] = labels
+by_digit = [np.flatnonzero(digits.target == d) for d in range(10)]
+picks = np.vectorize(lambda d: rng.choice(by_digit[d]))(steps)  # an image of each step's digit
+x, y = digits.images[picks][..., None], labels  # [n, steps, 8, 8, 1], 0..16""",
     "builtin:reverse_sequence": f"""# Integer sequences → the same reversed (a class per step).
 rng = np.random.default_rng(0)
 ids = rng.integers(0, {REVERSE_VOCABULARY}, ({SEQUENCES}, {REVERSE_STEPS}))
@@ -709,28 +721,124 @@ def _output_shape(spec: S.JobSpec) -> Shape:
     return tuple(S.analyze(spec.model).output_shape)
 
 
+def _without_activation(layer: S.Layer) -> S.Layer:
+    """The layer with its output activation left out (the loss applies it to the logits)."""
+    if isinstance(layer, S.Activation):
+        return layer.model_copy(update={"function": "identity"})
+    if isinstance(layer, S.TimeDistributed):
+        if layer.layer is not None:
+            return layer.model_copy(update={"layer": _without_activation(layer.layer)})
+        block = [*(layer.layers or [])]
+        return layer.model_copy(update={"layers": [*block[:-1], _without_activation(block[-1])]})
+    return layer.model_copy(update={"activation": "identity"})
+
+
 def _layers(spec: S.JobSpec, framework: str, script: Script) -> None:
     """Write each layer; the last one's activation stays out of the model when the loss reads
     logits."""
-    shape: Shape = tuple(spec.model.input.shape)
-    registry = WRITERS[framework]
-    last = len(spec.model.layers) - 1
-    for index, layer in enumerate(spec.model.layers):
-        if index == last and spec.model.from_logits:
-            field = "function" if isinstance(layer, S.Activation) else "activation"
-            layer = layer.model_copy(update={field: "identity"})
+    layers: list[S.Layer] = list(spec.model.layers)
+    if spec.model.from_logits:
+        layers[-1] = _without_activation(layers[-1])
+    for index, (layer, shape) in enumerate(zip(layers, _shapes(layers, spec.model.input.shape),
+                                               strict=False)):
         try:
-            writer = registry[layer]
-            script.lines.append(f"# layers[{index}] {layer.type}: {_shape(shape)} → "
-                                f"{_shape(layer.output_shape(shape))}")
-            writer(script, layer, shape)
+            _write(script, layer, shape, f"layers[{index}]")
         except (MissingBuilder, Refused) as error:
             raise SpecError([SpecIssue(f"model.layers[{index}].type",
-                                       f"'{layer.type}' cannot be written as a {framework} "
-                                       f"script: {error}", layer.type)]) from None
-        shape = layer.output_shape(shape)
-    if framework == "pytorch":
+                                       f"'{layer.type}' cannot be written as a "
+                                       f"{script.framework} script: {error}", layer.type)]
+                            ) from None
+    if script.framework == "pytorch":
         torch_layout(script, "last")
+
+
+def _shapes(layers: Sequence[S.Layer], shape: Sequence[int]) -> list[Shape]:
+    """Each layer's input shape."""
+    shapes = [tuple(shape)]
+    for layer in layers:
+        shapes.append(layer.output_shape(shapes[-1]))
+    return shapes
+
+
+def _write(script: Script, layer: S.Layer, shape: Shape, path: str) -> None:
+    script.lines.append(f"# {path} {layer.type}: {_shape(shape)} → "
+                        f"{_shape(layer.output_shape(shape))}")
+    WRITERS[script.framework][layer](script, layer, shape)
+
+
+def _block(script: Script, layer: S.Nested, shape: Shape) -> str:
+    """The members of a nested layer as one Sequential, written with the script's helpers."""
+    inner = Script(script.framework, helpers=script.helpers)
+    members = layer.members()
+    for member, member_shape in zip(members, _shapes([m.layer for m in members], shape),
+                                    strict=False):
+        _write(inner, member.layer, member_shape, member.path)
+    if script.framework == "pytorch":
+        torch_layout(inner, "last")
+    body = _indented(inner.lines, "    ")
+    if script.framework == "pytorch":
+        return f"nn.Sequential(\n{body}\n)"
+    return f"keras.Sequential([\n{body}\n])"
+
+
+def _indented(lines: list[str], indent: str) -> str:
+    return "\n".join(textwrap.indent(line, indent) for line in lines)
+
+
+TORCH_NESTED = {
+    "TimeDistributed": '''class TimeDistributed(nn.Module):
+    """The block applied at every time step with the same weights: [batch, steps, *step] →
+    [batch, steps, *output], the steps folded into the batch."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+''',
+    "Residual": '''class Residual(nn.Module):
+    """y = x + block(x): the block gives back its input's shape."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return x + self.block(x)
+''',
+}
+KERAS_RESIDUAL = '''class Residual(layers.Layer):
+    """y = x + block(x): the block gives back its input's shape."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def build(self, input_shape):
+        self.block.build(input_shape)
+
+    def call(self, x, training=None):
+        return x + self.block(x, training=training)
+'''
+
+
+@TORCH_CODE(S.Nested)
+def _torch_nested(script: Script, layer: S.Nested, shape: Shape) -> None:
+    torch_layout(script, "last")
+    inner = layer.inner_shape(shape)
+    name = "TimeDistributed" if isinstance(layer, S.TimeDistributed) else "Residual"
+    block = _block(script, layer, inner)
+    script.add(f"{script.helper(name, TORCH_NESTED[name])}({block})")
+
+
+@KERAS_CODE(S.Nested)
+def _keras_nested(script: Script, layer: S.Nested, shape: Shape) -> None:
+    block = _block(script, layer, layer.inner_shape(shape))
+    if isinstance(layer, S.TimeDistributed):
+        script.add(f"layers.TimeDistributed({block})")
+    else:
+        script.add(f"{script.helper('Residual', KERAS_RESIDUAL)}({block})")
 
 
 def _torch_optimizer(optimizer: Any) -> str:
@@ -840,7 +948,7 @@ def _torch_script(spec: S.JobSpec, schema: Mapping[str, Any]) -> str:
                "import torch\nfrom sklearn.model_selection import train_test_split\n"
                "from torch import nn")
     helpers = "\n\n".join(script.helpers.values())
-    body = "\n".join(f"            {line}" for line in script.lines)
+    body = _indented(script.lines, " " * 12)
     stop_code = ""
     if stopping is not None:
         better = "<" if stopping.monitor.endswith("loss") else ">"
@@ -934,7 +1042,7 @@ def _keras_script(spec: S.JobSpec, schema: Mapping[str, Any]) -> str:
                "from keras import layers, ops\n"
                "from sklearn.model_selection import train_test_split")
     helpers = "\n\n".join(script.helpers.values())
-    body = "\n".join(f"    {line}" for line in script.lines)
+    body = _indented(script.lines, " " * 4)
     logits_note = (f"# The last layer gives logits: the loss applies the {output_activation} "
                    "itself, more stably.\n" if spec.model.from_logits else "")
     return f'''{_header(spec, "tensorflow", imports)}

@@ -22,8 +22,7 @@ from tests.unit.test_training import Recorder
 
 # Layer types no script writer exists for yet: a job using one is refused with a 422 naming
 # the layer (`model.layers[i].type`). Adding a writer removes its name here.
-NOT_WRITTEN = {"conv2d_transpose", "positional_embedding", "multi_head_attention",
-               "time_distributed", "residual"}
+NOT_WRITTEN = {"conv2d_transpose", "positional_embedding", "multi_head_attention"}
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -134,16 +133,20 @@ def test_each_combination_is_written_out_or_refused_naming_the_layer(combination
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_sequence_layers_run_in_one_script(framework, tmp_path):
     """Embedding, the recurrent layers (bidirectional, summed or joined, every step or the
-    last) and repeat_vector: the script trains an epoch on a class per step."""
+    last), residual, repeat_vector and time_distributed (its softmax left to the loss): the
+    script trains an epoch on a class per step."""
     job = {"model": {"name": "written-sequences", "input": {"shape": [6, 1]}, "layers": [
         {"type": "embedding", "input_dim": 10, "output_dim": 4},  # [6, 1, 4]
         {"type": "reshape", "target_shape": [6, 4]},
         {"type": "lstm", "units": 8, "return_sequences": True, "bidirectional": True,
          "merge_mode": "sum"},  # [6, 8]
+        {"type": "residual", "layers": [{"type": "dense", "units": 8, "activation": "relu"},
+                                        {"type": "dropout", "rate": 0.1}]},
         {"type": "gru", "units": 6, "bidirectional": True},  # [12]
         {"type": "repeat_vector", "n": 6},  # [6, 12]
         {"type": "simple_rnn", "units": 5, "return_sequences": True},  # [6, 5]
-        {"type": "dense", "units": 10, "activation": "softmax"}],  # [6, 10]
+        {"type": "time_distributed", "layer": {"type": "dense", "units": 10,
+                                               "activation": "softmax"}}],  # [6, 10]
         "objective": "categorical_crossentropy"}, "training": {"epochs": 1},
         "dataset": "builtin:reverse_sequence"}
     spec = parse_job_spec(job)
