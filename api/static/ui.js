@@ -150,6 +150,11 @@ const CHART_LAYOUT = {
 };
 
 // Draws (or redraws in place) a Plotly chart; `layout` overrides the shared look.
+// The toolbar keeps zoom, reset and "save as PNG"; nothing that sends data to Plotly's cloud.
+const CHART_CONFIG = { displaylogo: false, responsive: true, showSendToCloud: false,
+  showEditInChartStudio: false, showLink: false, plotlyServerURL: "",
+  modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio", "lasso2d", "select2d"] };
+
 export function plot(node, traces, layout = {}) {
   if (!window.Plotly) {
     mount(node, el("p", { class: "muted" }, "Charts need the plotly package on the server."));
@@ -160,5 +165,5 @@ export function plot(node, traces, layout = {}) {
     xaxis: { ...CHART_LAYOUT.xaxis, ...(layout.xaxis || {}) },
     yaxis: { ...CHART_LAYOUT.yaxis, ...(layout.yaxis || {}) },
   };
-  window.Plotly.react(node, traces, merged, { displaylogo: false, responsive: true });
+  window.Plotly.react(node, traces, merged, CHART_CONFIG);
 }

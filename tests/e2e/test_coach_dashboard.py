@@ -40,6 +40,11 @@ def test_a_flagged_run_is_shown_and_not_served_by_default(page, service):  # noq
     box = page.wait_for_selector("#coach")
     assert "Stayed at chance level" in box.inner_text()
     shot(page, "coach-job")
+    # The charts' toolbars offer nothing that sends data off the server.
+    titles = page.eval_on_selector_all("#loss-chart .modebar-btn",
+                                       "bs => bs.map(b => b.getAttribute('data-title'))")
+    assert "Download plot as a PNG" in titles, titles
+    assert not [t for t in titles if any(w in t.lower() for w in ("cloud", "studio", "share"))]
     page.click("#coach li[data-flag=chance] a:has-text('learning rate')")
     page.wait_for_selector("#section-job")
     assert page.url.endswith("#/catalog/training")
