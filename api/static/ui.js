@@ -8,11 +8,13 @@ import { get, send } from "./api.js";
 let catalogRequest = null;
 export const FINISHED = new Set();  // the job statuses that are final
 const BOOKKEEPING = new Set();  // the metric columns that describe the run, not the model
+const OBJECTIVE_TASKS = new Map();  // objective name → "classification" or "regression"
 
 export function loadCatalog() {
   catalogRequest ??= get("/catalog").then((catalog) => {
     for (const status of catalog.job_statuses) if (status.finished) FINISHED.add(status.name);
     for (const metric of catalog.metrics) if (metric.bookkeeping) BOOKKEEPING.add(metric.name);
+    for (const objective of catalog.objectives) OBJECTIVE_TASKS.set(objective.name, objective.task);
     return catalog;
   }, (error) => {
     catalogRequest = null;
@@ -125,7 +127,11 @@ export function coachFlags(flags, brief = false) {
         el("a", { href: `#/catalog/${l.section}` }, l.label)]), "."))));
 }
 
-export function qualityMetric(rows) {
+// Accuracy for a classification, mean absolute error for a regression: from the objective when
+// it is known (a job with no epoch yet), else from the rows.
+export function qualityMetric(rows, objective) {
+  const task = OBJECTIVE_TASKS.get(objective);
+  if (task) return task === "classification" ? "accuracy" : "mae";
   return rows.some((r) => r.accuracy !== null && r.accuracy !== undefined) ? "accuracy" : "mae";
 }
 

@@ -152,3 +152,13 @@ def test_the_upload_form_offers_the_csv_headers_columns_as_target(page, tmp_path
     assert page.get_attribute("#target", "placeholder") == "one of its 3 columns"
     page.set_input_files("#file", [])  # no file, no columns
     page.wait_for_function("!document.querySelector('#target-columns option')")
+
+
+def test_a_job_without_epochs_yet_charts_the_quality_its_task_has(page):  # noqa: F811
+    page.wait_for_selector("h1:has-text('Jobs')")  # the catalog is loaded
+    quality = page.evaluate("""async () => {
+      const { qualityMetric } = await import('/static/ui.js');
+      return [qualityMetric([], 'categorical_crossentropy'), qualityMetric([], 'mse'),
+              qualityMetric([{ accuracy: 0.5 }], undefined)];
+    }""")
+    assert quality == ["accuracy", "mae", "accuracy"]

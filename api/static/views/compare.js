@@ -150,7 +150,8 @@ export async function render(root, idList) {
     const maxEpoch = Math.max(...entries.map(({ job }) =>
       (FINISHED.has(job.status) ? job.epochs_done : job.epochs)));
     drawCurves(lossChart, qualityChart,
-      entries.map(({ job, rows }) => ({ label: label(job), rows })), maxEpoch);
+      entries.map(({ job, rows }) => ({ label: label(job), rows,
+        objective: job.spec.model.objective })), maxEpoch);
     plot(timeChart, entries.map(({ job, rows }, i) => ({
       type: "bar", name: label(job), x: rows.map((r) => r.epoch), y: rows.map((r) => r.duration_s),
       marker: { color: PALETTE[i % PALETTE.length] } })),

@@ -4,7 +4,7 @@ import { PALETTE, plot, qualityMetric } from "../ui.js";
 
 const TITLES = { loss: "Loss", accuracy: "Accuracy", mae: "Mean absolute error" };
 
-// series: [{label, rows}] where rows are per-epoch metric rows sorted by epoch.
+// series: [{label, rows, objective}] where rows are per-epoch metric rows sorted by epoch.
 function traces(series, metric) {
   return series.flatMap(({ label, rows }, index) => {
     const color = PALETTE[index % PALETTE.length];
@@ -22,7 +22,7 @@ function traces(series, metric) {
 // Draws the loss chart and the accuracy (or mae) chart; `maxEpoch`, when given, fixes the x axis
 // so that a running job's curve grows towards its last epoch.
 export function drawCurves(lossNode, qualityNode, series, maxEpoch) {
-  const metric = qualityMetric(series.flatMap((s) => s.rows));
+  const metric = qualityMetric(series.flatMap((s) => s.rows), series[0]?.objective);
   const xaxis = { title: { text: "epoch" }, range: maxEpoch ? [0.5, maxEpoch + 0.5] : undefined };
   plot(lossNode, traces(series, "loss"), { title: { text: TITLES.loss }, xaxis });
   plot(qualityNode, traces(series, metric), { title: { text: TITLES[metric] }, xaxis });

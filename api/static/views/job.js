@@ -124,7 +124,8 @@ export async function render(root, id) {
 
   function drawRows() {
     const sorted = [...rows.values()].sort((a, b) => a.epoch - b.epoch);
-    drawCurves(lossChart, qualityChart, [{ label: job.model_name, rows: sorted }],
+    drawCurves(lossChart, qualityChart, [{ label: job.model_name, rows: sorted,
+      objective: job.spec.model.objective }],
       FINISHED.has(job.status) ? null : job.epochs);
     lossChart.dataset.epochs = String(sorted.length);
     mount(table, el("h2", {}, "Per epoch"), sorted.length ? metricsTable(sorted)
