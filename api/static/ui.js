@@ -110,6 +110,21 @@ export function statusBadge(status) {
 }
 
 // The metric a job is judged by: accuracy for classification, mean absolute error otherwise.
+// A link to a dataset that reads its name (an upload's id is opaque), its id kept as the title;
+// it reads the id until the name comes, and keeps it if the dataset cannot be read.
+const DATASET_NAMES = new Map();
+export function datasetLink(id) {
+  const link = el("a", { href: `#/datasets/${encodeURIComponent(id)}`, title: id,
+    class: "dataset-link" }, DATASET_NAMES.get(id) || id);
+  if (!DATASET_NAMES.has(id)) {
+    get(`/datasets/${encodeURIComponent(id)}`).then((d) => {
+      DATASET_NAMES.set(id, d.name);
+      link.textContent = d.name;
+    }, () => {});
+  }
+  return link;
+}
+
 // The training coach's flags (`coach` on a job and on a model card), each in plain words with
 // links to the catalog entries that help; `brief` shows only a badge per flag (the jobs list).
 const COACH_BADGES = { diverged: "diverged", chance: "at chance level", overfit: "overfit" };

@@ -7,6 +7,7 @@ import json
 import httpx
 
 from tests.conftest import example, tiny_job
+from tests.datafiles import iris_csv
 from tests.e2e.test_dashboard import (  # noqa: F401 (fixtures)
     LAPTOP,
     TIMEOUT_MS,
@@ -162,3 +163,16 @@ def test_a_job_without_epochs_yet_charts_the_quality_its_task_has(page):  # noqa
               qualityMetric([{ accuracy: 0.5 }], undefined)];
     }""")
     assert quality == ["accuracy", "mae", "accuracy"]
+
+
+def test_a_job_on_an_upload_names_the_dataset_not_its_id(page, service):  # noqa: F811
+    uploaded = httpx.post(f"{service['url']}/datasets",
+                          headers={"Authorization": f"Bearer {service['key']}"},
+                          files={"file": ("iris.csv", iris_csv(), "text/csv")},
+                          data={"target": "species", "name": "my flowers"})
+    assert uploaded.status_code == 201, uploaded.text
+    dataset_id = uploaded.json()["id"]
+    job_id = submit(service, {**tiny_job(name="on-an-upload"), "dataset": dataset_id})
+    page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")
+    page.wait_for_selector(".dataset-link:has-text('my flowers')")
+    assert page.get_attribute(".dataset-link", "title") == dataset_id

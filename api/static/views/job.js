@@ -3,8 +3,8 @@
 import { download, get, send } from "../api.js";
 import { listen } from "../live.js";
 import {
-  FINISHED, coachFlags, el, fmt, loadCatalog, loading, mount, resultMetrics, seconds, shape,
-  statusBadge, toast, when,
+  FINISHED, coachFlags, datasetLink, el, fmt, loadCatalog, loading, mount, resultMetrics,
+  seconds, shape, statusBadge, toast, when,
 } from "../ui.js";
 import { codeCard } from "./code.js";
 import { drawCurves } from "./curves.js";
@@ -35,7 +35,7 @@ function summary(job) {
       : job.model_name],
     ["Framework", job.framework],
     ["Device", job.device || `${job.requested_device} (requested)`],
-    ["Dataset", el("a", { href: `#/datasets/${encodeURIComponent(job.dataset)}` }, job.dataset)],
+    ["Dataset", datasetLink(job.dataset)],
     ["Epochs", progress(job)],
     ["Attempt", `${job.attempt} of ${job.max_attempts}`],
     ["Worker", job.worker || "—"],

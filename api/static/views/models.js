@@ -2,7 +2,7 @@
 
 import { download, get, send } from "../api.js";
 import {
-  coachFlags, el, empty, errorBox, fmt, loadCatalog, loading, mount, publicToggle, resultMetrics, shape, toast,
+  coachFlags, datasetLink, el, empty, errorBox, fmt, loadCatalog, loading, mount, publicToggle, resultMetrics, shape, toast,
   when,
 } from "../ui.js";
 import { playground } from "./playground.js";
@@ -93,8 +93,7 @@ function card(model, c) {
     ["Classes", c.class_names ? c.class_names.join(", ") : "—"],
     ["Parameters", fmt(c.params)],
     ["Preprocessing", c.preprocessing.method],
-    ["Dataset", el("span", {}, el("a", { href: `#/datasets/${encodeURIComponent(c.dataset.id)}` },
-      c.dataset.id), ` (seed ${c.dataset.seed}`,
+    ["Dataset", el("span", {}, datasetLink(c.dataset.id), ` (seed ${c.dataset.seed}`,
     c.dataset.split ? `; ${c.dataset.split.train} train, `
       + `${c.dataset.split.validation} validation, ${c.dataset.split.test} test` : "", ")")],
     ["Export parity", `max |ONNX − ${c.framework}| = ${fmt(c.export_parity.max_abs_diff, 3)} `
