@@ -469,6 +469,96 @@ def _torch_recurrent(script: Script, layer: S.Recurrent, shape: Shape) -> None:
                f"bias_init={TORCH_INITIALIZERS[layer.bias_initializer]}{forget})")
 
 
+CROP_TO = '''class CropTo(nn.Module):
+    """Keeps the first cells of each spatial axis: [batch, channels, *spatial] → [batch,
+    channels, *size] (Keras crops the odd cell of a transposed convolution at the end)."""
+
+    def __init__(self, *size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        return x[(..., *(slice(0, n) for n in self.size))]
+'''
+
+
+@TORCH_CODE(S.ConvTranspose, ranks=(2,))
+def _torch_conv_transpose(script: Script, layer: S.ConvTranspose, shape: Shape) -> None:
+    torch_layout(script, "first")
+    rank = layer.rank
+    window, strides = _pair(layer.kernel_size, rank), _pair(layer.strides, rank)
+    # torch gives (n − 1)·s + k + output_padding − 2·padding cells per axis; Keras n·s +
+    # max(k − s, 0) (valid) or n·s (same, cropping k − s cells, the odd one at the end).
+    output_padding = tuple(max(s - k, 0) for k, s in zip(window, strides, strict=True))
+    crop = (tuple(max(k - s, 0) for k, s in zip(window, strides, strict=True))
+            if layer.padding == "same" else (0,) * rank)
+    conv = (f"nn.ConvTranspose{rank}d({shape[-1]}, {layer.filters}, kernel_size={window}, "
+            f"stride={strides}, padding={tuple(c // 2 for c in crop)}, "
+            f"output_padding={output_padding}, bias={layer.use_bias})")
+    script.add(torch_initialized(script, conv, layer))
+    if any(c % 2 for c in crop):
+        size = ", ".join(map(str, layer.output_shape(shape)[:-1]))
+        script.add(script.helper("CropTo", CROP_TO) + f"({size})")
+    _torch_activation(script, layer.activation)
+
+
+POSITIONAL_EMBEDDING = '''class PositionalEmbedding(nn.Module):
+    """y[t] = x[t] + p[t]: a learned vector per time step, so that attention (blind to order)
+    knows where each step is."""
+
+    def __init__(self, steps, features, init):
+        super().__init__()
+        self.positions = nn.Parameter(torch.empty(steps, features))
+        init(self.positions.T)  # torch reads the fans transposed: Keras's, of [steps, features]
+
+    def forward(self, x):  # [batch, steps, features]
+        return x + self.positions
+'''
+SELF_ATTENTION = '''class SelfAttention(nn.Module):
+    """Keras's MultiHeadAttention of a sequence on itself: each head projects every step to a
+    query, key and value of key_dim values, A = softmax(Q·Kᵀ / √key_dim) over the steps (the
+    earlier ones and itself only, if causal), and the heads' A·V are projected back. Keras draws
+    the kernels with the fans of [features, heads, key_dim], torch's Linear with those of a
+    [heads·key_dim, features] matrix: the initial weights' scale differs a little."""
+
+    def __init__(self, features, heads, key_dim, causal, dropout, bias, kernel_init, bias_init):
+        super().__init__()
+        self.heads, self.causal, self.dropout = heads, causal, dropout
+        self.query, self.key, self.value = (
+            initialized(nn.Linear(features, heads * key_dim, bias=bias), kernel_init, bias_init)
+            for _ in range(3))
+        self.output = initialized(nn.Linear(heads * key_dim, features, bias=bias), kernel_init,
+                                  bias_init)
+
+    def forward(self, x):  # [batch, steps, features]
+        def by_head(projection):  # [batch, heads, steps, key_dim]
+            return projection(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+        attended = nn.functional.scaled_dot_product_attention(
+            by_head(self.query), by_head(self.key), by_head(self.value),
+            dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
+        return self.output(attended.transpose(1, 2).flatten(2))  # [batch, steps, features]
+'''
+
+
+@TORCH_CODE(S.PositionalEmbedding)
+def _torch_positional(script: Script, layer: S.PositionalEmbedding, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.add(script.helper("PositionalEmbedding", POSITIONAL_EMBEDDING)
+               + f"({shape[0]}, {shape[1]}, {TORCH_INITIALIZERS[layer.embeddings_initializer]})")
+
+
+@TORCH_CODE(S.MultiHeadAttention)
+def _torch_attention(script: Script, layer: S.MultiHeadAttention, shape: Shape) -> None:
+    torch_layout(script, "last")
+    script.helper("initialized", INITIALIZED)
+    script.add(script.helper("SelfAttention", SELF_ATTENTION)
+               + f"({shape[-1]}, heads={layer.num_heads}, key_dim={layer.head_size(shape)}, "
+               f"causal={layer.causal}, dropout={layer.dropout}, bias={layer.use_bias}, "
+               f"kernel_init={TORCH_INITIALIZERS[layer.kernel_initializer]}, "
+               f"bias_init={TORCH_INITIALIZERS[layer.bias_initializer]})")
+
+
 def _keras_initializers(layer: Any) -> str:
     return (f'kernel_initializer="{layer.kernel_initializer}", '
             f'bias_initializer="{layer.bias_initializer}"')
@@ -587,6 +677,61 @@ def _keras_repeat_vector(script: Script, layer: S.RepeatVector, shape: Shape) ->
 def _keras_embedding(script: Script, layer: S.Embedding, shape: Shape) -> None:
     script.add(f"layers.Embedding({layer.input_dim}, {layer.output_dim}, "
                f"embeddings_initializer=\"{layer.embeddings_initializer}\")")
+
+
+KERAS_POSITIONAL_EMBEDDING = '''class PositionalEmbedding(layers.Layer):
+    """y[t] = x[t] + p[t]: a learned vector per time step, so that attention (blind to order)
+    knows where each step is."""
+
+    def __init__(self, initializer):
+        super().__init__()
+        self.initializer = initializer
+
+    def build(self, input_shape):  # [batch, steps, features]
+        self.positions = self.add_weight(shape=tuple(input_shape[1:]),
+                                         initializer=self.initializer)
+
+    def call(self, x):
+        return x + self.positions
+'''
+KERAS_SELF_ATTENTION = '''class SelfAttention(layers.Layer):
+    """Keras's MultiHeadAttention of a sequence on itself: query, key and value are all x."""
+
+    def __init__(self, causal, **attention):
+        super().__init__()
+        self.causal = causal
+        self.attention = layers.MultiHeadAttention(**attention)
+
+    def build(self, input_shape):
+        self.attention.build(input_shape, input_shape)
+
+    def call(self, x, training=None):
+        return self.attention(x, x, use_causal_mask=self.causal, training=training)
+'''
+
+
+@KERAS_CODE(S.PositionalEmbedding)
+def _keras_positional(script: Script, layer: S.PositionalEmbedding, shape: Shape) -> None:
+    script.add(script.helper("PositionalEmbedding", KERAS_POSITIONAL_EMBEDDING)
+               + f"(\"{layer.embeddings_initializer}\")")
+
+
+@KERAS_CODE(S.MultiHeadAttention)
+def _keras_attention(script: Script, layer: S.MultiHeadAttention, shape: Shape) -> None:
+    script.add(script.helper("SelfAttention", KERAS_SELF_ATTENTION)
+               + f"(causal={layer.causal}, num_heads={layer.num_heads}, "
+               f"key_dim={layer.head_size(shape)}, dropout={layer.dropout}, "
+               f"use_bias={layer.use_bias}, {_keras_initializers(layer)})")
+
+
+@KERAS_CODE(S.ConvTranspose, ranks=(2,))
+def _keras_conv_transpose(script: Script, layer: S.ConvTranspose, shape: Shape) -> None:
+    rank = layer.rank
+    script.add(f"layers.Conv{rank}DTranspose({layer.filters}, "
+               f"kernel_size={_pair(layer.kernel_size, rank)}, "
+               f"strides={_pair(layer.strides, rank)}, padding=\"{layer.padding}\", "
+               f"activation={keras_activation(script, layer.activation)}, "
+               f"use_bias={layer.use_bias}, {_keras_initializers(layer)})")
 
 
 KERAS_RNNS = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
