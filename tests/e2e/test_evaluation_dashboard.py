@@ -85,3 +85,24 @@ def test_a_binary_job_draws_its_roc_and_precision_recall_curves(page, service): 
     auc = float(f"{report['pr']['auc']:.3g}")  # as the page rounds it: 3 digits
     assert title == f"Precision-recall (AUC {auc:g})"
     shot(page, "job-evaluation-binary")
+
+
+def test_a_version_is_evaluated_on_a_dataset_from_its_model_page(page, service):  # noqa: F811
+    wait(service, submit(service, tiny_job(epochs=2, name="iris-served")))
+    served = httpx.post(f"{service['url']}/models/iris-served/versions/1/evaluate",
+                        json={"dataset": "builtin:iris"},
+                        headers={"Authorization": f"Bearer {service['key']}"}).json()
+    page.wait_for_selector(".loading", state="detached")
+    page.goto(page.url.split("#")[0] + "#/models/iris-served/1")
+    page.wait_for_selector("#model-card >> text=on 30 test samples")
+    page.wait_for_selector("#evaluate-dataset option[value='builtin:iris']", state="attached")
+    page.select_option("#evaluate-dataset", "builtin:iris")
+    page.click("#evaluate button:has-text('Evaluate')")
+    page.wait_for_selector("#evaluate-result #confusion")
+    cells = page.eval_on_selector_all("#evaluate-result #confusion tbody tr", "rows => rows.map("
+                                      "r => [...r.querySelectorAll('td')].map(c => +c.innerText))")
+    assert cells == served["confusion_matrix"]
+    page.select_option("#evaluate-dataset", "builtin:wine")
+    page.click("#evaluate button:has-text('Evaluate')")
+    page.wait_for_selector("#evaluate-result [role=alert] >> text=has 13 features per sample")
+    shot(page, "model-evaluate")

@@ -2,7 +2,7 @@
 // misclassified samples, drawn for images, as rows for tabular data), per-class scores, ROC and
 // precision-recall curves for binary tasks, residuals for regression.
 
-import { get } from "../api.js";
+import { get, send } from "../api.js";
 import { el, errorBox, fmt, loading, mount, plot } from "../ui.js";
 import { picture } from "./datasets.js";
 
@@ -111,7 +111,7 @@ function regression(report) {
 }
 
 function draw(report, featureNames) {
-  const scope = `${report.samples} test samples`
+  const scope = `${report.samples} ${report.split === "test" ? "test " : ""}samples`
     + (report.per_time_step ? ` × ${report.steps} time steps, each step counted` : "");
   if (report.task === "regression") return [el("p", { class: "muted" }, scope), regression(report)];
   return [el("p", {}, `Accuracy ${fmt(report.accuracy)} on ${scope}; macro F1 `,
@@ -130,4 +130,29 @@ export function evaluationSection(job) {
     .catch((error) => mount(section, el("h2", {}, "Evaluation"), errorBox(error,
       "No evaluation")));
   return section;
+}
+
+// A version of the caller's evaluated on a dataset they pick, by its served ONNX graph.
+export function evaluateSection(name, version) {
+  const out = el("div", { id: "evaluate-result" });
+  const choice = el("select", { id: "evaluate-dataset", "aria-label": "dataset" });
+  get("/datasets").then((datasets) => mount(choice, datasets.map((d) => el("option",
+    { value: d.id }, d.id)))).catch((error) => mount(out, errorBox(error)));
+  const run = async (event) => {
+    event.preventDefault();
+    mount(out, loading("Evaluating"));
+    try {
+      const report = await send("POST", `/models/${encodeURIComponent(name)}/versions/${version}`
+        + "/evaluate", { dataset: choice.value });
+      const dataset = await get(`/datasets/${encodeURIComponent(choice.value)}`).catch(() => null);
+      mount(out, draw(report, dataset?.feature_names));
+    } catch (error) {
+      mount(out, errorBox(error, "Not evaluated"));
+    }
+  };
+  return el("section", { class: "card", id: "evaluate" }, el("h2", {}, `Evaluate v${version}`),
+    el("p", { class: "muted" }, "By the served ONNX graph: on the test split of the data it "
+      + "was trained on, else on every sample of the dataset."),
+    el("form", { class: "inline", onsubmit: run }, choice, " ",
+      el("button", { type: "submit", class: "primary" }, "Evaluate")), out);
 }

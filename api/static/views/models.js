@@ -5,6 +5,7 @@ import {
   coachFlags, datasetLink, el, empty, errorBox, fmt, loadCatalog, loading, mount, publicToggle, resultMetrics, shape, toast,
   when,
 } from "../ui.js";
+import { evaluateSection } from "./evaluation.js";
 import { playground } from "./playground.js";
 
 function headline(metrics) {
@@ -102,6 +103,10 @@ function card(model, c) {
     ["Formats", c.formats.join(", ")],
     ["Served by default", c.publishing],
     ["Training coach", coachFlags(c.coach) || "nothing to flag"],
+    ["Evaluation", c.evaluation ? el("a", { href: `#/jobs/${c.job_id}` }, c.evaluation.task
+      === "classification" ? `accuracy ${fmt(c.evaluation.accuracy)}, macro F1 `
+        + `${fmt(c.evaluation.macro_f1)}` : `MAE ${fmt(c.evaluation.mae)}, R² ${fmt(c.evaluation.r2)}`,
+    ` on ${c.evaluation.samples} test samples`) : "—"],
     ...metrics,
   ];
   return el("section", { class: "card", id: "model-card" },
@@ -135,7 +140,7 @@ async function show(root, name, versionText) {
     el("div", { class: "wide" },
       el("section", { class: "card" }, el("h2", {}, "Versions"),
         versionsTable(model, version, formats)),
-      play),
+      play, evaluateSection(model.name, version)),
     el("div", {},
       el("section", { class: "card" }, el("h2", {}, "Aliases"),
         Object.keys(model.aliases).length ? el("ul", {}, Object.entries(model.aliases).map(
