@@ -176,3 +176,20 @@ def test_a_job_on_an_upload_names_the_dataset_not_its_id(page, service):  # noqa
     page.goto(page.url.split("#")[0] + f"#/jobs/{job_id}")
     page.wait_for_selector(".dataset-link:has-text('my flowers')")
     assert page.get_attribute(".dataset-link", "title") == dataset_id
+
+
+def test_submit_stays_in_reach_on_a_long_spec(page):  # noqa: F811
+    page.wait_for_selector("h1:has-text('Jobs')")
+    page.wait_for_selector(".loading", state="detached")
+    page.goto(page.url.split("#")[0] + "#/new")
+    page.wait_for_selector("#spec")
+    body = tiny_job(name="long")
+    body["model"]["layers"] = [{"type": "dense", "units": 8}] * 40 + body["model"]["layers"][-1:]
+    page.fill("#spec", json.dumps(body, indent=2))
+    page.wait_for_selector("#layer-40")
+    page.evaluate("window.scrollTo(0, 0)")
+    button = page.locator("button:has-text('Submit job')").bounding_box()
+    height = page.viewport_size["height"]
+    assert page.evaluate("document.documentElement.scrollHeight") > 2 * height  # a long page
+    assert 0 <= button["y"] and button["y"] + button["height"] <= height
+    shot(page, "new-job-sticky-submit")

@@ -360,7 +360,9 @@ export async function render(root) {
         el("label", { for: "dataset" }, "Dataset"), datasetSelect, datasetSchema,
         el("label", { for: "framework" }, "Framework"), framework,
         el("label", { for: "device" }, "Device"), device,
-        submit, submitBox))));
+        submitBox))),
+  // Stuck to the bottom of the window: Submit stays in reach however long the spec.
+  el("div", { class: "submit-bar" }, submit));
   mount(root, el("div", { class: "head" }, el("h1", {}, "New job")), form);
   const draft = sessionStorage.getItem(DRAFT);
   if (draft) { editor.value = draft; changed(); } else await loadExample(examples[0]);
