@@ -294,14 +294,34 @@ def _torch_conv(script: Script, layer: S.Conv, shape: Shape) -> None:
     _torch_activation(script, layer.activation)
 
 
+SAME_POOL = '''class SamePool(nn.Module):
+    """Keras's 'same' pooling, which torch's lacks: the input padded (the odd cell after) so
+    that each axis of n cells gives ⌈n / strides⌉; a maximum never picks the padding, and an
+    average counts the cells inside the input only."""
+
+    def __init__(self, pool, pads):  # pads: F.pad's order, the last axis first
+        super().__init__()
+        self.pool, self.pads = pool, pads
+
+    def forward(self, x):
+        if isinstance(self.pool, (nn.MaxPool1d, nn.MaxPool2d)):
+            return self.pool(nn.functional.pad(x, self.pads, value=float("-inf")))
+        inside = nn.functional.pad(torch.ones_like(x[:1, :1]), self.pads)  # 1 inside, 0 out
+        return self.pool(nn.functional.pad(x, self.pads)) / self.pool(inside)
+'''
+
+
 @TORCH_CODE(S.Pool, ranks=(1, 2))
 def _torch_pool(script: Script, layer: S.Pool, shape: Shape) -> None:
-    if layer.padding == "same":
-        raise Refused("torch's pooling has no 'same' padding")
     torch_layout(script, "first")
     window, strides = layer.window()
     kind = "Max" if isinstance(layer, S.MaxPool) else "Avg"
-    script.add(f"nn.{kind}Pool{layer.rank}d(kernel_size={window}, stride={strides})")
+    pool = f"nn.{kind}Pool{layer.rank}d(kernel_size={window}, stride={strides})"
+    if layer.padding == "same":
+        pads = same_padding(shape[:-1], window, strides, (1,) * layer.rank)
+        last_axis_first = tuple(pad for axis in reversed(pads) for pad in axis)
+        pool = f"{script.helper('SamePool', SAME_POOL)}({pool}, pads={last_axis_first})"
+    script.add(pool)
 
 
 GLOBAL_POOL = '''class Global{kind}Pool(nn.Module):
