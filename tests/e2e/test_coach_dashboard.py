@@ -193,3 +193,17 @@ def test_submit_stays_in_reach_on_a_long_spec(page):  # noqa: F811
     assert page.evaluate("document.documentElement.scrollHeight") > 2 * height  # a long page
     assert 0 <= button["y"] and button["y"] + button["height"] <= height
     shot(page, "new-job-sticky-submit")
+
+
+def test_a_submit_refusal_clears_once_the_spec_is_fixed(page):  # noqa: F811
+    page.wait_for_selector("h1:has-text('Jobs')")
+    page.wait_for_selector(".loading", state="detached")
+    page.goto(page.url.split("#")[0] + "#/new")
+    page.wait_for_selector("#spec")
+    body = {**tiny_job(name="refused-then-fixed"), "max_runtime_s": 10**9}
+    page.fill("#spec", json.dumps(body, indent=2))
+    page.wait_for_selector("#validity >> text=Valid")
+    page.click("button:has-text('Submit job')")
+    page.wait_for_selector("[role=alert] >> text=max_runtime_s")
+    page.fill("#spec", json.dumps({**body, "max_runtime_s": 60}, indent=2))
+    page.wait_for_selector("[role=alert] >> text=max_runtime_s", state="detached")

@@ -252,7 +252,9 @@ export async function render(root) {
     const mine = ++sequence;
     try {
       const report = await send("POST", "/specs/validate", spec);
-      if (mine === sequence) drawDiagram(spec, report);
+      if (mine !== sequence) return;
+      drawDiagram(spec, report);
+      if (report.valid) mount(submitBox);  // a refusal of an earlier submit no longer holds
     } catch (error) {
       if (mine === sequence) mount(diagram, errorBox(error, "Validation failed"));
     }
