@@ -210,6 +210,82 @@ def _radial_net(combination: str, framework: str) -> str:
             .replace("widths² d", "ops.square(self.widths) * d"))
 
 
+SUMS = {  # the combinations that sum the inputs: torch's module, Keras's layer
+    "additive": ('''class AdditiveDense(nn.Module):
+    """g = Σᵢ xᵢ, then the activation: Capas's additive combination (no weights: every unit's
+    net input is the same sum)."""
+
+    def __init__(self, fan_in, units, kernel_init, bias_init, bias):
+        super().__init__()
+        self.units = units
+
+    def forward(self, x):
+        return x.sum(dim=-1, keepdim=True).expand(*x.shape[:-1], self.units)
+''', '''class AdditiveDense(layers.Layer):
+    """g = Σᵢ xᵢ, then the activation: Capas's additive combination (no weights: every unit's
+    net input is the same sum)."""
+
+    def __init__(self, units, activation, use_bias, kernel_initializer, bias_initializer):
+        super().__init__()
+        self.units, self.activation = units, keras.activations.get(activation)
+
+    def call(self, x):
+        return self.activation(ops.repeat(ops.sum(x, axis=-1, keepdims=True), self.units, -1))
+'''),
+    "eqslopes": ('''class EqslopesDense(nn.Module):
+    """g = bⱼ + Σᵢ wᵢ xᵢ, then the activation: Capas's eqslopes combination (one weight per
+    input, shared by every unit, and a bias per unit)."""
+
+    def __init__(self, fan_in, units, kernel_init, bias_init, bias):
+        super().__init__()
+        self.units = units
+        self.kernel = nn.Parameter(torch.empty(fan_in))
+        kernel_init(self.kernel.unsqueeze(0))  # torch's fan-in of [1, fan_in]: Keras's
+        self.bias = nn.Parameter(torch.empty(units)) if bias else None
+        if bias:
+            bias_init(self.bias)
+
+    def forward(self, x):
+        net = (x @ self.kernel).unsqueeze(-1).expand(*x.shape[:-1], self.units)
+        return net if self.bias is None else net + self.bias
+''', '''class EqslopesDense(layers.Layer):
+    """g = bⱼ + Σᵢ wᵢ xᵢ, then the activation: Capas's eqslopes combination (one weight per
+    input, shared by every unit, and a bias per unit)."""
+
+    def __init__(self, units, activation, use_bias, kernel_initializer, bias_initializer):
+        super().__init__()
+        self.units, self.activation = units, keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1],),
+                                      initializer=self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer)
+
+    def call(self, x):
+        net = ops.repeat(ops.expand_dims(ops.matmul(x, self.kernel), -1), self.units, -1)
+        return self.activation(net + self.bias if self.use_bias else net)
+'''),
+}
+# A vector's fans, as Keras computes them, are its length both: Glorot's draws are LeCun's.
+VECTOR_KERNELS = {"glorot_uniform": "lecun_uniform", "glorot_normal": "lecun_normal"}
+
+
+def _check_sum(layer: S.Dense) -> None:
+    if layer.combination == "eqslopes" and layer.kernel_initializer == "orthogonal":
+        raise Refused("an orthogonal draw needs a matrix; eqslopes's weights are a vector")
+
+
+def _torch_sum(script: Script, layer: S.Dense, shape: Shape) -> None:
+    _check_sum(layer)
+    kernel = VECTOR_KERNELS.get(layer.kernel_initializer, layer.kernel_initializer)
+    name = script.helper(f"{_camel(layer.combination)}Dense", SUMS[layer.combination][0])
+    script.add(f"{name}({shape[-1]}, {layer.units}, {TORCH_INITIALIZERS[kernel]}, "
+               f"{TORCH_INITIALIZERS[layer.bias_initializer]}, bias={layer.use_bias})")
+
+
 def _radial_weights(layer: S.Dense) -> tuple[tuple[str, str], ...]:
     if layer.combination not in RADIAL:
         raise Refused(f"the {layer.combination} combination is not written as a script yet")
@@ -238,7 +314,9 @@ def _radial_doc(layer: S.Dense) -> str:
 @TORCH_CODE(S.Dense)
 def _torch_dense(script: Script, layer: S.Dense, shape: Shape) -> None:
     torch_layout(script, "last")
-    if layer.combination == "linear":
+    if layer.combination in SUMS:
+        _torch_sum(script, layer, shape)
+    elif layer.combination == "linear":
         linear = f"nn.Linear({shape[-1]}, {layer.units}, bias={layer.use_bias})"
         script.add(torch_initialized(script, linear, layer))
     else:
@@ -587,6 +665,12 @@ def _keras_initializers(layer: Any) -> str:
 @KERAS_CODE(S.Dense)
 def _keras_dense(script: Script, layer: S.Dense, shape: Shape) -> None:
     activation = keras_activation(script, layer.activation)
+    if layer.combination in SUMS:
+        _check_sum(layer)
+        name = script.helper(f"{_camel(layer.combination)}Dense", SUMS[layer.combination][1])
+        script.add(f"{name}({layer.units}, activation={activation}, use_bias={layer.use_bias}, "
+                   f"{_keras_initializers(layer)})")
+        return
     if layer.combination != "linear":
         extra = _radial_weights(layer)
         name = f"{_camel(layer.combination)}Dense"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from ml import spec as S
 from ml.catalog import COMBINATIONS
-from ml.codegen import BUILTIN_LOADERS, FRAMEWORKS, RADIAL, WRITERS, generate, npz_name
+from ml.codegen import BUILTIN_LOADERS, FRAMEWORKS, WRITERS, generate, npz_name
 from ml.datasets import load_builtin
 from ml.errors import SpecError
 from ml.registry import MissingBuilder
@@ -64,7 +64,7 @@ def test_examples_compile_or_are_refused_naming_the_layer(name, framework):
     spec = parse_job_spec(example(name))
     unwritten = [i for i, layer in enumerate(spec.model.layers)
                  if layer.type in NOT_WRITTEN
-                 or getattr(layer, "combination", "linear") not in ("linear", *RADIAL)]
+                 or getattr(layer, "combination", "linear") not in COMBINATIONS]
     if not unwritten:
         compile(generate(spec, _schema(spec), framework), name, "exec")
         return
@@ -104,6 +104,8 @@ def test_every_written_layer_type_runs_in_one_script(framework, tmp_path):
         {"type": "global_maxpool"}, {"type": "reshape", "target_shape": [2, 2]},
         {"type": "global_avgpool"}, {"type": "flatten"}, {"type": "dropout", "rate": 0.1},
         {"type": "dense", "units": 6, "combination": "xradial", "activation": "gauss"},
+        {"type": "dense", "units": 6, "combination": "eqslopes", "activation": "tanh"},
+        {"type": "dense", "units": 6, "combination": "additive", "activation": "sine"},
         {"type": "dense", "units": 10, "activation": "softmax"}],
         "objective": "categorical_crossentropy"}, "training": {"epochs": 1},
         "dataset": "builtin:digits"}
@@ -114,19 +116,13 @@ def test_every_written_layer_type_runs_in_one_script(framework, tmp_path):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("combination", sorted(COMBINATIONS))
-def test_each_combination_is_written_out_or_refused_naming_the_layer(combination, framework):
+def test_each_combination_is_written_out(combination, framework):
     job = example("rbf-iris.json")
     job["model"]["layers"][0]["combination"] = combination
     spec = parse_job_spec(job)
-    if combination in ("linear", *RADIAL):
-        code = generate(spec, _schema(spec), framework)
-        compile(code, combination, "exec")
-        assert combination == "linear" or f"class {combination.capitalize()}Dense" in code
-        return
-    with pytest.raises(SpecError) as refused:
-        generate(spec, _schema(spec), framework)
-    assert refused.value.issues[0].path == "model.layers[0].type"
-    assert combination in refused.value.issues[0].message
+    code = generate(spec, _schema(spec), framework)
+    compile(code, combination, "exec")
+    assert combination == "linear" or f"class {combination.capitalize()}Dense" in code
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -218,7 +214,7 @@ def test_the_api_refuses_a_bad_framework_an_unwritten_layer_and_another_members_
     assert bad.json()["error"]["details"][0]["value"] == "jax"
 
     body = example("rbf-iris.json")
-    body["model"]["layers"][0]["combination"] = "eqslopes"
+    body["model"]["layers"][0].update(combination="eqslopes", kernel_initializer="orthogonal")
     unwritten = api.post("/jobs", json=body).json()
     refused = api.get(f"/jobs/{unwritten['id']}/code")
     assert refused.status_code == 422
