@@ -30,10 +30,13 @@ MAX_SHOWN_CHARS = 100  # of a value echoed in a message
 
 
 def closest(name: object, choices: Iterable[str]) -> str:
-    if len(str(name)) > MAX_NAME_CHARS:
-        return ""
-    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else ""
+    """The near match of a misspelt name, else the valid names: a guess is never a dead end."""
+    names = list(choices)
+    match = (difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
+             if len(str(name)) <= MAX_NAME_CHARS else [])
+    if match:
+        return f"; did you mean '{match[0]}'?"
+    return f"; valid: {', '.join(names)}" if names else ""
 
 
 def shown(value: Any) -> str:

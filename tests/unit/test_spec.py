@@ -14,6 +14,18 @@ def issues_of(body: dict) -> dict[str, str]:
     return {issue.path: issue.message for issue in caught.value.issues}
 
 
+def test_a_name_with_no_near_match_is_answered_with_the_valid_names():
+    body = example("mlp-digits.json")
+    body["model"]["layers"][1]["type"] = "zzzz"
+    body["model"]["layers"][0]["activation"] = "qqqq"
+    found = issues_of(body)
+    layer = found["model.layers[1]"]
+    assert layer.startswith("unknown type 'zzzz'; valid: ") and "dropout" in layer
+    assert "conv2d" in layer and "batchnorm" in layer
+    activation = found["model.layers[0].activation"]
+    assert activation.startswith("unknown activation 'qqqq'; valid: ") and "relu" in activation
+
+
 def test_mlp_example_parses_with_explicit_defaults():
     spec = parse_job_spec(example("mlp-digits.json"))
     assert spec.model.layers[0].kernel_initializer == "glorot_uniform"
