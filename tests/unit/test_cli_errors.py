@@ -57,7 +57,9 @@ def test_every_command_that_calls_the_api_prints_a_refused_key_and_exits_1(capas
                  "users list": [],
                  "keys create": [], "keys list": [], "keys revoke": ["1"],
                  "study submit": [spec], "study watch": ["s"], "study list": [],
-                 "study show": ["s"], "study cancel": ["s"], "study publish": ["s"]}
+                 "study show": ["s"], "study cancel": ["s"], "study publish": ["s"],
+                 "evaluation": [UNKNOWN_JOB], "evaluate": ["tiny", "1", "--dataset", "ds"],
+                 "code": [UNKNOWN_JOB]}
     assert set(arguments) == _command_paths(typer.main.get_command(app)) - SERVER_SIDE
     for command, args in arguments.items():
         refused = capas(*command.split(), *map(str, args), key="capas_not-a-key")
