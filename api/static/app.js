@@ -27,6 +27,7 @@ const ROUTES = [
 
 const main = document.getElementById("main");
 let cleanup = null;
+let navigation = 0;  // counts the routes taken: a render that ends after the next began is stale
 
 // `capas up` prints a link `/#key=...`: take the key, then drop it from the address bar and
 // the history so that it is neither bookmarked nor shared by accident.
@@ -62,6 +63,7 @@ function signInForm(problem) {
 async function route() {
   if (cleanup) cleanup();
   cleanup = null;
+  const current = ++navigation;
   const path = location.hash.replace(/^#/, "") || "/jobs";
   for (const link of document.querySelectorAll("#nav a")) {
     const here = path === link.hash.slice(1) || path.startsWith(`${link.hash.slice(1)}/`);
@@ -73,12 +75,22 @@ async function route() {
     if (!match) continue;
     const captures = match.slice(1)
       .map((c) => (c === undefined ? undefined : decodeURIComponent(c)));
+    // Each page draws into a container of its own: a page still loading when the address
+    // changes ends up drawing into a container no longer shown, never over the next page.
+    const page = el("div", { class: "page" });
+    mount(main, page);
+    let done = null;
     try {
       await loadCatalog();  // the vocabulary every view draws on
-      cleanup = (await view.render(main, ...captures)) || null;
+      done = (await view.render(page, ...captures)) || null;
     } catch (error) {
-      mount(main, errorBox(error, "This page could not be shown"));
+      mount(page, errorBox(error, "This page could not be shown"));
     }
+    if (current !== navigation) {  // left while it loaded: stop what it started
+      if (done) done();
+      return;
+    }
+    cleanup = done;
     main.focus({ preventScroll: true });
     return;
   }

@@ -400,3 +400,29 @@ def test_catalog_datasets_and_phone_width(page, browser, link):
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(phone, "new-job-phone")
     phone.context.close()
+
+
+def test_a_page_still_loading_never_draws_over_the_next(page):
+    """The jobs list's answer is held until the catalog has been drawn: the late list must
+    not replace the page the student went to."""
+    catalog = page.url.split("#")[0] + "#/catalog"
+    page.goto(catalog)
+    page.wait_for_selector("#activation-elliott .mini-chart .main-svg")
+    held = []
+    page.route("**/jobs?limit=*", lambda route: held.append(route))
+    with page.expect_request("**/jobs?limit=*"):
+        page.goto(page.url.split("#")[0] + "#/jobs")
+    for _ in range(100):  # the route's handler runs as the page's events are processed
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the jobs list was never asked for"
+    page.goto(catalog)
+    page.wait_for_selector("#activation-elliott .mini-chart .main-svg")
+    with page.expect_response("**/jobs?limit=*"):
+        held[0].continue_()
+    # The late list has had its chance to draw (on a slow host this can only miss the bug,
+    # never fail without it).
+    page.wait_for_timeout(500)
+    assert page.locator("#main table.jobs").count() == 0
+    assert page.locator("figure.activation").count() >= 19
