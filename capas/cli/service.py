@@ -12,7 +12,13 @@ from typing import Annotated
 import typer
 
 from capas.cli.console import console, fail, say
-from capas.cli.supervisor import WorkerSupervisor, visible_gpus, worker_command, worker_env
+from capas.cli.supervisor import (
+    WorkerSupervisor,
+    embedded_concurrency,
+    visible_gpus,
+    worker_command,
+    worker_env,
+)
 
 app = typer.Typer()
 admin_app = typer.Typer(help="On the server host, with its settings: recover admin access.",
@@ -86,7 +92,8 @@ def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)
        port: Annotated[int | None, typer.Option(help="API port (else CAPAS_PORT)")] = None,
        workers: Annotated[int | None, typer.Option(
            min=1, help="jobs (a study's trials among them) trained at once "
-                       "(else CAPAS_WORKER_CONCURRENCY, 1)")] = None
+                       "(else CAPAS_WORKER_CONCURRENCY, else one per CAPAS_TORCH_THREADS "
+                       "cores)")] = None
        ) -> None:
     """Start the embedded service: migrations, API and one worker, in one process tree."""
     import uvicorn
@@ -105,7 +112,7 @@ def up(host: Annotated[str | None, typer.Option(help="API host (else CAPAS_HOST)
     key = _migrate_and_bootstrap(settings)
     _record_url(settings)
     url = f"http://{settings.host}:{settings.port}"
-    supervised = [WorkerSupervisor(worker_command("cpu", workers or settings.worker_concurrency,
+    supervised = [WorkerSupervisor(worker_command("cpu", workers or embedded_concurrency(settings),
                                                   "capas-embedded@%h"))]
     supervised += [WorkerSupervisor(worker_command("cuda", 1, f"capas-cuda{gpu}@%h"),
                                     {"CUDA_VISIBLE_DEVICES": str(gpu)})

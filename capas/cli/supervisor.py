@@ -9,8 +9,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from capas.cli.console import err
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 def worker_command(queues: str, concurrency: int, name: str) -> list[str]:
@@ -21,6 +25,14 @@ def worker_command(queues: str, concurrency: int, name: str) -> list[str]:
     # `-P` and the `workers` entry point: nothing is imported from the working folder.
     return [sys.executable, "-P", "-m", "workers", "worker", "-Q", queues, *pool, "-n", name,
             "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+
+
+def embedded_concurrency(settings: "Settings") -> int:
+    """How many jobs the embedded worker trains at once, unless `CAPAS_WORKER_CONCURRENCY`
+    says: what the cores allow for small models, each job on `torch_threads` of them."""
+    if "worker_concurrency" in settings.model_fields_set:
+        return settings.worker_concurrency
+    return max(1, (os.cpu_count() or 1) // settings.torch_threads)
 
 
 def worker_env() -> dict[str, str]:
