@@ -100,6 +100,20 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+@pytest.fixture
+def workers(cluster_settings):
+    """Starts named workers on demand (`workers("name")`); stops them all at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(name: str) -> subprocess.Popen:
+        started.append(start_worker(cluster_settings, name))
+        return started[-1]
+
+    yield start
+    for process in started:
+        stop(process)
+
+
 @pytest.fixture(scope="module")
 def worker(cluster_settings):
     process = start_worker(cluster_settings, "it")

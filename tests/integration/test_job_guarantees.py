@@ -7,7 +7,6 @@ import sys
 import time
 
 import httpx
-import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -16,7 +15,7 @@ from core.broker import TRAIN_TASK, celery_for
 from core.db import session_scope
 from core.models import JobMetric, ModelVersion
 from tests.conftest import ROOT, example, free_port, tiny_job
-from tests.integration.conftest import cluster_env, start_worker, stop, wait_for, wait_for_job
+from tests.integration.conftest import cluster_env, wait_for, wait_for_job
 
 
 def long_job(name: str, epochs: int = 30) -> dict:
@@ -45,19 +44,6 @@ def held_by_a_worker(settings, job_id: str) -> bool:
     inspect = celery_for(settings).control.inspect(timeout=1)
     tasks = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
     return any(job_id in task["args"] for held in tasks for task in held)
-
-
-@pytest.fixture
-def workers(cluster_settings):
-    started: list[subprocess.Popen] = []
-
-    def start(name: str) -> subprocess.Popen:
-        started.append(start_worker(cluster_settings, name))
-        return started[-1]
-
-    yield start
-    for process in started:
-        stop(process)
 
 
 def test_sigkill_mid_epoch_then_a_new_worker_resumes_the_job(cluster_api, cluster_settings,

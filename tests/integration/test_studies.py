@@ -4,17 +4,14 @@ study that survives a worker killed mid-study."""
 
 import os
 import signal
-import subprocess
 import time
 import uuid
 
-import pytest
 from sqlalchemy import select
 
 from core.db import session_scope
 from core.models import JobMetric
 from tests.conftest import tiny_job
-from tests.integration.conftest import start_worker, stop
 from tests.integration.test_job_guarantees import long_job
 
 ACTIVE = ("queued", "running")
@@ -110,22 +107,9 @@ def test_cancelling_a_study_leaves_no_trial_running(cluster_api, worker):
     assert events.text.rstrip().endswith('event: end\ndata: {"status": "cancelled"}')
 
 
-@pytest.fixture
-def two_workers(cluster_settings):
-    started: list[subprocess.Popen] = []
-
-    def start(name: str) -> subprocess.Popen:
-        started.append(start_worker(cluster_settings, name))
-        return started[-1]
-
-    yield start
-    for process in started:
-        stop(process)
-
-
 def test_a_twelve_trial_study_survives_a_worker_killed_mid_study(cluster_api, cluster_settings,
-                                                                 two_workers):
-    doomed, _ = two_workers("doomed-study"), two_workers("steady-study")
+                                                                 workers):
+    doomed, _ = workers("doomed-study"), workers("steady-study")
     response = cluster_api.post("/studies", json={
         "name": "survivor", "base": long_job(unique("study-survivor"), epochs=6),
         "space": {"training.seed": {"grid": list(range(12))}},
